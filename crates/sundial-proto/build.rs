@@ -28,8 +28,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .generate_default_stubs(true)
-        .extern_path(".temporal.api", "::temporalio_protos::protos::temporal::api")
-        .extern_path(".grpc.health.v1", "::temporalio_protos::protos::grpc::health::v1")
+        .extern_path(
+            ".temporal.api",
+            "::temporalio_protos::protos::temporal::api",
+        )
+        .extern_path(
+            ".grpc.health.v1",
+            "::temporalio_protos::protos::grpc::health::v1",
+        )
         .compile_fds(descriptor_set)?;
     Ok(())
 }

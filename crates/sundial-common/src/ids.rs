@@ -26,7 +26,11 @@ impl WorkflowKey {
 
 impl fmt::Display for WorkflowKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{}/{}/{}", self.namespace_id, self.workflow_id, self.run_id)
+        write!(
+            formatter,
+            "{}/{}/{}",
+            self.namespace_id, self.workflow_id, self.run_id
+        )
     }
 }
 

@@ -1,0 +1,72 @@
+//! Rebuilding mutable state from history alone, and the tasks a loaded run needs again.
+
+use sundial_proto::api::history::v1::HistoryEvent;
+
+use crate::apply::apply_event;
+use crate::state::{ExecutionInfo, MutableState};
+use crate::tasks::{Task, TaskType};
+
+/// Applies every event in order to an empty state.
+pub fn replay(namespace_id: &str, events: &[HistoryEvent]) -> MutableState {
+    let mut state = MutableState {
+        info: Some(ExecutionInfo {
+            namespace_id: namespace_id.to_string(),
+            next_event_id: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for event in events {
+        apply_event(&mut state, event);
+    }
+    state
+}
+
+/// Dispatch and timer tasks implied by a run's state: what must be re-armed after a restart.
+/// Transfer tasks are persisted separately and are not rebuilt here.
+pub fn rebuild_tasks(state: &MutableState) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    if !state.is_running() {
+        return tasks;
+    }
+    let info = state.info();
+    if info.run_expiration_ms > 0 {
+        tasks.push(Task::new(
+            TaskType::WorkflowRunTimeout,
+            info.run_expiration_ms,
+            0,
+        ));
+    }
+    if info.backoff_pending {
+        tasks.push(Task::new(
+            TaskType::WorkflowBackoff,
+            info.execution_time_ms,
+            0,
+        ));
+    }
+    if let Some(workflow_task) = state.workflow_task.as_ref() {
+        if workflow_task.started_event_id == 0 {
+            let mut dispatch =
+                Task::new(TaskType::WorkflowTask, 0, workflow_task.scheduled_event_id);
+            dispatch.attempt = workflow_task.attempt;
+            dispatch.task_queue = workflow_task.task_queue.clone();
+            tasks.push(dispatch);
+        } else {
+            let mut timeout = Task::new(
+                TaskType::WorkflowTaskTimeout,
+                workflow_task.started_time_ms + workflow_task.timeout_ms,
+                workflow_task.scheduled_event_id,
+            );
+            timeout.attempt = workflow_task.attempt;
+            timeout.timeout_type = sundial_proto::api::enums::v1::TimeoutType::StartToClose as i32;
+            tasks.push(timeout);
+        }
+    }
+    for activity in state.activities.values() {
+        tasks.extend(crate::activity::pending_tasks(activity));
+    }
+    for timer in state.timers.values() {
+        tasks.push(crate::timer::timer_task(timer));
+    }
+    tasks
+}
