@@ -1,0 +1,69 @@
+//! Storage for Sundial: the store trait that history and the frontend use, and its SQL
+//! implementation (SQLite today; the schema and the fenced, versioned writes are laid out so
+//! PostgreSQL and MySQL follow without redesign). Depends on `sundial-common`, the proto types
+//! and the history-core state types; knows nothing of services or gRPC.
+
+mod records;
+mod schema;
+mod sqlite;
+
+pub use records::*;
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use async_trait::async_trait;
+use sundial_common::Result;
+use sundial_proto::api::history::v1::HistoryEvent;
+
+/// Everything Sundial persists. Every write is one atomic, durable transaction: when a write
+/// returns `Ok`, its effect is synced to disk.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Takes ownership of a shard: bumps and returns its `range_id`, which fences every later
+    /// write of the previous owner.
+    async fn acquire_shard(&self, shard_id: u32) -> Result<i64>;
+
+    async fn create_namespace(&self, namespace: NamespaceRecord) -> Result<()>;
+    async fn update_namespace(&self, namespace: NamespaceRecord) -> Result<()>;
+    async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;
+
+    async fn get_current_execution(
+        &self,
+        namespace_id: &str,
+        workflow_id: &str,
+    ) -> Result<Option<CurrentExecution>>;
+    async fn load_execution(
+        &self,
+        namespace_id: &str,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Option<LoadedExecution>>;
+    /// Runs of a shard that are still open, for re-arming their timers and dispatches.
+    async fn list_open_executions(&self, shard_id: u32) -> Result<Vec<ExecutionRef>>;
+
+    /// Events with ids in `[first_event_id, next_event_id)`, whole batches at a time, stopping
+    /// after the batch that reaches `max_events`.
+    async fn read_history(
+        &self,
+        namespace_id: &str,
+        run_id: &str,
+        first_event_id: i64,
+        next_event_id: i64,
+        max_events: usize,
+    ) -> Result<Vec<HistoryEvent>>;
+
+    /// Applies a batch atomically. Fails with `Conflict` when an execution's version or the
+    /// current run changed underneath, and `ShardOwnershipLost` when the shard was taken over.
+    async fn write(&self, batch: WriteBatch) -> Result<()>;
+
+    async fn list_transfer_tasks(&self, shard_id: u32) -> Result<Vec<TransferTaskRecord>>;
+    async fn delete_transfer_task(&self, shard_id: u32, task_id: i64) -> Result<()>;
+
+    /// Visibility: runs of a namespace, newest first, after the `(start_time, run_id)` cursor.
+    async fn list_executions(
+        &self,
+        namespace_id: &str,
+        page_size: usize,
+        after: Option<(i64, String)>,
+    ) -> Result<Vec<VisibilityRecord>>;
+    async fn count_executions(&self, namespace_id: &str) -> Result<i64>;
+}

@@ -1,0 +1,68 @@
+//! The SQLite schema, versioned. Each migration runs once, in order, in one transaction.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE namespaces (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE shards (
+        shard_id INTEGER PRIMARY KEY,
+        range_id INTEGER NOT NULL
+    );
+    CREATE TABLE executions (
+        namespace_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        shard_id INTEGER NOT NULL,
+        db_version INTEGER NOT NULL,
+        next_event_id INTEGER NOT NULL,
+        state_encoding INTEGER NOT NULL,
+        state BLOB NOT NULL,
+        workflow_type TEXT NOT NULL,
+        task_queue TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        start_time INTEGER NOT NULL,
+        close_time INTEGER NOT NULL,
+        execution_time INTEGER NOT NULL,
+        memo BLOB,
+        search_attributes BLOB,
+        parent_workflow_id TEXT NOT NULL DEFAULT '',
+        parent_run_id TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (namespace_id, workflow_id, run_id)
+    );
+    CREATE INDEX executions_by_shard_status ON executions (shard_id, status);
+    CREATE INDEX executions_by_start ON executions (namespace_id, start_time DESC, run_id DESC);
+    CREATE TABLE current_executions (
+        namespace_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        start_request_id TEXT NOT NULL,
+        PRIMARY KEY (namespace_id, workflow_id)
+    );
+    CREATE TABLE history_node (
+        namespace_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        first_event_id INTEGER NOT NULL,
+        last_event_id INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (namespace_id, run_id, first_event_id)
+    );
+    CREATE TABLE transfer_tasks (
+        shard_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        namespace_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (shard_id, task_id)
+    );
+    CREATE TABLE cluster_metadata (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+];

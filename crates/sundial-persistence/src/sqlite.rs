@@ -1,0 +1,719 @@
+//! The SQLite store. One writer thread owns the write connection and group-commits: it takes
+//! every write that is waiting, applies each inside its own savepoint, and commits them with a
+//! single fsync. Reads use a small pool of connections; WAL mode lets them run beside writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use prost::Message;
+use rusqlite::{Connection, OptionalExtension, params};
+use sundial_common::{Error, Result};
+use sundial_history_core::state::{MutableState, STATE_ENCODING_V1};
+use sundial_history_core::tasks::Task;
+use sundial_proto::api::history::v1::{History, HistoryEvent};
+use tokio::sync::oneshot;
+
+use crate::Store;
+use crate::records::*;
+use crate::schema::MIGRATIONS;
+
+const READ_CONNECTIONS: usize = 4;
+const MAX_GROUP: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    /// Sync every commit to disk (`synchronous=FULL`). Off only for throwaway databases.
+    pub durable: bool,
+}
+
+struct WriteRequest {
+    batch: WriteBatch,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+pub struct SqliteStore {
+    writer: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    writer_thread: Mutex<Option<thread::JoinHandle<()>>>,
+    path: PathBuf,
+    durable: bool,
+}
+
+fn db_error(error: rusqlite::Error) -> Error {
+    Error::Unavailable(format!("database: {error}"))
+}
+
+fn decode_error(error: prost::DecodeError) -> Error {
+    Error::CorruptState(format!("decode stored blob: {error}"))
+}
+
+fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
+    let connection = Connection::open(path).map_err(db_error)?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(db_error)?;
+    let synchronous = if durable { "FULL" } else { "OFF" };
+    connection
+        .execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
+        ))
+        .map_err(db_error)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<()> {
+    connection
+        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")
+        .map_err(db_error)?;
+    let current: i64 = connection
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(db_error)?;
+    for (index, migration) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let transaction = connection.transaction().map_err(db_error)?;
+        transaction.execute_batch(migration).map_err(db_error)?;
+        transaction
+            .execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                params![version],
+            )
+            .map_err(db_error)?;
+        transaction.commit().map_err(db_error)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    pub fn open(options: SqliteOptions) -> Result<Self> {
+        if let Some(parent) = options.path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| Error::Unavailable(format!("create data directory: {error}")))?;
+        }
+        let mut write_connection = open_connection(&options.path, options.durable)?;
+        migrate(&mut write_connection)?;
+        let mut readers = Vec::new();
+        for _ in 0..READ_CONNECTIONS {
+            readers.push(open_connection(&options.path, options.durable)?);
+        }
+        let (sender, receiver) = mpsc::channel::<WriteRequest>();
+        let writer_thread = thread::Builder::new()
+            .name("sundial-sqlite-writer".into())
+            .spawn(move || writer_loop(write_connection, receiver))
+            .map_err(|error| Error::internal(format!("spawn writer thread: {error}")))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(sender)),
+            readers: Arc::new(Mutex::new(readers)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+            path: options.path,
+            durable: options.durable,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops the writer after the writes already queued; later writes fail.
+    pub fn close(&self) {
+        self.writer.lock().take();
+        if let Some(handle) = self.writer_thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+
+    async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let (path, durable) = (self.path.clone(), self.durable);
+        tokio::task::spawn_blocking(move || {
+            // The pool grows when every connection is busy, instead of making readers wait.
+            let pooled = readers.lock().pop();
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => open_connection(&path, durable)?,
+            };
+            let result = work(&connection);
+            readers.lock().push(connection);
+            result
+        })
+        .await
+        .map_err(|error| Error::internal(format!("read task: {error}")))?
+    }
+
+    async fn submit(&self, batch: WriteBatch) -> Result<()> {
+        let (reply, receiver) = oneshot::channel();
+        {
+            let writer = self.writer.lock();
+            let Some(writer) = writer.as_ref() else {
+                return Err(Error::Unavailable("store is closed".into()));
+            };
+            writer
+                .send(WriteRequest { batch, reply })
+                .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
+        }
+        receiver
+            .await
+            .map_err(|_| Error::Unavailable("store writer stopped".into()))?
+    }
+
+    /// Runs a small write through the writer thread (namespaces, shards).
+    async fn write_other<F>(&self, work: F) -> Result<()>
+    where
+        F: FnOnce(&Connection) -> Result<()> + Send + 'static,
+    {
+        // Metadata writes are rare: run them on a reader connection inside an immediate
+        // transaction; SQLite serialises them against the writer with its lock.
+        self.read(move |connection| {
+            connection
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(db_error)?;
+            match work(connection) {
+                Ok(()) => connection.execute_batch("COMMIT").map_err(db_error),
+                Err(error) => {
+                    let _ = connection.execute_batch("ROLLBACK");
+                    Err(error)
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn writer_loop(connection: Connection, receiver: mpsc::Receiver<WriteRequest>) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        let results = commit_group(&connection, &group);
+        for (request, result) in group.into_iter().zip(results) {
+            let _ = request.reply.send(result);
+        }
+    }
+}
+
+/// Commits a group of batches in one transaction; each batch succeeds or fails on its own.
+fn commit_group(connection: &Connection, group: &[WriteRequest]) -> Vec<Result<()>> {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        let error = db_error(error);
+        return group.iter().map(|_| Err(error.clone())).collect();
+    }
+    let mut results = Vec::with_capacity(group.len());
+    for request in group {
+        let outcome = connection
+            .execute_batch("SAVEPOINT batch")
+            .map_err(db_error)
+            .and_then(|()| apply_batch(connection, &request.batch));
+        match outcome {
+            Ok(()) => {
+                let released = connection.execute_batch("RELEASE batch").map_err(db_error);
+                results.push(released);
+            }
+            Err(error) => {
+                let _ = connection.execute_batch("ROLLBACK TO batch; RELEASE batch");
+                results.push(Err(error));
+            }
+        }
+    }
+    if let Err(error) = connection.execute_batch("COMMIT") {
+        let _ = connection.execute_batch("ROLLBACK");
+        let error = db_error(error);
+        return group.iter().map(|_| Err(error.clone())).collect();
+    }
+    results
+}
+
+fn apply_batch(connection: &Connection, batch: &WriteBatch) -> Result<()> {
+    let range_id: Option<i64> = connection
+        .prepare_cached("SELECT range_id FROM shards WHERE shard_id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![batch.shard_id], |row| row.get(0))
+                .optional()
+        })
+        .map_err(db_error)?;
+    if range_id != Some(batch.range_id) {
+        return Err(Error::ShardOwnershipLost);
+    }
+    for write in &batch.executions {
+        apply_execution_write(connection, batch.shard_id, write)?;
+    }
+    for task_id in &batch.deleted_transfer_tasks {
+        connection
+            .prepare_cached("DELETE FROM transfer_tasks WHERE shard_id = ?1 AND task_id = ?2")
+            .and_then(|mut statement| statement.execute(params![batch.shard_id, task_id]))
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+fn apply_execution_write(
+    connection: &Connection,
+    shard_id: u32,
+    write: &ExecutionWrite,
+) -> Result<()> {
+    let info = write.state.info();
+    let state_blob = write.state.encode_to_vec();
+    let memo = info.memo.as_ref().map(|memo| memo.encode_to_vec());
+    let search_attributes = info.search_attributes.as_ref().map(|sa| sa.encode_to_vec());
+    let parent = info
+        .started
+        .as_ref()
+        .and_then(|started| started.parent_workflow_execution.clone())
+        .unwrap_or_default();
+    match write.expected_db_version {
+        None => {
+            connection
+                .prepare_cached(
+                    "INSERT INTO executions (namespace_id, workflow_id, run_id, shard_id, db_version, next_event_id,
+                        state_encoding, state, workflow_type, task_queue, status, start_time, close_time, execution_time,
+                        memo, search_attributes, parent_workflow_id, parent_run_id)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        write.namespace_id,
+                        write.workflow_id,
+                        write.run_id,
+                        shard_id,
+                        info.next_event_id,
+                        STATE_ENCODING_V1,
+                        state_blob,
+                        info.workflow_type,
+                        info.task_queue,
+                        info.status,
+                        info.start_time_ms,
+                        info.close_time_ms,
+                        info.execution_time_ms,
+                        memo,
+                        search_attributes,
+                        parent.workflow_id,
+                        parent.run_id,
+                    ])
+                })
+                .map_err(|error| match error {
+                    rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        Error::Conflict("execution already exists".into())
+                    }
+                    other => db_error(other),
+                })?;
+        }
+        Some(expected) => {
+            let changed = connection
+                .prepare_cached(
+                    "UPDATE executions SET db_version = db_version + 1, next_event_id = ?1, state = ?2, status = ?3,
+                        close_time = ?4, execution_time = ?5, memo = ?6, search_attributes = ?7
+                     WHERE namespace_id = ?8 AND workflow_id = ?9 AND run_id = ?10 AND db_version = ?11",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        info.next_event_id,
+                        state_blob,
+                        info.status,
+                        info.close_time_ms,
+                        info.execution_time_ms,
+                        memo,
+                        search_attributes,
+                        write.namespace_id,
+                        write.workflow_id,
+                        write.run_id,
+                        expected,
+                    ])
+                })
+                .map_err(db_error)?;
+            if changed != 1 {
+                return Err(Error::Conflict("execution version changed".into()));
+            }
+        }
+    }
+    if let (Some(first), Some(last)) = (write.events.first(), write.events.last()) {
+        let data = History {
+            events: write.events.clone(),
+        }
+        .encode_to_vec();
+        connection
+            .prepare_cached(
+                "INSERT INTO history_node (namespace_id, run_id, first_event_id, last_event_id, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut statement| statement.execute(params![write.namespace_id, write.run_id, first.event_id, last.event_id, data]))
+            .map_err(|error| match error {
+                rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Error::Conflict("history batch already written".into())
+                }
+                other => db_error(other),
+            })?;
+    }
+    match &write.current {
+        CurrentUpdate::Keep => {}
+        CurrentUpdate::Set {
+            expected_run_id,
+            run_id,
+            status,
+            start_request_id,
+        } => {
+            let existing: Option<String> = connection
+                .prepare_cached("SELECT run_id FROM current_executions WHERE namespace_id = ?1 AND workflow_id = ?2")
+                .and_then(|mut statement| statement.query_row(params![write.namespace_id, write.workflow_id], |row| row.get(0)).optional())
+                .map_err(db_error)?;
+            if existing != *expected_run_id {
+                return Err(Error::Conflict("current run changed".into()));
+            }
+            connection
+                .prepare_cached(
+                    "INSERT INTO current_executions (namespace_id, workflow_id, run_id, status, start_request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (namespace_id, workflow_id) DO UPDATE SET run_id = excluded.run_id,
+                        status = excluded.status, start_request_id = excluded.start_request_id",
+                )
+                .and_then(|mut statement| statement.execute(params![write.namespace_id, write.workflow_id, run_id, status, start_request_id]))
+                .map_err(db_error)?;
+        }
+        CurrentUpdate::Status { run_id, status } => {
+            connection
+                .prepare_cached(
+                    "UPDATE current_executions SET status = ?1 WHERE namespace_id = ?2 AND workflow_id = ?3 AND run_id = ?4",
+                )
+                .and_then(|mut statement| statement.execute(params![status, write.namespace_id, write.workflow_id, run_id]))
+                .map_err(db_error)?;
+        }
+    }
+    for (task_id, task) in &write.new_transfer_tasks {
+        connection
+            .prepare_cached(
+                "INSERT INTO transfer_tasks (shard_id, task_id, namespace_id, workflow_id, run_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![shard_id, task_id, write.namespace_id, write.workflow_id, write.run_id, task.encode_to_vec()])
+            })
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+fn decode_state(encoding: i64, blob: &[u8]) -> Result<MutableState> {
+    if encoding != i64::from(STATE_ENCODING_V1) {
+        return Err(Error::CorruptState(format!(
+            "unknown state encoding {encoding}"
+        )));
+    }
+    MutableState::decode(blob).map_err(decode_error)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn acquire_shard(&self, shard_id: u32) -> Result<i64> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.write_other(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO shards (shard_id, range_id) VALUES (?1, 1)
+                     ON CONFLICT (shard_id) DO UPDATE SET range_id = range_id + 1",
+                    params![shard_id],
+                )
+                .map_err(db_error)?;
+            let range_id: i64 = connection
+                .query_row(
+                    "SELECT range_id FROM shards WHERE shard_id = ?1",
+                    params![shard_id],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            let _ = sender.send(range_id);
+            Ok(())
+        })
+        .await?;
+        receiver
+            .recv()
+            .map_err(|_| Error::internal("shard acquisition lost its result"))
+    }
+
+    async fn create_namespace(&self, namespace: NamespaceRecord) -> Result<()> {
+        self.write_other(move |connection| {
+            let exists: Option<String> = connection
+                .query_row(
+                    "SELECT id FROM namespaces WHERE name = ?1 OR id = ?2",
+                    params![namespace.name, namespace.id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error)?;
+            if exists.is_some() {
+                return Err(Error::NamespaceAlreadyExists(namespace.name.clone()));
+            }
+            connection
+                .execute(
+                    "INSERT INTO namespaces (id, name, data) VALUES (?1, ?2, ?3)",
+                    params![namespace.id, namespace.name, namespace.data],
+                )
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_namespace(&self, namespace: NamespaceRecord) -> Result<()> {
+        self.write_other(move |connection| {
+            let changed = connection
+                .execute(
+                    "UPDATE namespaces SET name = ?1, data = ?2 WHERE id = ?3",
+                    params![namespace.name, namespace.data, namespace.id],
+                )
+                .map_err(db_error)?;
+            if changed == 0 {
+                return Err(Error::NamespaceNotFound(namespace.name.clone()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id, name, data FROM namespaces ORDER BY name")
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(NamespaceRecord {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                        data: row.get(2)?,
+                    })
+                })
+                .map_err(db_error)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn get_current_execution(
+        &self,
+        namespace_id: &str,
+        workflow_id: &str,
+    ) -> Result<Option<CurrentExecution>> {
+        let (namespace_id, workflow_id) = (namespace_id.to_string(), workflow_id.to_string());
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT run_id, status, start_request_id FROM current_executions WHERE namespace_id = ?1 AND workflow_id = ?2")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![namespace_id, workflow_id], |row| {
+                            Ok(CurrentExecution { run_id: row.get(0)?, status: row.get(1)?, start_request_id: row.get(2)? })
+                        })
+                        .optional()
+                })
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn load_execution(
+        &self,
+        namespace_id: &str,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Option<LoadedExecution>> {
+        let (namespace_id, workflow_id, run_id) = (
+            namespace_id.to_string(),
+            workflow_id.to_string(),
+            run_id.to_string(),
+        );
+        self.read(move |connection| {
+            let row: Option<(i64, i64, Vec<u8>)> = connection
+                .prepare_cached(
+                    "SELECT db_version, state_encoding, state FROM executions WHERE namespace_id = ?1 AND workflow_id = ?2 AND run_id = ?3",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![namespace_id, workflow_id, run_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                        .optional()
+                })
+                .map_err(db_error)?;
+            match row {
+                None => Ok(None),
+                Some((db_version, encoding, blob)) => Ok(Some(LoadedExecution { state: decode_state(encoding, &blob)?, db_version })),
+            }
+        })
+        .await
+    }
+
+    async fn list_open_executions(&self, shard_id: u32) -> Result<Vec<ExecutionRef>> {
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT namespace_id, workflow_id, run_id FROM executions WHERE shard_id = ?1 AND status = 1")
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map(params![shard_id], |row| {
+                    Ok(ExecutionRef { namespace_id: row.get(0)?, workflow_id: row.get(1)?, run_id: row.get(2)? })
+                })
+                .map_err(db_error)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn read_history(
+        &self,
+        namespace_id: &str,
+        run_id: &str,
+        first_event_id: i64,
+        next_event_id: i64,
+        max_events: usize,
+    ) -> Result<Vec<HistoryEvent>> {
+        let (namespace_id, run_id) = (namespace_id.to_string(), run_id.to_string());
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT data FROM history_node WHERE namespace_id = ?1 AND run_id = ?2 AND last_event_id >= ?3
+                     AND first_event_id < ?4 ORDER BY first_event_id",
+                )
+                .map_err(db_error)?;
+            let mut rows = statement.query(params![namespace_id, run_id, first_event_id, next_event_id]).map_err(db_error)?;
+            let mut events = Vec::new();
+            while let Some(row) = rows.next().map_err(db_error)? {
+                let blob: Vec<u8> = row.get(0).map_err(db_error)?;
+                let batch = History::decode(blob.as_slice()).map_err(decode_error)?;
+                events.extend(
+                    batch
+                        .events
+                        .into_iter()
+                        .filter(|event| event.event_id >= first_event_id && event.event_id < next_event_id),
+                );
+                if events.len() >= max_events {
+                    break;
+                }
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.submit(batch).await
+    }
+
+    async fn list_transfer_tasks(&self, shard_id: u32) -> Result<Vec<TransferTaskRecord>> {
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT task_id, namespace_id, workflow_id, run_id, data FROM transfer_tasks WHERE shard_id = ?1 ORDER BY task_id",
+                )
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map(params![shard_id], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?, row.get::<_, Vec<u8>>(4)?))
+                })
+                .map_err(db_error)?;
+            let mut tasks = Vec::new();
+            for row in rows {
+                let (task_id, namespace_id, workflow_id, run_id, data) = row.map_err(db_error)?;
+                tasks.push(TransferTaskRecord {
+                    shard_id,
+                    task_id,
+                    namespace_id,
+                    workflow_id,
+                    run_id,
+                    task: Task::decode(data.as_slice()).map_err(decode_error)?,
+                });
+            }
+            Ok(tasks)
+        })
+        .await
+    }
+
+    async fn delete_transfer_task(&self, shard_id: u32, task_id: i64) -> Result<()> {
+        self.write_other(move |connection| {
+            connection
+                .execute(
+                    "DELETE FROM transfer_tasks WHERE shard_id = ?1 AND task_id = ?2",
+                    params![shard_id, task_id],
+                )
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_executions(
+        &self,
+        namespace_id: &str,
+        page_size: usize,
+        after: Option<(i64, String)>,
+    ) -> Result<Vec<VisibilityRecord>> {
+        let namespace_id = namespace_id.to_string();
+        self.read(move |connection| {
+            let (after_time, after_run) = after.unwrap_or((i64::MAX, String::new()));
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT namespace_id, workflow_id, run_id, workflow_type, task_queue, status, start_time, close_time,
+                        execution_time, next_event_id, memo, search_attributes, parent_workflow_id, parent_run_id
+                     FROM executions WHERE namespace_id = ?1 AND (start_time < ?2 OR (start_time = ?2 AND run_id < ?3))
+                     ORDER BY start_time DESC, run_id DESC LIMIT ?4",
+                )
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map(params![namespace_id, after_time, after_run, page_size as i64], |row| {
+                    Ok(VisibilityRecord {
+                        namespace_id: row.get(0)?,
+                        workflow_id: row.get(1)?,
+                        run_id: row.get(2)?,
+                        workflow_type: row.get(3)?,
+                        task_queue: row.get(4)?,
+                        status: row.get(5)?,
+                        start_time_ms: row.get(6)?,
+                        close_time_ms: row.get(7)?,
+                        execution_time_ms: row.get(8)?,
+                        history_length: row.get::<_, i64>(9)? - 1,
+                        memo: row.get::<_, Option<Vec<u8>>>(10)?.unwrap_or_default(),
+                        search_attributes: row.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default(),
+                        parent_workflow_id: row.get(12)?,
+                        parent_run_id: row.get(13)?,
+                    })
+                })
+                .map_err(db_error)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn count_executions(&self, namespace_id: &str) -> Result<i64> {
+        let namespace_id = namespace_id.to_string();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT COUNT(*) FROM executions WHERE namespace_id = ?1",
+                    params![namespace_id],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)
+        })
+        .await
+    }
+}
