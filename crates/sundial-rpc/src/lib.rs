@@ -1,0 +1,278 @@
+//! The contracts between Sundial's services: the `HistoryApi` the frontend calls, the
+//! `MatchingApi` that history and the frontend call, and the task token both sides read. The
+//! in-process implementations are the service objects themselves; a gRPC implementation of the
+//! same traits lets the services run as separate processes.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use prost::Message;
+use sundial_common::{Error, Result};
+use sundial_proto::api::workflowservice::v1 as ws;
+
+/// Opaque to clients; Sundial's own encoding of what a task token names.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskToken {
+    /// 1: workflow task, 2: activity task, 3: query task.
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub namespace_id: String,
+    #[prost(string, tag = "3")]
+    pub workflow_id: String,
+    #[prost(string, tag = "4")]
+    pub run_id: String,
+    #[prost(int64, tag = "5")]
+    pub scheduled_event_id: i64,
+    #[prost(int32, tag = "6")]
+    pub attempt: i32,
+    #[prost(string, tag = "7")]
+    pub query_id: String,
+    #[prost(string, tag = "8")]
+    pub activity_id: String,
+    #[prost(int64, tag = "9")]
+    pub started_event_id: i64,
+}
+
+pub const TOKEN_WORKFLOW_TASK: i32 = 1;
+pub const TOKEN_ACTIVITY_TASK: i32 = 2;
+pub const TOKEN_QUERY_TASK: i32 = 3;
+
+impl TaskToken {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = vec![1u8];
+        bytes.extend(self.encode_to_vec());
+        bytes
+    }
+
+    pub fn decode_token(bytes: &[u8]) -> Result<TaskToken> {
+        let malformed = || Error::invalid("error deserializing task token");
+        let (&version, body) = bytes.split_first().ok_or_else(malformed)?;
+        if version != 1 {
+            return Err(malformed());
+        }
+        let token = TaskToken::decode(body).map_err(|_| malformed())?;
+        if token.namespace_id.is_empty()
+            || token.workflow_id.is_empty()
+            || token.run_id.is_empty()
+            || !(1..=3).contains(&token.kind)
+        {
+            return Err(malformed());
+        }
+        Ok(token)
+    }
+}
+
+/// A workflow or activity task waiting in matching: it names the run and the attempt; history
+/// decides whether it is still current when a poller takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRef {
+    pub namespace_id: String,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub scheduled_event_id: i64,
+    pub attempt: i32,
+}
+
+/// What a workflow-task poller receives from matching.
+#[derive(Debug, Clone)]
+pub enum WorkflowTaskMatch {
+    Task(TaskRef),
+    /// A query-only task, already built by history; matching adds the token.
+    Query {
+        query_id: String,
+        response: Box<ws::PollWorkflowTaskQueueResponse>,
+    },
+}
+
+/// A query answered by a worker.
+#[derive(Debug, Clone)]
+pub enum QueryAnswer {
+    Answered(Option<sundial_proto::api::common::v1::Payloads>),
+    Failed {
+        message: String,
+        failure: Option<sundial_proto::api::failure::v1::Failure>,
+    },
+}
+
+#[async_trait]
+pub trait MatchingApi: Send + Sync + 'static {
+    async fn add_workflow_task(&self, task_queue: &str, task: TaskRef);
+    async fn add_activity_task(&self, task_queue: &str, task: TaskRef);
+    /// Waits for a workflow task until `deadline`; `None` means the poll ends empty.
+    async fn poll_workflow_task(
+        &self,
+        namespace_id: &str,
+        task_queue: &str,
+        sticky: bool,
+        identity: &str,
+        deadline: Instant,
+    ) -> Option<WorkflowTaskMatch>;
+    async fn poll_activity_task(
+        &self,
+        namespace_id: &str,
+        task_queue: &str,
+        identity: &str,
+        deadline: Instant,
+    ) -> Option<TaskRef>;
+    /// Hands a query task to a poller of the queue and waits for the answer until `deadline`.
+    async fn query(
+        &self,
+        namespace_id: &str,
+        task_queue: &str,
+        response: ws::PollWorkflowTaskQueueResponse,
+        deadline: Instant,
+    ) -> Result<QueryAnswer>;
+    async fn respond_query(&self, query_id: &str, answer: QueryAnswer) -> Result<()>;
+    /// Ends the polls waiting on a worker's sticky queue.
+    async fn shutdown_worker(&self, namespace_id: &str, sticky_task_queue: &str);
+    /// Pollers seen on a queue recently, for DescribeTaskQueue.
+    async fn describe_task_queue(
+        &self,
+        namespace_id: &str,
+        task_queue: &str,
+        activity: bool,
+    ) -> Vec<sundial_proto::api::taskqueue::v1::PollerInfo>;
+}
+
+/// The namespace a request is for, resolved by the frontend.
+#[derive(Debug, Clone)]
+pub struct NamespaceRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[async_trait]
+pub trait HistoryApi: Send + Sync + 'static {
+    async fn start_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::StartWorkflowExecutionRequest,
+    ) -> Result<ws::StartWorkflowExecutionResponse>;
+    async fn signal_with_start_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::SignalWithStartWorkflowExecutionRequest,
+    ) -> Result<ws::SignalWithStartWorkflowExecutionResponse>;
+    async fn signal_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::SignalWorkflowExecutionRequest,
+    ) -> Result<()>;
+    async fn request_cancel_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::RequestCancelWorkflowExecutionRequest,
+    ) -> Result<()>;
+    async fn terminate_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::TerminateWorkflowExecutionRequest,
+    ) -> Result<()>;
+    async fn describe_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::DescribeWorkflowExecutionRequest,
+    ) -> Result<ws::DescribeWorkflowExecutionResponse>;
+    async fn get_workflow_execution_history(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::GetWorkflowExecutionHistoryRequest,
+        deadline: Instant,
+    ) -> Result<ws::GetWorkflowExecutionHistoryResponse>;
+    async fn query_workflow(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::QueryWorkflowRequest,
+        deadline: Instant,
+    ) -> Result<ws::QueryWorkflowResponse>;
+
+    /// A poller took this workflow task from matching: record it started and build the response.
+    async fn record_workflow_task_started(
+        &self,
+        namespace: &NamespaceRef,
+        task: &TaskRef,
+        request: &ws::PollWorkflowTaskQueueRequest,
+    ) -> Result<ws::PollWorkflowTaskQueueResponse>;
+    async fn respond_workflow_task_completed(
+        &self,
+        namespace: &NamespaceRef,
+        token: TaskToken,
+        request: ws::RespondWorkflowTaskCompletedRequest,
+    ) -> Result<ws::RespondWorkflowTaskCompletedResponse>;
+    async fn respond_workflow_task_failed(
+        &self,
+        namespace: &NamespaceRef,
+        token: TaskToken,
+        request: ws::RespondWorkflowTaskFailedRequest,
+    ) -> Result<()>;
+
+    async fn record_activity_task_started(
+        &self,
+        namespace: &NamespaceRef,
+        task: &TaskRef,
+        request: &ws::PollActivityTaskQueueRequest,
+    ) -> Result<ws::PollActivityTaskQueueResponse>;
+    async fn record_activity_task_heartbeat(
+        &self,
+        token: TaskToken,
+        details: Option<sundial_proto::api::common::v1::Payloads>,
+    ) -> Result<ws::RecordActivityTaskHeartbeatResponse>;
+    async fn respond_activity_task_completed(
+        &self,
+        token: TaskToken,
+        result: Option<sundial_proto::api::common::v1::Payloads>,
+        identity: String,
+    ) -> Result<()>;
+    async fn respond_activity_task_failed(
+        &self,
+        token: TaskToken,
+        failure: sundial_proto::api::failure::v1::Failure,
+        last_heartbeat_details: Option<sundial_proto::api::common::v1::Payloads>,
+        identity: String,
+    ) -> Result<()>;
+    async fn respond_activity_task_canceled(
+        &self,
+        token: TaskToken,
+        details: Option<sundial_proto::api::common::v1::Payloads>,
+        identity: String,
+    ) -> Result<()>;
+    /// The token of the started attempt of an activity, found by its activity id (the `...ById` RPCs).
+    async fn activity_token_by_id(
+        &self,
+        namespace: &NamespaceRef,
+        workflow_id: &str,
+        run_id: &str,
+        activity_id: &str,
+    ) -> Result<TaskToken>;
+
+    async fn list_workflow_executions(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::ListWorkflowExecutionsRequest,
+    ) -> Result<ws::ListWorkflowExecutionsResponse>;
+    async fn count_workflow_executions(&self, namespace: &NamespaceRef) -> Result<i64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trip_and_garbage() {
+        let token = TaskToken {
+            kind: TOKEN_ACTIVITY_TASK,
+            namespace_id: "ns".into(),
+            workflow_id: "wf".into(),
+            run_id: "run".into(),
+            scheduled_event_id: 5,
+            attempt: 2,
+            ..Default::default()
+        };
+        assert_eq!(TaskToken::decode_token(&token.encode()).unwrap(), token);
+        for garbage in [&b""[..], b"\x00", b"\x01\xff\xff", b"hello world"] {
+            let error = TaskToken::decode_token(garbage).unwrap_err();
+            assert_eq!(error.to_string(), "error deserializing task token");
+        }
+    }
+}
