@@ -1,0 +1,1163 @@
+//! The history API: one method per RPC that reaches history, in the order of the workflow's
+//! life. Each resolves the run, runs the core under the run's lock, and builds the response.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use prost::Message;
+use sundial_common::{Error, Result, WorkflowKey, new_uuid};
+use sundial_history_core::util::{duration_ms, timestamp};
+use sundial_history_core::{self as core, StartRequest};
+use sundial_proto::api::common::v1::{Payloads, WorkflowExecution};
+use sundial_proto::api::enums::v1::{
+    HistoryEventFilterType, QueryRejectCondition, WorkflowExecutionStatus,
+    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+};
+use sundial_proto::api::failure::v1::Failure;
+use sundial_proto::api::history::v1::{
+    History, WorkflowExecutionCancelRequestedEventAttributes,
+    WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
+};
+use sundial_proto::api::query::v1::{QueryRejected, WorkflowQuery};
+use sundial_proto::api::workflowservice::v1 as ws;
+use sundial_rpc::{
+    HistoryApi, NamespaceRef, QueryAnswer, TOKEN_ACTIVITY_TASK, TOKEN_WORKFLOW_TASK, TaskRef,
+    TaskToken,
+};
+
+use crate::engine::{HistoryService, Inner, ParentLink};
+use crate::responses::{self, HistoryToken, MAX_PAGE_SIZE, read_page};
+
+const LONG_POLL: Duration = Duration::from_secs(20);
+
+fn already_started(message: String, start_request_id: String, run_id: String) -> Error {
+    Error::WorkflowAlreadyStarted {
+        message,
+        start_request_id,
+        run_id,
+    }
+}
+
+impl Inner {
+    /// Starts a run, applying the request-id dedupe and the conflict and reuse policies.
+    pub(crate) async fn start_workflow(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::StartWorkflowExecutionRequest,
+        signal: Option<WorkflowExecutionSignaledEventAttributes>,
+        parent: Option<ParentLink>,
+    ) -> Result<ws::StartWorkflowExecutionResponse> {
+        let id_lock_key = WorkflowKey::new(
+            namespace.id.clone(),
+            request.workflow_id.clone(),
+            String::new(),
+        );
+        let id_lock = self.id_lock(&id_lock_key);
+        let _held = id_lock.lock().await;
+        let request_id = if request.request_id.is_empty() {
+            new_uuid()
+        } else {
+            request.request_id.clone()
+        };
+        let mut conflict = WorkflowIdConflictPolicy::try_from(request.workflow_id_conflict_policy)
+            .unwrap_or(WorkflowIdConflictPolicy::Unspecified);
+        let mut reuse = WorkflowIdReusePolicy::try_from(request.workflow_id_reuse_policy)
+            .unwrap_or(WorkflowIdReusePolicy::Unspecified);
+        if conflict == WorkflowIdConflictPolicy::Unspecified {
+            if reuse == WorkflowIdReusePolicy::TerminateIfRunning {
+                conflict = WorkflowIdConflictPolicy::TerminateExisting;
+                reuse = WorkflowIdReusePolicy::AllowDuplicate;
+            } else {
+                conflict = WorkflowIdConflictPolicy::Fail;
+            }
+        }
+        if reuse == WorkflowIdReusePolicy::Unspecified {
+            reuse = WorkflowIdReusePolicy::AllowDuplicate;
+        }
+        let current = self
+            .store
+            .get_current_execution(&namespace.id, &request.workflow_id)
+            .await?;
+        let mut expected_current = None;
+        if let Some(current) = current {
+            expected_current = Some(current.run_id.clone());
+            let current_key = WorkflowKey::new(
+                namespace.id.clone(),
+                request.workflow_id.clone(),
+                current.run_id.clone(),
+            );
+            if current.start_request_id == request_id {
+                return Ok(ws::StartWorkflowExecutionResponse {
+                    run_id: current.run_id,
+                    started: true,
+                    status: current.status,
+                    ..Default::default()
+                });
+            }
+            if current.status == WorkflowExecutionStatus::Running as i32 {
+                match conflict {
+                    WorkflowIdConflictPolicy::UseExisting => {
+                        return Ok(ws::StartWorkflowExecutionResponse {
+                            run_id: current.run_id,
+                            started: false,
+                            status: WorkflowExecutionStatus::Running as i32,
+                            ..Default::default()
+                        });
+                    }
+                    WorkflowIdConflictPolicy::TerminateExisting => {
+                        let new_run_hint = new_uuid();
+                        let reason = "TerminateIfRunning WorkflowIdReusePolicy".to_string();
+                        let details = Payloads {
+                            payloads: vec![json_payload(&format!(
+                                "terminated by new runID: {new_run_hint}"
+                            ))],
+                        };
+                        self.update(&current_key, |state, env| {
+                            Ok((
+                                core::terminate(
+                                    state,
+                                    env,
+                                    reason,
+                                    Some(details),
+                                    "history-service".into(),
+                                )?,
+                                (),
+                            ))
+                        })
+                        .await
+                        .map_err(|error| match error {
+                            Error::NotFound(_) => {
+                                Error::Unavailable("workflow closed while terminating it".into())
+                            }
+                            other => other,
+                        })?;
+                        return self
+                            .create(
+                                namespace,
+                                request,
+                                request_id,
+                                signal,
+                                parent,
+                                expected_current,
+                                Some(new_run_hint),
+                            )
+                            .await;
+                    }
+                    _ => {
+                        return Err(already_started(
+                            format!(
+                                "Workflow execution is already running. WorkflowId: {}, RunId: {}.",
+                                request.workflow_id, current.run_id
+                            ),
+                            current.start_request_id,
+                            current.run_id,
+                        ));
+                    }
+                }
+            }
+            let completed = current.status == WorkflowExecutionStatus::Completed as i32
+                || current.status == WorkflowExecutionStatus::ContinuedAsNew as i32;
+            match reuse {
+                WorkflowIdReusePolicy::RejectDuplicate => {
+                    return Err(already_started(
+                        format!(
+                            "Workflow execution already finished. WorkflowId: {}, RunId: {}. Workflow Id reuse policy: reject duplicate workflow Id.",
+                            request.workflow_id, current.run_id
+                        ),
+                        current.start_request_id,
+                        current.run_id,
+                    ));
+                }
+                WorkflowIdReusePolicy::AllowDuplicateFailedOnly if completed => {
+                    return Err(already_started(
+                        format!(
+                            "Workflow execution already finished successfully. WorkflowId: {}, RunId: {}. Workflow Id reuse policy: allow duplicate workflow Id if last run failed.",
+                            request.workflow_id, current.run_id
+                        ),
+                        current.start_request_id,
+                        current.run_id,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        self.create(
+            namespace,
+            request,
+            request_id,
+            signal,
+            parent,
+            expected_current,
+            None,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::StartWorkflowExecutionRequest,
+        request_id: String,
+        signal: Option<WorkflowExecutionSignaledEventAttributes>,
+        parent: Option<ParentLink>,
+        expected_current: Option<String>,
+        run_id: Option<String>,
+    ) -> Result<ws::StartWorkflowExecutionResponse> {
+        let run_id = run_id.unwrap_or_else(new_uuid);
+        let limits = self.limits();
+        let retry_policy = match request.retry_policy.clone() {
+            Some(policy) => {
+                let filled = core::retry::with_defaults(Some(policy), &limits);
+                core::retry::validate(&filled).map_err(Error::invalid)?;
+                Some(filled)
+            }
+            None => None,
+        };
+        let mut attributes = WorkflowExecutionStartedEventAttributes {
+            workflow_type: request.workflow_type.clone(),
+            task_queue: request.task_queue.clone(),
+            input: request.input.clone(),
+            workflow_execution_timeout: request.workflow_execution_timeout,
+            workflow_run_timeout: request.workflow_run_timeout,
+            workflow_task_timeout: request.workflow_task_timeout,
+            identity: request.identity.clone(),
+            retry_policy,
+            cron_schedule: request.cron_schedule.clone(),
+            memo: request.memo.clone(),
+            search_attributes: request.search_attributes.clone(),
+            header: request.header.clone(),
+            continued_failure: request.continued_failure.clone(),
+            last_completion_result: request.last_completion_result.clone(),
+            priority: request.priority.clone(),
+            ..Default::default()
+        };
+        if let Some(parent) = parent {
+            attributes.parent_workflow_namespace = parent.namespace_name;
+            attributes.parent_workflow_namespace_id = parent.namespace;
+            attributes.parent_workflow_execution = Some(parent.execution);
+            attributes.parent_initiated_event_id = parent.initiated_event_id;
+            attributes.root_workflow_execution = parent.root;
+        }
+        let start = StartRequest {
+            namespace_id: namespace.id.clone(),
+            workflow_id: request.workflow_id.clone(),
+            run_id: run_id.clone(),
+            request_id: request_id.clone(),
+            attributes,
+            first_task_backoff_ms: duration_ms(request.workflow_start_delay.as_ref()),
+            signal,
+        };
+        let (now_ms, limits) = self.env_parts();
+        let new_id = new_uuid;
+        let env = core::Env {
+            now_ms,
+            limits: &limits,
+            new_id: &new_id,
+        };
+        let (state, transition) = core::new_execution(&env, start)?;
+        let key = WorkflowKey::new(
+            namespace.id.clone(),
+            request.workflow_id.clone(),
+            run_id.clone(),
+        );
+        self.create_run(&key, state, transition, expected_current, &request_id)
+            .await?;
+        Ok(ws::StartWorkflowExecutionResponse {
+            run_id,
+            started: true,
+            status: WorkflowExecutionStatus::Running as i32,
+            ..Default::default()
+        })
+    }
+
+    pub(crate) async fn signal(
+        &self,
+        namespace: &NamespaceRef,
+        execution: &WorkflowExecution,
+        attributes: WorkflowExecutionSignaledEventAttributes,
+    ) -> Result<()> {
+        let key = self.resolve(&namespace.id, execution).await?;
+        self.update(&key, |state, env| {
+            Ok((core::signal(state, env, attributes)?, ()))
+        })
+        .await
+    }
+
+    pub(crate) async fn request_cancel(
+        &self,
+        namespace: &NamespaceRef,
+        execution: &WorkflowExecution,
+        attributes: WorkflowExecutionCancelRequestedEventAttributes,
+        request_id: &str,
+        closed_is_not_found: bool,
+    ) -> Result<()> {
+        let key = self.resolve(&namespace.id, execution).await?;
+        self.update(&key, |state, env| {
+            if closed_is_not_found && !state.is_running() {
+                return Err(Error::not_found("workflow execution already completed"));
+            }
+            Ok((
+                core::request_cancel(state, env, attributes, request_id)?,
+                (),
+            ))
+        })
+        .await
+    }
+
+    pub(crate) async fn terminate(
+        &self,
+        namespace: &NamespaceRef,
+        execution: &WorkflowExecution,
+        reason: String,
+        details: Option<Payloads>,
+        identity: String,
+    ) -> Result<()> {
+        let key = self.resolve(&namespace.id, execution).await?;
+        self.update(&key, |state, env| {
+            Ok((core::terminate(state, env, reason, details, identity)?, ()))
+        })
+        .await
+    }
+
+    fn token_key(token: &TaskToken) -> WorkflowKey {
+        WorkflowKey::new(
+            token.namespace_id.clone(),
+            token.workflow_id.clone(),
+            token.run_id.clone(),
+        )
+    }
+
+    /// Waits until the run changes or the wait ends; returns false on timeout.
+    async fn wait_for_change(
+        &self,
+        receiver: &mut tokio::sync::watch::Receiver<u64>,
+        until: Instant,
+    ) -> bool {
+        matches!(
+            tokio::time::timeout_at(until.into(), receiver.changed()).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+fn json_payload(text: &str) -> sundial_proto::api::common::v1::Payload {
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert("encoding".to_string(), b"json/plain".to_vec());
+    sundial_proto::api::common::v1::Payload {
+        metadata,
+        data: format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")).into_bytes(),
+        ..Default::default()
+    }
+}
+
+#[async_trait]
+impl HistoryApi for HistoryService {
+    async fn start_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::StartWorkflowExecutionRequest,
+    ) -> Result<ws::StartWorkflowExecutionResponse> {
+        self.inner
+            .start_workflow(namespace, request, None, None)
+            .await
+    }
+
+    async fn signal_with_start_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::SignalWithStartWorkflowExecutionRequest,
+    ) -> Result<ws::SignalWithStartWorkflowExecutionResponse> {
+        let signal = WorkflowExecutionSignaledEventAttributes {
+            signal_name: request.signal_name.clone(),
+            input: request.signal_input.clone(),
+            identity: request.identity.clone(),
+            header: request.header.clone(),
+            ..Default::default()
+        };
+        let conflict = WorkflowIdConflictPolicy::try_from(request.workflow_id_conflict_policy)
+            .unwrap_or(WorkflowIdConflictPolicy::Unspecified);
+        if conflict != WorkflowIdConflictPolicy::TerminateExisting
+            && let Some(current) = self
+                .inner
+                .store
+                .get_current_execution(&namespace.id, &request.workflow_id)
+                .await?
+            && current.status == WorkflowExecutionStatus::Running as i32
+        {
+            let execution = WorkflowExecution {
+                workflow_id: request.workflow_id.clone(),
+                run_id: current.run_id.clone(),
+            };
+            match self
+                .inner
+                .signal(namespace, &execution, signal.clone())
+                .await
+            {
+                Ok(()) => {
+                    return Ok(ws::SignalWithStartWorkflowExecutionResponse {
+                        run_id: current.run_id,
+                        started: false,
+                        ..Default::default()
+                    });
+                }
+                Err(Error::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let start = ws::StartWorkflowExecutionRequest {
+            namespace: request.namespace.clone(),
+            workflow_id: request.workflow_id.clone(),
+            workflow_type: request.workflow_type.clone(),
+            task_queue: request.task_queue.clone(),
+            input: request.input.clone(),
+            workflow_execution_timeout: request.workflow_execution_timeout,
+            workflow_run_timeout: request.workflow_run_timeout,
+            workflow_task_timeout: request.workflow_task_timeout,
+            identity: request.identity.clone(),
+            request_id: request.request_id.clone(),
+            workflow_id_reuse_policy: request.workflow_id_reuse_policy,
+            workflow_id_conflict_policy: if conflict == WorkflowIdConflictPolicy::Unspecified {
+                WorkflowIdConflictPolicy::UseExisting as i32
+            } else {
+                conflict as i32
+            },
+            retry_policy: request.retry_policy.clone(),
+            cron_schedule: request.cron_schedule.clone(),
+            memo: request.memo.clone(),
+            search_attributes: request.search_attributes.clone(),
+            header: request.header.clone(),
+            workflow_start_delay: request.workflow_start_delay,
+            user_metadata: request.user_metadata.clone(),
+            priority: request.priority.clone(),
+            ..Default::default()
+        };
+        let response = self
+            .inner
+            .start_workflow(namespace, start, Some(signal.clone()), None)
+            .await?;
+        if !response.started {
+            // Another start won the race and is running: signal it.
+            let execution = WorkflowExecution {
+                workflow_id: request.workflow_id.clone(),
+                run_id: response.run_id.clone(),
+            };
+            self.inner.signal(namespace, &execution, signal).await?;
+        }
+        Ok(ws::SignalWithStartWorkflowExecutionResponse {
+            run_id: response.run_id,
+            started: response.started,
+            ..Default::default()
+        })
+    }
+
+    async fn signal_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::SignalWorkflowExecutionRequest,
+    ) -> Result<()> {
+        let execution = request.workflow_execution.clone().unwrap_or_default();
+        let attributes = WorkflowExecutionSignaledEventAttributes {
+            signal_name: request.signal_name,
+            input: request.input,
+            identity: request.identity,
+            header: request.header,
+            request_id: request.request_id,
+            ..Default::default()
+        };
+        self.inner.signal(namespace, &execution, attributes).await
+    }
+
+    async fn request_cancel_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::RequestCancelWorkflowExecutionRequest,
+    ) -> Result<()> {
+        let execution = request.workflow_execution.clone().unwrap_or_default();
+        let key = self.inner.resolve(&namespace.id, &execution).await?;
+        if !request.first_execution_run_id.is_empty() {
+            let state = self.inner.read_state(&key).await?;
+            if state.info().first_execution_run_id != request.first_execution_run_id {
+                return Err(Error::not_found("workflow execution not found"));
+            }
+        }
+        let attributes = WorkflowExecutionCancelRequestedEventAttributes {
+            cause: request.reason.clone(),
+            identity: request.identity.clone(),
+            ..Default::default()
+        };
+        let request_id = request.request_id.clone();
+        self.inner
+            .update(&key, |state, env| {
+                Ok((
+                    core::request_cancel(state, env, attributes, &request_id)?,
+                    (),
+                ))
+            })
+            .await
+    }
+
+    async fn terminate_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::TerminateWorkflowExecutionRequest,
+    ) -> Result<()> {
+        let execution = request.workflow_execution.clone().unwrap_or_default();
+        let key = self.inner.resolve(&namespace.id, &execution).await?;
+        if !request.first_execution_run_id.is_empty() {
+            let state = self.inner.read_state(&key).await?;
+            if state.info().first_execution_run_id != request.first_execution_run_id {
+                return Err(Error::not_found("workflow execution not found"));
+            }
+        }
+        let (reason, details, identity) = (request.reason, request.details, request.identity);
+        self.inner
+            .update(&key, |state, env| {
+                Ok((core::terminate(state, env, reason, details, identity)?, ()))
+            })
+            .await
+    }
+
+    async fn describe_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::DescribeWorkflowExecutionRequest,
+    ) -> Result<ws::DescribeWorkflowExecutionResponse> {
+        let execution = request.execution.clone().unwrap_or_default();
+        let key = self.inner.resolve(&namespace.id, &execution).await?;
+        let state = self.inner.read_state(&key).await?;
+        Ok(responses::describe(&state))
+    }
+
+    async fn get_workflow_execution_history(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::GetWorkflowExecutionHistoryRequest,
+        deadline: Instant,
+    ) -> Result<ws::GetWorkflowExecutionHistoryResponse> {
+        let execution = request.execution.clone().unwrap_or_default();
+        let key = match HistoryToken::decode(request.next_page_token.as_slice()) {
+            Ok(token)
+                if !request.next_page_token.is_empty()
+                    && execution.run_id.is_empty()
+                    && !token.run_id.is_empty() =>
+            {
+                WorkflowKey::new(
+                    namespace.id.clone(),
+                    execution.workflow_id.clone(),
+                    token.run_id,
+                )
+            }
+            _ => self.inner.resolve(&namespace.id, &execution).await?,
+        };
+        let token = HistoryToken::parse(&request.next_page_token, &key.run_id)?;
+        let page_size = match request.maximum_page_size {
+            size if size <= 0 => MAX_PAGE_SIZE,
+            size => (size as usize).min(MAX_PAGE_SIZE),
+        };
+        let filter = HistoryEventFilterType::try_from(request.history_event_filter_type)
+            .unwrap_or(HistoryEventFilterType::AllEvent);
+        let wait_until = (Instant::now() + LONG_POLL).min(
+            deadline
+                .checked_sub(Duration::from_millis(500))
+                .unwrap_or(deadline),
+        );
+        let mut receiver = self.inner.subscribe(&key);
+        if filter == HistoryEventFilterType::CloseEvent {
+            loop {
+                let state = self.inner.read_state(&key).await?;
+                if !state.is_running() {
+                    let events = state.info().close_event.clone().into_iter().collect();
+                    return Ok(ws::GetWorkflowExecutionHistoryResponse {
+                        history: Some(History { events }),
+                        ..Default::default()
+                    });
+                }
+                let next_token = HistoryToken {
+                    run_id: key.run_id.clone(),
+                    next_event_id: state.info().next_event_id,
+                }
+                .encode_to_vec();
+                if !request.wait_new_event
+                    || !self.inner.wait_for_change(&mut receiver, wait_until).await
+                {
+                    return Ok(ws::GetWorkflowExecutionHistoryResponse {
+                        history: Some(History::default()),
+                        next_page_token: next_token,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let from = token.as_ref().map(|token| token.next_event_id).unwrap_or(1);
+        loop {
+            let state = self.inner.read_state(&key).await?;
+            let next_event_id = state.info().next_event_id;
+            let running = state.is_running();
+            if from < next_event_id || !running || !request.wait_new_event {
+                let (mut events, mut next_token) =
+                    read_page(&self.inner, &key, from, next_event_id, page_size).await?;
+                if next_token.is_empty() && running {
+                    if request.wait_new_event {
+                        let last = events
+                            .last()
+                            .map(|event| event.event_id + 1)
+                            .unwrap_or(from);
+                        next_token = HistoryToken {
+                            run_id: key.run_id.clone(),
+                            next_event_id: last,
+                        }
+                        .encode_to_vec();
+                    } else {
+                        events.extend(core::history_suffix_for_transient(&state));
+                    }
+                }
+                return Ok(ws::GetWorkflowExecutionHistoryResponse {
+                    history: Some(History { events }),
+                    next_page_token: next_token,
+                    ..Default::default()
+                });
+            }
+            if !self.inner.wait_for_change(&mut receiver, wait_until).await {
+                let next_token = HistoryToken {
+                    run_id: key.run_id.clone(),
+                    next_event_id: from,
+                }
+                .encode_to_vec();
+                return Ok(ws::GetWorkflowExecutionHistoryResponse {
+                    history: Some(History::default()),
+                    next_page_token: next_token,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
+    async fn query_workflow(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::QueryWorkflowRequest,
+        deadline: Instant,
+    ) -> Result<ws::QueryWorkflowResponse> {
+        let execution = request.execution.clone().unwrap_or_default();
+        let key = self.inner.resolve(&namespace.id, &execution).await?;
+        let query = request.query.clone().unwrap_or_default();
+        if query.query_type.is_empty() {
+            return Err(Error::invalid("QueryType is not set on request."));
+        }
+        let mut receiver = self.inner.subscribe(&key);
+        let state = loop {
+            let state = self.inner.read_state(&key).await?;
+            let status = state.info().status;
+            if !state.is_running() {
+                let condition = QueryRejectCondition::try_from(request.query_reject_condition)
+                    .unwrap_or(QueryRejectCondition::None);
+                let rejected = match condition {
+                    QueryRejectCondition::NotOpen => true,
+                    QueryRejectCondition::NotCompletedCleanly => {
+                        status != WorkflowExecutionStatus::Completed as i32
+                    }
+                    _ => false,
+                };
+                if rejected {
+                    return Ok(ws::QueryWorkflowResponse {
+                        query_rejected: Some(QueryRejected { status }),
+                        ..Default::default()
+                    });
+                }
+                if state.info().last_completed_wft_started_id == 0 {
+                    return Err(Error::WorkflowNotReady(
+                        "Workflow execution closed before WorkflowTaskStarted event".into(),
+                    ));
+                }
+                break state;
+            }
+            if state
+                .workflow_task
+                .as_ref()
+                .is_some_and(|task| task.attempt >= 3)
+            {
+                return Err(Error::WorkflowNotReady(
+                    "Unable to query workflow due to Workflow Task in failed state.".into(),
+                ));
+            }
+            if state.info().last_completed_wft_started_id > 0 {
+                break state;
+            }
+            let until = deadline
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or(deadline);
+            if !self.inner.wait_for_change(&mut receiver, until).await {
+                return Err(Error::WorkflowNotReady(
+                    "Workflow task is not scheduled yet.".into(),
+                ));
+            }
+        };
+        let info = state.info();
+        let events = self
+            .inner
+            .store
+            .read_history(
+                &key.namespace_id,
+                &key.run_id,
+                1,
+                info.next_event_id,
+                usize::MAX,
+            )
+            .await?;
+        let response = ws::PollWorkflowTaskQueueResponse {
+            workflow_execution: Some(responses::execution(&state)),
+            workflow_type: Some(responses::workflow_type(&state)),
+            previous_started_event_id: info.last_completed_wft_started_id,
+            started_event_id: info.last_completed_wft_started_id,
+            history: Some(History { events }),
+            query: Some(WorkflowQuery {
+                query_type: query.query_type,
+                query_args: query.query_args,
+                header: query.header,
+            }),
+            workflow_execution_task_queue: Some(responses::normal_task_queue(&state)),
+            ..Default::default()
+        };
+        let answer_deadline = deadline
+            .checked_sub(Duration::from_millis(500))
+            .unwrap_or(deadline);
+        match self
+            .inner
+            .matching
+            .query(&namespace.id, &info.task_queue, response, answer_deadline)
+            .await?
+        {
+            QueryAnswer::Answered(result) => Ok(ws::QueryWorkflowResponse {
+                query_result: result,
+                ..Default::default()
+            }),
+            QueryAnswer::Failed { message, failure } => Err(Error::QueryFailed {
+                message,
+                failure: failure.map(|f| f.encode_to_vec()),
+            }),
+        }
+    }
+
+    async fn record_workflow_task_started(
+        &self,
+        namespace: &NamespaceRef,
+        task: &TaskRef,
+        request: &ws::PollWorkflowTaskQueueRequest,
+    ) -> Result<ws::PollWorkflowTaskQueueResponse> {
+        let key = WorkflowKey::new(
+            task.namespace_id.clone(),
+            task.workflow_id.clone(),
+            task.run_id.clone(),
+        );
+        let request_id = new_uuid();
+        let identity = request.identity.clone();
+        let (scheduled, attempt) = (task.scheduled_event_id, task.attempt);
+        let (recorded, state) = self
+            .inner
+            .update(&key, |state, env| {
+                let mut recorded = core::record_workflow_task_started(
+                    state,
+                    env,
+                    scheduled,
+                    attempt,
+                    &request_id,
+                    &identity,
+                )?;
+                let transition = std::mem::take(&mut recorded.transition);
+                Ok((transition, (recorded, state.clone())))
+            })
+            .await?;
+        let durable_end = if state
+            .workflow_task
+            .as_ref()
+            .is_some_and(|task| task.transient)
+        {
+            recorded.scheduled_event_id
+        } else {
+            recorded.started_event_id + 1
+        };
+        let (mut events, next_page_token) =
+            read_page(&self.inner, &key, 1, durable_end, MAX_PAGE_SIZE).await?;
+        if next_page_token.is_empty() {
+            events.extend(core::history_suffix_for_transient(&state));
+        }
+        let token = TaskToken {
+            kind: TOKEN_WORKFLOW_TASK,
+            namespace_id: key.namespace_id.clone(),
+            workflow_id: key.workflow_id.clone(),
+            run_id: key.run_id.clone(),
+            scheduled_event_id: recorded.scheduled_event_id,
+            attempt: recorded.attempt,
+            started_event_id: recorded.started_event_id,
+            ..Default::default()
+        };
+        let _ = namespace;
+        Ok(ws::PollWorkflowTaskQueueResponse {
+            task_token: token.encode(),
+            workflow_execution: Some(responses::execution(&state)),
+            workflow_type: Some(responses::workflow_type(&state)),
+            previous_started_event_id: recorded.previous_started_event_id,
+            started_event_id: recorded.started_event_id,
+            attempt: recorded.attempt,
+            history: Some(History { events }),
+            next_page_token,
+            workflow_execution_task_queue: Some(responses::normal_task_queue(&state)),
+            scheduled_time: timestamp(recorded.scheduled_time_ms),
+            started_time: timestamp(recorded.started_time_ms),
+            ..Default::default()
+        })
+    }
+
+    async fn respond_workflow_task_completed(
+        &self,
+        namespace: &NamespaceRef,
+        token: TaskToken,
+        request: ws::RespondWorkflowTaskCompletedRequest,
+    ) -> Result<ws::RespondWorkflowTaskCompletedResponse> {
+        let key = Inner::token_key(&token);
+        let completion = core::CompleteWorkflowTask {
+            scheduled_event_id: token.scheduled_event_id,
+            attempt: token.attempt,
+            commands: request.commands,
+            identity: request.identity,
+            binary_checksum: request.binary_checksum,
+            sdk_metadata: request.sdk_metadata,
+            force_create_new_workflow_task: request.force_create_new_workflow_task,
+            namespace: namespace.name.clone(),
+        };
+        let error = self
+            .inner
+            .update(&key, |state, env| {
+                let outcome = core::complete_workflow_task(state, env, completion)?;
+                Ok((outcome.transition, outcome.error))
+            })
+            .await?;
+        if let Some(error) = error {
+            return Err(error);
+        }
+        Ok(ws::RespondWorkflowTaskCompletedResponse::default())
+    }
+
+    async fn respond_workflow_task_failed(
+        &self,
+        _namespace: &NamespaceRef,
+        token: TaskToken,
+        request: ws::RespondWorkflowTaskFailedRequest,
+    ) -> Result<()> {
+        let key = Inner::token_key(&token);
+        let cause = WorkflowTaskFailedCause::try_from(request.cause)
+            .unwrap_or(WorkflowTaskFailedCause::Unspecified);
+        let (failure, identity) = (request.failure, request.identity);
+        self.inner
+            .update(&key, |state, env| {
+                Ok((
+                    core::fail_workflow_task(
+                        state,
+                        env,
+                        token.scheduled_event_id,
+                        token.attempt,
+                        cause,
+                        failure,
+                        identity,
+                    )?,
+                    (),
+                ))
+            })
+            .await
+    }
+
+    async fn record_activity_task_started(
+        &self,
+        _namespace: &NamespaceRef,
+        task: &TaskRef,
+        request: &ws::PollActivityTaskQueueRequest,
+    ) -> Result<ws::PollActivityTaskQueueResponse> {
+        let key = WorkflowKey::new(
+            task.namespace_id.clone(),
+            task.workflow_id.clone(),
+            task.run_id.clone(),
+        );
+        let request_id = new_uuid();
+        let identity = request.identity.clone();
+        let (scheduled, attempt) = (task.scheduled_event_id, task.attempt);
+        let (started, state) = self
+            .inner
+            .update(&key, |state, env| {
+                let mut started = core::record_activity_started(
+                    state,
+                    env,
+                    scheduled,
+                    attempt,
+                    &request_id,
+                    &identity,
+                )?;
+                let transition = std::mem::take(&mut started.transition);
+                Ok((transition, (started, state.clone())))
+            })
+            .await?;
+        let activity = started.activity;
+        let scheduled = activity.scheduled.clone().unwrap_or_default();
+        let token = TaskToken {
+            kind: TOKEN_ACTIVITY_TASK,
+            namespace_id: key.namespace_id.clone(),
+            workflow_id: key.workflow_id.clone(),
+            run_id: key.run_id.clone(),
+            scheduled_event_id: activity.scheduled_event_id,
+            attempt: activity.attempt,
+            activity_id: activity.activity_id.clone(),
+            ..Default::default()
+        };
+        Ok(ws::PollActivityTaskQueueResponse {
+            task_token: token.encode(),
+            workflow_namespace: _namespace.name.clone(),
+            workflow_type: Some(responses::workflow_type(&state)),
+            workflow_execution: Some(responses::execution(&state)),
+            activity_type: scheduled.activity_type.clone(),
+            activity_id: activity.activity_id.clone(),
+            header: scheduled.header.clone(),
+            input: scheduled.input.clone(),
+            heartbeat_details: activity.heartbeat_details.clone(),
+            scheduled_time: timestamp(activity.first_scheduled_time_ms),
+            current_attempt_scheduled_time: timestamp(activity.scheduled_time_ms),
+            started_time: timestamp(activity.started_time_ms),
+            attempt: activity.attempt,
+            schedule_to_close_timeout: scheduled.schedule_to_close_timeout,
+            start_to_close_timeout: scheduled.start_to_close_timeout,
+            heartbeat_timeout: scheduled.heartbeat_timeout,
+            retry_policy: scheduled.retry_policy.clone(),
+            priority: scheduled.priority.clone(),
+            ..Default::default()
+        })
+    }
+
+    async fn record_activity_task_heartbeat(
+        &self,
+        token: TaskToken,
+        details: Option<Payloads>,
+    ) -> Result<ws::RecordActivityTaskHeartbeatResponse> {
+        let key = Inner::token_key(&token);
+        let cancel_requested = self
+            .inner
+            .update(&key, |state, env| {
+                core::heartbeat_activity(
+                    state,
+                    env,
+                    token.scheduled_event_id,
+                    token.attempt,
+                    details,
+                )
+            })
+            .await?;
+        Ok(ws::RecordActivityTaskHeartbeatResponse {
+            cancel_requested,
+            ..Default::default()
+        })
+    }
+
+    async fn respond_activity_task_completed(
+        &self,
+        token: TaskToken,
+        result: Option<Payloads>,
+        identity: String,
+    ) -> Result<()> {
+        let key = Inner::token_key(&token);
+        self.inner
+            .update(&key, |state, env| {
+                Ok((
+                    core::complete_activity(
+                        state,
+                        env,
+                        token.scheduled_event_id,
+                        token.attempt,
+                        result,
+                        identity,
+                    )?,
+                    (),
+                ))
+            })
+            .await
+    }
+
+    async fn respond_activity_task_failed(
+        &self,
+        token: TaskToken,
+        failure: Failure,
+        last_heartbeat_details: Option<Payloads>,
+        identity: String,
+    ) -> Result<()> {
+        let key = Inner::token_key(&token);
+        self.inner
+            .update(&key, |state, env| {
+                Ok((
+                    core::fail_activity(
+                        state,
+                        env,
+                        token.scheduled_event_id,
+                        token.attempt,
+                        failure,
+                        last_heartbeat_details,
+                        identity,
+                    )?,
+                    (),
+                ))
+            })
+            .await
+    }
+
+    async fn respond_activity_task_canceled(
+        &self,
+        token: TaskToken,
+        details: Option<Payloads>,
+        identity: String,
+    ) -> Result<()> {
+        let key = Inner::token_key(&token);
+        self.inner
+            .update(&key, |state, env| {
+                Ok((
+                    core::cancel_activity(
+                        state,
+                        env,
+                        token.scheduled_event_id,
+                        token.attempt,
+                        details,
+                        identity,
+                    )?,
+                    (),
+                ))
+            })
+            .await
+    }
+
+    async fn activity_token_by_id(
+        &self,
+        namespace: &NamespaceRef,
+        workflow_id: &str,
+        run_id: &str,
+        activity_id: &str,
+    ) -> Result<TaskToken> {
+        let execution = WorkflowExecution {
+            workflow_id: workflow_id.to_string(),
+            run_id: run_id.to_string(),
+        };
+        let key = self.inner.resolve(&namespace.id, &execution).await?;
+        let state = self.inner.read_state(&key).await?;
+        if !state.is_running() {
+            return Err(Error::not_found("workflow execution already completed"));
+        }
+        let Some(activity) = state
+            .activities
+            .values()
+            .find(|activity| activity.activity_id == activity_id)
+        else {
+            return Err(Error::not_found(
+                "invalid activityID or activity already timed out or invoking workflow is completed",
+            ));
+        };
+        Ok(TaskToken {
+            kind: TOKEN_ACTIVITY_TASK,
+            namespace_id: key.namespace_id,
+            workflow_id: key.workflow_id,
+            run_id: key.run_id,
+            scheduled_event_id: activity.scheduled_event_id,
+            attempt: activity.attempt,
+            activity_id: activity.activity_id.clone(),
+            ..Default::default()
+        })
+    }
+
+    async fn list_workflow_executions(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::ListWorkflowExecutionsRequest,
+    ) -> Result<ws::ListWorkflowExecutionsResponse> {
+        let page_size = if request.page_size <= 0 {
+            1000
+        } else {
+            request.page_size as usize
+        };
+        let after = if request.next_page_token.is_empty() {
+            None
+        } else {
+            let cursor = ListToken::decode(request.next_page_token.as_slice())
+                .map_err(|_| Error::invalid("Invalid NextPageToken."))?;
+            Some((cursor.start_time_ms, cursor.run_id))
+        };
+        let records = self
+            .inner
+            .store
+            .list_executions(&namespace.id, page_size, after)
+            .await?;
+        let next_page_token = if records.len() == page_size {
+            let last = records.last().expect("page is full");
+            ListToken {
+                start_time_ms: last.start_time_ms,
+                run_id: last.run_id.clone(),
+            }
+            .encode_to_vec()
+        } else {
+            Vec::new()
+        };
+        let executions = records
+            .into_iter()
+            .map(
+                |record| sundial_proto::api::workflow::v1::WorkflowExecutionInfo {
+                    execution: Some(WorkflowExecution {
+                        workflow_id: record.workflow_id.clone(),
+                        run_id: record.run_id.clone(),
+                    }),
+                    r#type: Some(sundial_proto::api::common::v1::WorkflowType {
+                        name: record.workflow_type,
+                    }),
+                    start_time: timestamp(record.start_time_ms),
+                    close_time: if record.close_time_ms > 0 {
+                        timestamp(record.close_time_ms)
+                    } else {
+                        None
+                    },
+                    status: record.status,
+                    history_length: record.history_length,
+                    execution_time: timestamp(record.execution_time_ms),
+                    memo: Some(
+                        sundial_proto::api::common::v1::Memo::decode(record.memo.as_slice())
+                            .unwrap_or_default(),
+                    ),
+                    search_attributes: if record.search_attributes.is_empty() {
+                        None
+                    } else {
+                        sundial_proto::api::common::v1::SearchAttributes::decode(
+                            record.search_attributes.as_slice(),
+                        )
+                        .ok()
+                    },
+                    task_queue: record.task_queue,
+                    parent_execution: if record.parent_workflow_id.is_empty() {
+                        None
+                    } else {
+                        Some(WorkflowExecution {
+                            workflow_id: record.parent_workflow_id,
+                            run_id: record.parent_run_id,
+                        })
+                    },
+                    ..Default::default()
+                },
+            )
+            .collect();
+        Ok(ws::ListWorkflowExecutionsResponse {
+            executions,
+            next_page_token,
+        })
+    }
+
+    async fn count_workflow_executions(&self, namespace: &NamespaceRef) -> Result<i64> {
+        self.inner.store.count_executions(&namespace.id).await
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ListToken {
+    #[prost(int64, tag = "1")]
+    start_time_ms: i64,
+    #[prost(string, tag = "2")]
+    run_id: String,
+}

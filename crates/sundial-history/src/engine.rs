@@ -1,0 +1,580 @@
+//! The edge around the pure core: run locks and the state cache, loading, the fenced write of
+//! a transition, and handing its tasks to matching, the timer queue and the transfer queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use sundial_common::{Clock, Error, Result, WorkflowKey, new_uuid, shard_for};
+use sundial_history_core::state::MutableState;
+use sundial_history_core::tasks::{Task, TaskType};
+use sundial_history_core::{Env, Limits, Transition};
+use sundial_persistence::{CurrentUpdate, ExecutionWrite, Store, WriteBatch};
+use sundial_proto::api::common::v1::WorkflowExecution;
+use sundial_proto::api::enums::v1::{TimeoutType, WorkflowExecutionStatus};
+use sundial_rpc::{MatchingApi, TaskRef};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::timers::TimerQueue;
+use crate::transfer::{TransferItem, run_transfer_task};
+
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    pub num_shards: u32,
+    /// Runs whose state stays in memory between requests.
+    pub cache_capacity: usize,
+    pub limits: Limits,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            num_shards: 4,
+            cache_capacity: 10_000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub loaded: Option<Loaded>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    pub state: MutableState,
+    pub db_version: i64,
+}
+
+/// The parent of a child run being started.
+#[derive(Debug, Clone)]
+pub(crate) struct ParentLink {
+    pub namespace: String,
+    pub namespace_name: String,
+    pub execution: WorkflowExecution,
+    pub initiated_event_id: i64,
+    pub root: Option<WorkflowExecution>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub matching: Arc<dyn MatchingApi>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: RwLock<Arc<Limits>>,
+    pub num_shards: u32,
+    cache_capacity: usize,
+    range_ids: Mutex<HashMap<u32, i64>>,
+    next_task_id: AtomicI64,
+    slots: Mutex<HashMap<WorkflowKey, Arc<tokio::sync::Mutex<Slot>>>>,
+    pub timers: TimerQueue,
+    transfer: mpsc::UnboundedSender<TransferItem>,
+    transfer_receiver: Mutex<Option<mpsc::UnboundedReceiver<TransferItem>>>,
+    watchers: Mutex<HashMap<(String, String), watch::Sender<u64>>>,
+}
+
+/// The history service. Cheap to clone; every clone shares the same shards.
+#[derive(Clone)]
+pub struct HistoryService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl HistoryService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        matching: Arc<dyn MatchingApi>,
+        clock: Arc<dyn Clock>,
+        config: HistoryConfig,
+    ) -> Self {
+        let (transfer, receiver) = mpsc::unbounded_channel();
+        let inner = Inner {
+            store,
+            matching,
+            clock: clock.clone(),
+            limits: RwLock::new(Arc::new(config.limits)),
+            num_shards: config.num_shards.max(1),
+            cache_capacity: config.cache_capacity.max(16),
+            range_ids: Mutex::new(HashMap::new()),
+            next_task_id: AtomicI64::new(clock.now_millis() * 1000),
+            slots: Mutex::new(HashMap::new()),
+            timers: TimerQueue::default(),
+            transfer,
+            transfer_receiver: Mutex::new(Some(receiver)),
+            watchers: Mutex::new(HashMap::new()),
+        };
+        HistoryService {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Replaces the limits used by later transitions (dynamic config).
+    pub fn set_limits(&self, limits: Limits) {
+        *self.inner.limits.write() = Arc::new(limits);
+    }
+
+    /// Acquires every shard, re-arms the timers and dispatches of open runs, resumes the
+    /// transfer tasks left by a previous process, and starts the background loops.
+    pub async fn start(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        for shard_id in 1..=inner.num_shards {
+            let range_id = inner.store.acquire_shard(shard_id).await?;
+            inner.range_ids.lock().insert(shard_id, range_id);
+        }
+        if let Some(receiver) = inner.transfer_receiver.lock().take() {
+            tokio::spawn(transfer_loop(inner.clone(), receiver));
+        }
+        tokio::spawn(timer_loop(inner.clone()));
+        let mut open_runs = 0usize;
+        for shard_id in 1..=inner.num_shards {
+            for run in inner.store.list_open_executions(shard_id).await? {
+                let key = WorkflowKey::new(run.namespace_id, run.workflow_id, run.run_id);
+                let state = inner.read_state(&key).await?;
+                let tasks = sundial_history_core::rebuild_tasks(&state);
+                inner.dispatch(&key, tasks).await;
+                open_runs += 1;
+            }
+            for record in inner.store.list_transfer_tasks(shard_id).await? {
+                let key = WorkflowKey::new(record.namespace_id, record.workflow_id, record.run_id);
+                let _ = inner.transfer.send(TransferItem {
+                    shard_id,
+                    task_id: record.task_id,
+                    key,
+                    task: record.task,
+                });
+            }
+        }
+        info!(
+            open_runs,
+            shards = inner.num_shards,
+            "history service started"
+        );
+        Ok(())
+    }
+}
+
+async fn timer_loop(inner: Arc<Inner>) {
+    loop {
+        let now = inner.clock.now_millis();
+        let (due, next) = inner.timers.take_due(now);
+        for (key, task) in due {
+            let inner = inner.clone();
+            tokio::spawn(async move { inner.fire(key, task).await });
+        }
+        let wait = match next {
+            Some(next) => Duration::from_millis((next - now).clamp(1, 1000) as u64),
+            None => Duration::from_secs(1),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = inner.timers.wake.notified() => {}
+        }
+    }
+}
+
+async fn transfer_loop(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<TransferItem>) {
+    while let Some(item) = receiver.recv().await {
+        tokio::spawn(run_transfer_task(inner.clone(), item));
+    }
+}
+
+impl Inner {
+    pub(crate) fn limits(&self) -> Arc<Limits> {
+        self.limits.read().clone()
+    }
+
+    pub(crate) fn shard_of(&self, key: &WorkflowKey) -> u32 {
+        shard_for(&key.namespace_id, &key.workflow_id, self.num_shards)
+    }
+
+    /// The lock that serialises starts of one workflow id (a slot keyed with an empty run id).
+    pub(crate) fn id_lock(&self, key: &WorkflowKey) -> Arc<tokio::sync::Mutex<Slot>> {
+        self.slot(key)
+    }
+
+    fn slot(&self, key: &WorkflowKey) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut slots = self.slots.lock();
+        if slots.len() >= self.cache_capacity && !slots.contains_key(key) {
+            // Evict runs nobody is using; their state is in the database.
+            slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
+        slots.entry(key.clone()).or_default().clone()
+    }
+
+    fn evict(&self, key: &WorkflowKey) {
+        self.slots.lock().remove(key);
+    }
+
+    async fn ensure_loaded(&self, key: &WorkflowKey, slot: &mut Slot) -> Result<()> {
+        if slot.loaded.is_none() {
+            let Some(loaded) = self
+                .store
+                .load_execution(&key.namespace_id, &key.workflow_id, &key.run_id)
+                .await?
+            else {
+                return Err(Error::not_found("workflow execution not found"));
+            };
+            slot.loaded = Some(Loaded {
+                state: loaded.state,
+                db_version: loaded.db_version,
+            });
+        }
+        Ok(())
+    }
+
+    /// A copy of a run's current state.
+    pub(crate) async fn read_state(&self, key: &WorkflowKey) -> Result<MutableState> {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        self.ensure_loaded(key, &mut guard).await?;
+        Ok(guard.loaded.as_ref().expect("loaded above").state.clone())
+    }
+
+    pub(crate) fn env_parts(&self) -> (i64, Arc<Limits>) {
+        (self.clock.now_millis(), self.limits())
+    }
+
+    /// Runs one transition on a run under its lock and persists it. The state is changed in
+    /// memory only after the write is durable.
+    pub(crate) async fn update<T, F>(&self, key: &WorkflowKey, operation: F) -> Result<T>
+    where
+        F: FnOnce(&mut MutableState, &Env) -> Result<(Transition, T)>,
+    {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        self.ensure_loaded(key, &mut guard).await?;
+        let loaded = guard.loaded.as_ref().expect("loaded above");
+        let mut state = loaded.state.clone();
+        let (now_ms, limits) = self.env_parts();
+        let new_id = || new_uuid();
+        let env = Env {
+            now_ms,
+            limits: &limits,
+            new_id: &new_id,
+        };
+        let (transition, value) = operation(&mut state, &env)?;
+        if state == loaded.state
+            && transition.events.is_empty()
+            && transition.tasks.is_empty()
+            && transition.new_run.is_none()
+        {
+            return Ok(value);
+        }
+        let was_running = loaded.state.is_running();
+        let db_version = loaded.db_version;
+        let (batch, dispatch) =
+            self.build_batch(key, &state, Some(db_version), was_running, transition, None);
+        if let Err(error) = self.store.write(batch).await {
+            guard.loaded = None;
+            drop(guard);
+            self.evict(key);
+            return Err(error);
+        }
+        guard.loaded = Some(Loaded {
+            state,
+            db_version: db_version + 1,
+        });
+        drop(guard);
+        self.after_write(dispatch).await;
+        Ok(value)
+    }
+
+    /// Writes a brand-new run (and optionally the transition of the run it replaces).
+    pub(crate) async fn create_run(
+        &self,
+        key: &WorkflowKey,
+        state: MutableState,
+        transition: Transition,
+        expected_current: Option<String>,
+        start_request_id: &str,
+    ) -> Result<()> {
+        let current = CurrentUpdate::Set {
+            expected_run_id: expected_current,
+            run_id: key.run_id.clone(),
+            status: WorkflowExecutionStatus::Running as i32,
+            start_request_id: start_request_id.to_string(),
+        };
+        let (batch, dispatch) =
+            self.build_batch(key, &state, None, false, transition, Some(current));
+        self.store.write(batch).await?;
+        self.after_write(dispatch).await;
+        Ok(())
+    }
+
+    /// Builds the write for a run's transition (plus the run it continues into, if any).
+    fn build_batch(
+        &self,
+        key: &WorkflowKey,
+        state: &MutableState,
+        expected_db_version: Option<i64>,
+        was_running: bool,
+        transition: Transition,
+        current_override: Option<CurrentUpdate>,
+    ) -> (WriteBatch, Vec<(WorkflowKey, Vec<Task>, Vec<(i64, Task)>)>) {
+        let shard_id = self.shard_of(key);
+        let range_id = self.range_ids.lock().get(&shard_id).copied().unwrap_or(0);
+        let mut executions = Vec::new();
+        let mut dispatch = Vec::new();
+        let Transition {
+            events,
+            tasks,
+            new_run,
+        } = transition;
+        let current = match (current_override, &new_run) {
+            (Some(current), _) => current,
+            (None, Some(_)) => CurrentUpdate::Keep,
+            (None, None) if was_running && !state.is_running() => CurrentUpdate::Status {
+                run_id: key.run_id.clone(),
+                status: state.info().status,
+            },
+            (None, None) => CurrentUpdate::Keep,
+        };
+        let (transfer, other): (Vec<Task>, Vec<Task>) = tasks
+            .into_iter()
+            .partition(|task| task.kind().is_some_and(TaskType::is_transfer));
+        let transfer: Vec<(i64, Task)> = transfer
+            .into_iter()
+            .map(|task| (self.next_task_id.fetch_add(1, Ordering::Relaxed), task))
+            .collect();
+        executions.push(ExecutionWrite {
+            namespace_id: key.namespace_id.clone(),
+            workflow_id: key.workflow_id.clone(),
+            run_id: key.run_id.clone(),
+            state: state.clone(),
+            expected_db_version,
+            events,
+            current,
+            new_transfer_tasks: transfer.clone(),
+        });
+        dispatch.push((key.clone(), other, transfer));
+        if let Some(new_run) = new_run {
+            let new_key = WorkflowKey::new(
+                key.namespace_id.clone(),
+                key.workflow_id.clone(),
+                new_run.state.info().run_id.clone(),
+            );
+            let Transition { events, tasks, .. } = new_run.transition;
+            let (transfer, other): (Vec<Task>, Vec<Task>) = tasks
+                .into_iter()
+                .partition(|task| task.kind().is_some_and(TaskType::is_transfer));
+            let transfer: Vec<(i64, Task)> = transfer
+                .into_iter()
+                .map(|task| (self.next_task_id.fetch_add(1, Ordering::Relaxed), task))
+                .collect();
+            executions.push(ExecutionWrite {
+                namespace_id: new_key.namespace_id.clone(),
+                workflow_id: new_key.workflow_id.clone(),
+                run_id: new_key.run_id.clone(),
+                state: new_run.state.clone(),
+                expected_db_version: None,
+                events,
+                current: CurrentUpdate::Set {
+                    expected_run_id: Some(key.run_id.clone()),
+                    run_id: new_key.run_id.clone(),
+                    status: WorkflowExecutionStatus::Running as i32,
+                    start_request_id: String::new(),
+                },
+                new_transfer_tasks: transfer.clone(),
+            });
+            dispatch.push((new_key, other, transfer));
+        }
+        (
+            WriteBatch {
+                shard_id,
+                range_id,
+                executions,
+                deleted_transfer_tasks: Vec::new(),
+            },
+            dispatch,
+        )
+    }
+
+    async fn after_write(&self, dispatch: Vec<(WorkflowKey, Vec<Task>, Vec<(i64, Task)>)>) {
+        for (key, tasks, transfer) in dispatch {
+            self.notify(&key);
+            self.dispatch(&key, tasks).await;
+            let shard_id = self.shard_of(&key);
+            for (task_id, task) in transfer {
+                let _ = self.transfer.send(TransferItem {
+                    shard_id,
+                    task_id,
+                    key: key.clone(),
+                    task,
+                });
+            }
+        }
+    }
+
+    /// Hands dispatch tasks that are due to matching; everything else waits in the timer queue.
+    pub(crate) async fn dispatch(&self, key: &WorkflowKey, tasks: Vec<Task>) {
+        let now = self.clock.now_millis();
+        for task in tasks {
+            match task.kind() {
+                Some(TaskType::WorkflowTask) | Some(TaskType::ActivityTask)
+                    if task.fire_time_ms <= now =>
+                {
+                    self.send_to_matching(key, &task).await;
+                }
+                Some(kind) if kind.is_transfer() => {}
+                Some(_) => self.timers.push(key.clone(), task),
+                None => {}
+            }
+        }
+    }
+
+    async fn send_to_matching(&self, key: &WorkflowKey, task: &Task) {
+        let task_ref = TaskRef {
+            namespace_id: key.namespace_id.clone(),
+            workflow_id: key.workflow_id.clone(),
+            run_id: key.run_id.clone(),
+            scheduled_event_id: task.event_id,
+            attempt: task.attempt,
+        };
+        if task.kind() == Some(TaskType::WorkflowTask) {
+            self.matching
+                .add_workflow_task(&task.task_queue, task_ref)
+                .await;
+        } else {
+            self.matching
+                .add_activity_task(&task.task_queue, task_ref)
+                .await;
+        }
+    }
+
+    /// A timer task is due.
+    pub(crate) async fn fire(&self, key: WorkflowKey, task: Task) {
+        use sundial_history_core as core;
+        let Some(kind) = task.kind() else {
+            return;
+        };
+        let timeout_type =
+            TimeoutType::try_from(task.timeout_type).unwrap_or(TimeoutType::Unspecified);
+        let outcome = match kind {
+            TaskType::WorkflowTask | TaskType::ActivityTask => {
+                self.send_to_matching(&key, &task).await;
+                Ok(())
+            }
+            TaskType::WorkflowTaskTimeout => {
+                self.update(&key, |state, env| {
+                    Ok((
+                        core::workflow_task_timeout(
+                            state,
+                            env,
+                            task.event_id,
+                            task.attempt,
+                            timeout_type,
+                        )?,
+                        (),
+                    ))
+                })
+                .await
+            }
+            TaskType::ActivityTimeout => {
+                self.update(&key, |state, env| {
+                    Ok((
+                        core::activity_timeout(
+                            state,
+                            env,
+                            task.event_id,
+                            task.attempt,
+                            timeout_type,
+                        )?,
+                        (),
+                    ))
+                })
+                .await
+            }
+            TaskType::UserTimer => {
+                self.update(&key, |state, env| {
+                    Ok((
+                        core::fire_timer(state, env, &task.timer_id, task.event_id)?,
+                        (),
+                    ))
+                })
+                .await
+            }
+            TaskType::WorkflowRunTimeout => {
+                self.update(&key, |state, env| Ok((core::run_timeout(state, env)?, ())))
+                    .await
+            }
+            TaskType::WorkflowBackoff => {
+                self.update(&key, |state, env| {
+                    Ok((core::backoff_fired(state, env)?, ()))
+                })
+                .await
+            }
+            _ => Ok(()),
+        };
+        match outcome {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(error) => {
+                warn!(error = %error, %key, task_type = task.task_type, "timer task failed, retrying in 1s");
+                let mut retry = task.clone();
+                retry.fire_time_ms = self.clock.now_millis() + 1000;
+                self.timers.push(key, retry);
+            }
+        }
+    }
+
+    pub(crate) fn subscribe(&self, key: &WorkflowKey) -> watch::Receiver<u64> {
+        let mut watchers = self.watchers.lock();
+        watchers
+            .entry((key.namespace_id.clone(), key.run_id.clone()))
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn notify(&self, key: &WorkflowKey) {
+        let mut watchers = self.watchers.lock();
+        let map_key = (key.namespace_id.clone(), key.run_id.clone());
+        if let Some(sender) = watchers.get(&map_key) {
+            if sender.receiver_count() == 0 {
+                watchers.remove(&map_key);
+            } else {
+                sender.send_modify(|version| *version += 1);
+            }
+        }
+    }
+
+    /// Resolves an execution: an empty run id means the current run of the workflow id.
+    pub(crate) async fn resolve(
+        &self,
+        namespace_id: &str,
+        execution: &WorkflowExecution,
+    ) -> Result<WorkflowKey> {
+        if execution.workflow_id.is_empty() {
+            return Err(Error::invalid("WorkflowId is not set on request."));
+        }
+        if !execution.run_id.is_empty() {
+            if uuid_like(&execution.run_id) {
+                return Ok(WorkflowKey::new(
+                    namespace_id,
+                    execution.workflow_id.clone(),
+                    execution.run_id.clone(),
+                ));
+            }
+            return Err(Error::invalid("Invalid RunId."));
+        }
+        match self
+            .store
+            .get_current_execution(namespace_id, &execution.workflow_id)
+            .await?
+        {
+            Some(current) => Ok(WorkflowKey::new(
+                namespace_id,
+                execution.workflow_id.clone(),
+                current.run_id,
+            )),
+            None => Err(Error::not_found(format!(
+                "workflow not found for ID: {}",
+                execution.workflow_id
+            ))),
+        }
+    }
+}
+
+fn uuid_like(value: &str) -> bool {
+    value.len() == 36 && value.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
