@@ -1,0 +1,106 @@
+//! Wiring: builds the store, matching, history and frontend, and serves them on one gRPC port.
+//! The binary (`main.rs`) and the integration tests both start servers through `DevServer`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::RwLock;
+use sundial_common::SystemClock;
+use sundial_frontend::{Frontend, HealthService, Namespaces, OperatorHandler, WorkflowHandler};
+use sundial_history::{HistoryConfig, HistoryService};
+use sundial_matching::Matching;
+use sundial_persistence::{SqliteOptions, SqliteStore, Store};
+use sundial_proto::health::health_server::HealthServer;
+use sundial_proto::operatorservice::operator_service_server::OperatorServiceServer;
+use sundial_proto::workflowservice::workflow_service_server::WorkflowServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tracing::info;
+
+/// Temporal accepts messages far above gRPC's 4 MiB default (payload limits are enforced per blob).
+const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct DevServerOptions {
+    pub ip: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub db_filename: PathBuf,
+    /// Nothing is synced to disk: for throwaway servers only.
+    pub durable: bool,
+    pub namespaces: Vec<String>,
+    pub num_shards: u32,
+}
+
+/// A running all-in-one server.
+pub struct DevServer {
+    pub address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    store: Arc<SqliteStore>,
+}
+
+impl DevServer {
+    pub async fn start(options: DevServerOptions) -> anyhow::Result<DevServer> {
+        let store = Arc::new(
+            SqliteStore::open(SqliteOptions { path: options.db_filename.clone(), durable: options.durable })
+                .with_context(|| format!("open database {}", options.db_filename.display()))?,
+        );
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let matching = Arc::new(Matching::new());
+        let config = HistoryConfig { num_shards: options.num_shards, ..HistoryConfig::default() };
+        let limits = config.limits.clone();
+        let history = HistoryService::new(dyn_store.clone(), matching.clone(), Arc::new(SystemClock), config);
+        let namespaces = Arc::new(Namespaces::load(dyn_store.clone()).await.context("load namespaces")?);
+        namespaces.ensure("default").await.context("create namespace default")?;
+        for namespace in &options.namespaces {
+            namespaces.ensure(namespace).await.with_context(|| format!("create namespace {namespace}"))?;
+        }
+        history.start().await.context("start history service")?;
+        let frontend = Arc::new(Frontend {
+            history: Arc::new(history),
+            matching,
+            namespaces,
+            limits: RwLock::new(Arc::new(limits)),
+            num_shards: options.num_shards,
+            store: dyn_store,
+        });
+        let listener = TcpListener::bind((options.ip.as_str(), options.port))
+            .await
+            .with_context(|| format!("bind {}:{}", options.ip, options.port))?;
+        let address = listener.local_addr()?;
+        let (shutdown, shutdown_receiver) = oneshot::channel::<()>();
+        let workflow = WorkflowServiceServer::new(WorkflowHandler { frontend: frontend.clone() })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let operator = OperatorServiceServer::new(OperatorHandler { frontend: frontend.clone() })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(workflow)
+                .add_service(operator)
+                .add_service(HealthServer::new(HealthService))
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                    let _ = shutdown_receiver.await;
+                })
+                .await
+                .context("serve gRPC")
+        });
+        info!(%address, db = %options.db_filename.display(), "sundial is serving");
+        Ok(DevServer { address, shutdown: Some(shutdown), task, store })
+    }
+
+    /// Stops accepting requests, lets running ones finish, and closes the database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let outcome = (&mut self.task).await;
+        self.store.close();
+        outcome.context("server task")?
+    }
+}

@@ -1,0 +1,123 @@
+//! The `sundial` binary.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use sundial_server::{DevServer, DevServerOptions};
+use tracing::{info, warn};
+
+#[derive(Parser)]
+#[command(name = "sundial", version, about = "A Temporal-compatible durable-execution server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run servers.
+    Server {
+        #[command(subcommand)]
+        command: ServerCommand,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum ServerCommand {
+    /// All services in one process on an embedded SQLite file.
+    StartDev(StartDevArgs),
+}
+
+#[derive(clap::Args)]
+struct StartDevArgs {
+    /// gRPC port of the frontend.
+    #[arg(short, long, default_value_t = 7233)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: String,
+    /// SQLite file for all data (default: sundial/sundial.db under the user's data directory).
+    #[arg(short = 'f', long)]
+    db_filename: Option<PathBuf>,
+    /// Keep nothing: a throwaway database that is deleted at exit and never synced.
+    #[arg(long, conflicts_with = "db_filename")]
+    in_memory: bool,
+    /// More namespaces to create at start (`default` always exists).
+    #[arg(short, long = "namespace")]
+    namespaces: Vec<String>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Number of history shards (fixed when the database is created).
+    #[arg(long, default_value_t = 4)]
+    num_shards: u32,
+}
+
+fn default_db_path() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("sundial").join("sundial.db")
+}
+
+async fn wait_for_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let (db_filename, durable, temporary) = match (args.in_memory, args.db_filename) {
+        (true, _) => {
+            let path = std::env::temp_dir().join(format!("sundial-{}.db", std::process::id()));
+            (path, false, true)
+        }
+        (false, Some(path)) => (path, true, false),
+        (false, None) => (default_db_path(), true, false),
+    };
+    let server = DevServer::start(DevServerOptions {
+        ip: args.ip,
+        port: args.port,
+        db_filename: db_filename.clone(),
+        durable,
+        namespaces: args.namespaces,
+        num_shards: args.num_shards,
+    })
+    .await?;
+    eprintln!("Sundial gRPC API listening on {}", server.address);
+    wait_for_signal().await;
+    info!("shutting down; press Ctrl+C again to exit at once");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    server.stop().await?;
+    if temporary {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db_filename.display()));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("sundial {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Server { command: ServerCommand::StartDev(args) } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(start_dev(args))
+        }
+    }
+}
