@@ -11,7 +11,10 @@ use tonic::{Code, Status};
 const CLUSTER_NAME: &str = "active";
 
 fn any<M: Message>(type_name: &str, message: &M) -> Any {
-    Any { type_url: format!("type.googleapis.com/temporal.api.errordetails.v1.{type_name}"), value: message.encode_to_vec() }
+    Any {
+        type_url: format!("type.googleapis.com/temporal.api.errordetails.v1.{type_name}"),
+        value: message.encode_to_vec(),
+    }
 }
 
 fn grpc_code(code: ErrorCode) -> Code {
@@ -31,7 +34,11 @@ pub fn to_status(error: Error) -> Status {
     let code = grpc_code(error.code());
     let message = error.to_string();
     let detail = match &error {
-        Error::WorkflowAlreadyStarted { start_request_id, run_id, .. } => Some(any(
+        Error::WorkflowAlreadyStarted {
+            start_request_id,
+            run_id,
+            ..
+        } => Some(any(
             "WorkflowExecutionAlreadyStartedFailure",
             &details::WorkflowExecutionAlreadyStartedFailure {
                 start_request_id: start_request_id.clone(),
@@ -39,30 +46,52 @@ pub fn to_status(error: Error) -> Status {
                 ..Default::default()
             },
         )),
-        Error::NamespaceNotFound(namespace) => {
-            Some(any("NamespaceNotFoundFailure", &details::NamespaceNotFoundFailure { namespace: namespace.clone() }))
-        }
-        Error::NamespaceAlreadyExists(_) => Some(any("NamespaceAlreadyExistsFailure", &details::NamespaceAlreadyExistsFailure {})),
+        Error::NamespaceNotFound(namespace) => Some(any(
+            "NamespaceNotFoundFailure",
+            &details::NamespaceNotFoundFailure {
+                namespace: namespace.clone(),
+            },
+        )),
+        Error::NamespaceAlreadyExists(_) => Some(any(
+            "NamespaceAlreadyExistsFailure",
+            &details::NamespaceAlreadyExistsFailure {},
+        )),
         Error::NotFound(_) => Some(any(
             "NotFoundFailure",
-            &details::NotFoundFailure { current_cluster: CLUSTER_NAME.into(), active_cluster: CLUSTER_NAME.into() },
+            &details::NotFoundFailure {
+                current_cluster: CLUSTER_NAME.into(),
+                active_cluster: CLUSTER_NAME.into(),
+            },
         )),
         Error::QueryFailed { failure, .. } => {
-            let failure = failure
-                .as_ref()
-                .and_then(|bytes| sundial_proto::api::failure::v1::Failure::decode(bytes.as_slice()).ok());
-            Some(any("QueryFailedFailure", &details::QueryFailedFailure { failure }))
+            let failure = failure.as_ref().and_then(|bytes| {
+                sundial_proto::api::failure::v1::Failure::decode(bytes.as_slice()).ok()
+            });
+            Some(any(
+                "QueryFailedFailure",
+                &details::QueryFailedFailure { failure },
+            ))
         }
-        Error::WorkflowNotReady(_) => Some(any("WorkflowNotReadyFailure", &details::WorkflowNotReadyFailure {})),
+        Error::WorkflowNotReady(_) => Some(any(
+            "WorkflowNotReadyFailure",
+            &details::WorkflowNotReadyFailure {},
+        )),
         Error::ResourceExhausted { cause, .. } => Some(any(
             "ResourceExhaustedFailure",
-            &details::ResourceExhaustedFailure { cause: *cause as i32, scope: 1 },
+            &details::ResourceExhaustedFailure {
+                cause: *cause as i32,
+                scope: 1,
+            },
         )),
         _ => None,
     };
     match detail {
         Some(detail) => {
-            let status = google_rpc::Status { code: code as i32, message: message.clone(), details: vec![detail] };
+            let status = google_rpc::Status {
+                code: code as i32,
+                message: message.clone(),
+                details: vec![detail],
+            };
             Status::with_details(code, message, status.encode_to_vec().into())
         }
         None => Status::new(code, message),
@@ -83,8 +112,15 @@ mod tests {
         assert_eq!(status.code(), Code::AlreadyExists);
         let decoded = google_rpc::Status::decode(status.details()).unwrap();
         assert_eq!(decoded.details.len(), 1);
-        assert!(decoded.details[0].type_url.ends_with("WorkflowExecutionAlreadyStartedFailure"));
-        let failure = details::WorkflowExecutionAlreadyStartedFailure::decode(decoded.details[0].value.as_slice()).unwrap();
+        assert!(
+            decoded.details[0]
+                .type_url
+                .ends_with("WorkflowExecutionAlreadyStartedFailure")
+        );
+        let failure = details::WorkflowExecutionAlreadyStartedFailure::decode(
+            decoded.details[0].value.as_slice(),
+        )
+        .unwrap();
         assert_eq!(failure.run_id, "r");
         assert_eq!(failure.start_request_id, "req");
     }

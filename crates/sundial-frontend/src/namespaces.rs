@@ -9,7 +9,9 @@ use prost::Message;
 use sundial_common::{Error, Result, new_uuid};
 use sundial_persistence::{NamespaceRecord, Store};
 use sundial_proto::api::enums::v1::NamespaceState;
-use sundial_proto::api::namespace::v1::{NamespaceConfig, NamespaceInfo, namespace_info::Capabilities};
+use sundial_proto::api::namespace::v1::{
+    NamespaceConfig, NamespaceInfo, namespace_info::Capabilities,
+};
 use sundial_proto::api::replication::v1::{ClusterReplicationConfig, NamespaceReplicationConfig};
 use sundial_proto::api::workflowservice::v1::DescribeNamespaceResponse;
 use sundial_proto::prost_types::Duration;
@@ -24,10 +26,22 @@ pub struct Namespaces {
 
 /// What Sundial supports, as the flags SDKs read from DescribeNamespace.
 pub fn capabilities() -> Capabilities {
-    Capabilities { eager_workflow_start: false, sync_update: false, async_update: false, worker_heartbeats: false, ..Default::default() }
+    Capabilities {
+        eager_workflow_start: false,
+        sync_update: false,
+        async_update: false,
+        worker_heartbeats: false,
+        ..Default::default()
+    }
 }
 
-pub fn new_namespace(name: &str, description: String, owner_email: String, data: HashMap<String, String>, retention: Option<Duration>) -> DescribeNamespaceResponse {
+pub fn new_namespace(
+    name: &str,
+    description: String,
+    owner_email: String,
+    data: HashMap<String, String>,
+    retention: Option<Duration>,
+) -> DescribeNamespaceResponse {
     DescribeNamespaceResponse {
         namespace_info: Some(NamespaceInfo {
             name: name.to_string(),
@@ -41,14 +55,20 @@ pub fn new_namespace(name: &str, description: String, owner_email: String, data:
             ..Default::default()
         }),
         config: Some(NamespaceConfig {
-            workflow_execution_retention_ttl: retention.or(Some(Duration { seconds: 86_400, nanos: 0 })),
+            workflow_execution_retention_ttl: retention.or(Some(Duration {
+                seconds: 86_400,
+                nanos: 0,
+            })),
             history_archival_state: 2,
             visibility_archival_state: 2,
             ..Default::default()
         }),
         replication_config: Some(NamespaceReplicationConfig {
             active_cluster_name: CLUSTER_NAME.into(),
-            clusters: vec![ClusterReplicationConfig { cluster_name: CLUSTER_NAME.into(), ..Default::default() }],
+            clusters: vec![ClusterReplicationConfig {
+                cluster_name: CLUSTER_NAME.into(),
+                ..Default::default()
+            }],
             state: 1,
         }),
         failover_version: 0,
@@ -62,13 +82,18 @@ impl Namespaces {
         let mut by_name = HashMap::new();
         for record in store.list_namespaces().await? {
             let mut description = DescribeNamespaceResponse::decode(record.data.as_slice())
-                .map_err(|error| Error::CorruptState(format!("decode namespace {}: {error}", record.name)))?;
+                .map_err(|error| {
+                    Error::CorruptState(format!("decode namespace {}: {error}", record.name))
+                })?;
             if let Some(info) = description.namespace_info.as_mut() {
                 info.capabilities = Some(capabilities());
             }
             by_name.insert(record.name, description);
         }
-        Ok(Namespaces { store, by_name: RwLock::new(by_name) })
+        Ok(Namespaces {
+            store,
+            by_name: RwLock::new(by_name),
+        })
     }
 
     pub fn resolve(&self, name: &str) -> Result<NamespaceRef> {
@@ -79,49 +104,82 @@ impl Namespaces {
         let Some(description) = by_name.get(name) else {
             return Err(Error::NamespaceNotFound(name.to_string()));
         };
-        let info = description.namespace_info.as_ref().expect("namespaces always have info");
+        let info = description
+            .namespace_info
+            .as_ref()
+            .expect("namespaces always have info");
         if info.state == NamespaceState::Deleted as i32 {
             return Err(Error::NamespaceNotFound(name.to_string()));
         }
-        Ok(NamespaceRef { id: info.id.clone(), name: name.to_string() })
+        Ok(NamespaceRef {
+            id: info.id.clone(),
+            name: name.to_string(),
+        })
     }
 
     pub fn describe(&self, name: &str, id: &str) -> Result<DescribeNamespaceResponse> {
         let by_name = self.by_name.read();
         let found = if name.is_empty() {
-            by_name.values().find(|d| d.namespace_info.as_ref().is_some_and(|info| info.id == id))
+            by_name
+                .values()
+                .find(|d| d.namespace_info.as_ref().is_some_and(|info| info.id == id))
         } else {
             by_name.get(name)
         };
-        found.cloned().ok_or_else(|| Error::NamespaceNotFound(if name.is_empty() { id.to_string() } else { name.to_string() }))
+        found.cloned().ok_or_else(|| {
+            Error::NamespaceNotFound(if name.is_empty() {
+                id.to_string()
+            } else {
+                name.to_string()
+            })
+        })
     }
 
     pub fn list(&self) -> Vec<DescribeNamespaceResponse> {
         let by_name = self.by_name.read();
         let mut all: Vec<_> = by_name.values().cloned().collect();
         all.sort_by(|a, b| {
-            let name = |d: &DescribeNamespaceResponse| d.namespace_info.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+            let name = |d: &DescribeNamespaceResponse| {
+                d.namespace_info
+                    .as_ref()
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default()
+            };
             name(a).cmp(&name(b))
         });
         all
     }
 
     pub async fn register(&self, description: DescribeNamespaceResponse) -> Result<()> {
-        let info = description.namespace_info.clone().expect("registered namespaces have info");
+        let info = description
+            .namespace_info
+            .clone()
+            .expect("registered namespaces have info");
         if self.by_name.read().contains_key(&info.name) {
             return Err(Error::NamespaceAlreadyExists(info.name));
         }
         self.store
-            .create_namespace(NamespaceRecord { id: info.id.clone(), name: info.name.clone(), data: description.encode_to_vec() })
+            .create_namespace(NamespaceRecord {
+                id: info.id.clone(),
+                name: info.name.clone(),
+                data: description.encode_to_vec(),
+            })
             .await?;
         self.by_name.write().insert(info.name, description);
         Ok(())
     }
 
     pub async fn update(&self, description: DescribeNamespaceResponse) -> Result<()> {
-        let info = description.namespace_info.clone().expect("namespaces have info");
+        let info = description
+            .namespace_info
+            .clone()
+            .expect("namespaces have info");
         self.store
-            .update_namespace(NamespaceRecord { id: info.id.clone(), name: info.name.clone(), data: description.encode_to_vec() })
+            .update_namespace(NamespaceRecord {
+                id: info.id.clone(),
+                name: info.name.clone(),
+                data: description.encode_to_vec(),
+            })
             .await?;
         self.by_name.write().insert(info.name, description);
         Ok(())

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use sundial_proto::api::enums::v1::{IndexedValueType, NamespaceState};
 use sundial_proto::api::operatorservice::v1 as os;
 use sundial_proto::health::health_server::Health;
-use sundial_proto::health::{HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus};
+use sundial_proto::health::{
+    HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
+};
 use sundial_proto::operatorservice::operator_service_server::OperatorService;
 use tonic::{Request, Response, Status};
 
@@ -28,7 +30,10 @@ pub fn system_search_attributes() -> HashMap<String, i32> {
         ("CloseTime", datetime),
         ("ExecutionTime", datetime),
         ("HistoryLength", int),
-        ("TemporalChangeVersion", IndexedValueType::KeywordList as i32),
+        (
+            "TemporalChangeVersion",
+            IndexedValueType::KeywordList as i32,
+        ),
         ("BinaryChecksums", IndexedValueType::KeywordList as i32),
     ]
     .into_iter()
@@ -43,10 +48,16 @@ pub struct OperatorHandler {
 
 #[tonic::async_trait]
 impl OperatorService for OperatorHandler {
-    async fn list_search_attributes(&self, request: Request<os::ListSearchAttributesRequest>) -> Result<Response<os::ListSearchAttributesResponse>, Status> {
+    async fn list_search_attributes(
+        &self,
+        request: Request<os::ListSearchAttributesRequest>,
+    ) -> Result<Response<os::ListSearchAttributesResponse>, Status> {
         let request = request.into_inner();
         if !request.namespace.is_empty() {
-            self.frontend.namespaces.resolve(&request.namespace).map_err(to_status)?;
+            self.frontend
+                .namespaces
+                .resolve(&request.namespace)
+                .map_err(to_status)?;
         }
         Ok(Response::new(os::ListSearchAttributesResponse {
             custom_attributes: HashMap::new(),
@@ -55,14 +66,30 @@ impl OperatorService for OperatorHandler {
         }))
     }
 
-    async fn delete_namespace(&self, request: Request<os::DeleteNamespaceRequest>) -> Result<Response<os::DeleteNamespaceResponse>, Status> {
+    async fn delete_namespace(
+        &self,
+        request: Request<os::DeleteNamespaceRequest>,
+    ) -> Result<Response<os::DeleteNamespaceResponse>, Status> {
         let request = request.into_inner();
-        let mut description = self.frontend.namespaces.describe(&request.namespace, &request.namespace_id).map_err(to_status)?;
-        let info = description.namespace_info.as_mut().expect("namespaces have info");
+        let mut description = self
+            .frontend
+            .namespaces
+            .describe(&request.namespace, &request.namespace_id)
+            .map_err(to_status)?;
+        let info = description
+            .namespace_info
+            .as_mut()
+            .expect("namespaces have info");
         info.state = NamespaceState::Deleted as i32;
         let name = info.name.clone();
-        self.frontend.namespaces.update(description).await.map_err(to_status)?;
-        Ok(Response::new(os::DeleteNamespaceResponse { deleted_namespace: name }))
+        self.frontend
+            .namespaces
+            .update(description)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(os::DeleteNamespaceResponse {
+            deleted_namespace: name,
+        }))
     }
 }
 
@@ -71,7 +98,12 @@ pub struct HealthService;
 
 #[tonic::async_trait]
 impl Health for HealthService {
-    async fn check(&self, _request: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
-        Ok(Response::new(HealthCheckResponse { status: ServingStatus::Serving as i32 }))
+    async fn check(
+        &self,
+        _request: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        Ok(Response::new(HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }))
     }
 }

@@ -27,17 +27,28 @@ pub fn task_queue(task_queue: Option<&TaskQueue>, limits: &Limits) -> Result<Str
         return Err(Error::invalid("TaskQueue length exceeds limit."));
     }
     if name.starts_with("/_sys/") {
-        return Err(Error::invalid(format!("task queue name cannot start with reserved prefix /_sys/: {name}")));
+        return Err(Error::invalid(format!(
+            "task queue name cannot start with reserved prefix /_sys/: {name}"
+        )));
     }
     Ok(name.to_string())
 }
 
-pub fn execution(execution: Option<&WorkflowExecution>, limits: &Limits) -> Result<WorkflowExecution> {
+pub fn execution(
+    execution: Option<&WorkflowExecution>,
+    limits: &Limits,
+) -> Result<WorkflowExecution> {
     let Some(execution) = execution else {
         return Err(Error::invalid("Execution is not set on request."));
     };
     id(&execution.workflow_id, "WorkflowId", limits)?;
-    if !execution.run_id.is_empty() && (execution.run_id.len() != 36 || !execution.run_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')) {
+    if !execution.run_id.is_empty()
+        && (execution.run_id.len() != 36
+            || !execution
+                .run_id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '-'))
+    {
         return Err(Error::invalid("Invalid RunId."));
     }
     Ok(execution.clone())
@@ -45,7 +56,14 @@ pub fn execution(execution: Option<&WorkflowExecution>, limits: &Limits) -> Resu
 
 pub fn payloads(payloads: Option<&Payloads>, limits: &Limits) -> Result<()> {
     let size: usize = payloads
-        .map(|p| p.payloads.iter().map(|payload| payload.data.len() + payload.metadata.values().map(Vec::len).sum::<usize>()).sum())
+        .map(|p| {
+            p.payloads
+                .iter()
+                .map(|payload| {
+                    payload.data.len() + payload.metadata.values().map(Vec::len).sum::<usize>()
+                })
+                .sum()
+        })
         .unwrap_or(0);
     if size > limits.blob_size_error {
         return Err(Error::invalid("Blob data size exceeds limit."));
@@ -58,22 +76,33 @@ pub fn timeouts(values: &[&Option<sundial_proto::prost_types::Duration>]) -> Res
         if let Some(duration) = value
             && (duration.seconds < 0 || duration.nanos < 0 || duration.nanos >= 1_000_000_000)
         {
-            return Err(Error::invalid("Invalid timeout: durations must be non-negative."));
+            return Err(Error::invalid(
+                "Invalid timeout: durations must be non-negative.",
+            ));
         }
     }
     Ok(())
 }
 
 pub fn policies(reuse: i32, conflict: i32) -> Result<()> {
-    let reuse_policy = WorkflowIdReusePolicy::try_from(reuse).map_err(|_| Error::invalid(format!("Invalid WorkflowIdReusePolicy: {reuse}")))?;
-    let conflict_policy =
-        WorkflowIdConflictPolicy::try_from(conflict).map_err(|_| Error::invalid(format!("Invalid WorkflowIdConflictPolicy: {conflict}")))?;
+    let reuse_policy = WorkflowIdReusePolicy::try_from(reuse)
+        .map_err(|_| Error::invalid(format!("Invalid WorkflowIdReusePolicy: {reuse}")))?;
+    let conflict_policy = WorkflowIdConflictPolicy::try_from(conflict)
+        .map_err(|_| Error::invalid(format!("Invalid WorkflowIdConflictPolicy: {conflict}")))?;
     #[allow(deprecated)]
-    if reuse_policy == WorkflowIdReusePolicy::TerminateIfRunning && conflict_policy != WorkflowIdConflictPolicy::Unspecified {
-        return Err(Error::invalid("Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING cannot be used together with a WorkflowIDConflictPolicy."));
+    if reuse_policy == WorkflowIdReusePolicy::TerminateIfRunning
+        && conflict_policy != WorkflowIdConflictPolicy::Unspecified
+    {
+        return Err(Error::invalid(
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING cannot be used together with a WorkflowIDConflictPolicy.",
+        ));
     }
-    if reuse_policy == WorkflowIdReusePolicy::RejectDuplicate && conflict_policy == WorkflowIdConflictPolicy::TerminateExisting {
-        return Err(Error::invalid("Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot be used together with WorkflowIdConflictPolicy WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING."));
+    if reuse_policy == WorkflowIdReusePolicy::RejectDuplicate
+        && conflict_policy == WorkflowIdConflictPolicy::TerminateExisting
+    {
+        return Err(Error::invalid(
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot be used together with WorkflowIdConflictPolicy WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING.",
+        ));
     }
     Ok(())
 }
@@ -101,7 +130,9 @@ pub fn long_poll_deadline<T>(request: &tonic::Request<T>) -> Result<Instant> {
         return Err(Error::invalid("Context timeout is not set."));
     };
     if deadline.saturating_duration_since(Instant::now()) < Duration::from_secs(2) {
-        return Err(Error::FailedPrecondition("Context timeout is too short.".into()));
+        return Err(Error::FailedPrecondition(
+            "Context timeout is too short.".into(),
+        ));
     }
     Ok(deadline)
 }

@@ -8,7 +8,10 @@ use sundial_common::Error;
 use sundial_proto::api::enums::v1::{QueryResultType, TaskQueueKind};
 use sundial_proto::api::workflowservice::v1 as ws;
 use sundial_proto::workflowservice::workflow_service_server::WorkflowService;
-use sundial_rpc::{QueryAnswer, TOKEN_ACTIVITY_TASK, TOKEN_QUERY_TASK, TOKEN_WORKFLOW_TASK, TaskToken, WorkflowTaskMatch};
+use sundial_rpc::{
+    QueryAnswer, TOKEN_ACTIVITY_TASK, TOKEN_QUERY_TASK, TOKEN_WORKFLOW_TASK, TaskToken,
+    WorkflowTaskMatch,
+};
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
@@ -52,7 +55,10 @@ impl WorkflowHandler {
 
 #[tonic::async_trait]
 impl WorkflowService for WorkflowHandler {
-    async fn get_system_info(&self, _request: Request<ws::GetSystemInfoRequest>) -> Reply<ws::GetSystemInfoResponse> {
+    async fn get_system_info(
+        &self,
+        _request: Request<ws::GetSystemInfoRequest>,
+    ) -> Reply<ws::GetSystemInfoResponse> {
         use ws::get_system_info_response::Capabilities;
         ok(ws::GetSystemInfoResponse {
             server_version: "1.32.0".into(),
@@ -73,7 +79,10 @@ impl WorkflowService for WorkflowHandler {
         })
     }
 
-    async fn get_cluster_info(&self, _request: Request<ws::GetClusterInfoRequest>) -> Reply<ws::GetClusterInfoResponse> {
+    async fn get_cluster_info(
+        &self,
+        _request: Request<ws::GetClusterInfoRequest>,
+    ) -> Reply<ws::GetClusterInfoResponse> {
         ok(ws::GetClusterInfoResponse {
             supported_clients: HashMap::new(),
             server_version: "1.32.0".into(),
@@ -86,7 +95,10 @@ impl WorkflowService for WorkflowHandler {
         })
     }
 
-    async fn register_namespace(&self, request: Request<ws::RegisterNamespaceRequest>) -> Reply<ws::RegisterNamespaceResponse> {
+    async fn register_namespace(
+        &self,
+        request: Request<ws::RegisterNamespaceRequest>,
+    ) -> Reply<ws::RegisterNamespaceResponse> {
         let request = request.into_inner();
         let limits = self.frontend.limits();
         validate::id(&request.namespace, "Namespace", &limits).map_err(to_status)?;
@@ -97,26 +109,53 @@ impl WorkflowService for WorkflowHandler {
             request.data,
             request.workflow_execution_retention_period,
         );
-        self.frontend.namespaces.register(description).await.map_err(to_status)?;
+        self.frontend
+            .namespaces
+            .register(description)
+            .await
+            .map_err(to_status)?;
         ok(ws::RegisterNamespaceResponse {})
     }
 
-    async fn describe_namespace(&self, request: Request<ws::DescribeNamespaceRequest>) -> Reply<ws::DescribeNamespaceResponse> {
+    async fn describe_namespace(
+        &self,
+        request: Request<ws::DescribeNamespaceRequest>,
+    ) -> Reply<ws::DescribeNamespaceResponse> {
         let request = request.into_inner();
         if request.namespace.is_empty() && request.id.is_empty() {
             return Err(to_status(Error::invalid("Namespace not set on request.")));
         }
-        ok(self.frontend.namespaces.describe(&request.namespace, &request.id).map_err(to_status)?)
+        ok(self
+            .frontend
+            .namespaces
+            .describe(&request.namespace, &request.id)
+            .map_err(to_status)?)
     }
 
-    async fn list_namespaces(&self, _request: Request<ws::ListNamespacesRequest>) -> Reply<ws::ListNamespacesResponse> {
-        ok(ws::ListNamespacesResponse { namespaces: self.frontend.namespaces.list(), next_page_token: Vec::new() })
+    async fn list_namespaces(
+        &self,
+        _request: Request<ws::ListNamespacesRequest>,
+    ) -> Reply<ws::ListNamespacesResponse> {
+        ok(ws::ListNamespacesResponse {
+            namespaces: self.frontend.namespaces.list(),
+            next_page_token: Vec::new(),
+        })
     }
 
-    async fn update_namespace(&self, request: Request<ws::UpdateNamespaceRequest>) -> Reply<ws::UpdateNamespaceResponse> {
+    async fn update_namespace(
+        &self,
+        request: Request<ws::UpdateNamespaceRequest>,
+    ) -> Reply<ws::UpdateNamespaceResponse> {
         let request = request.into_inner();
-        let mut description = self.frontend.namespaces.describe(&request.namespace, "").map_err(to_status)?;
-        let info = description.namespace_info.as_mut().expect("namespaces have info");
+        let mut description = self
+            .frontend
+            .namespaces
+            .describe(&request.namespace, "")
+            .map_err(to_status)?;
+        let info = description
+            .namespace_info
+            .as_mut()
+            .expect("namespaces have info");
         if let Some(update) = request.update_info {
             if !update.description.is_empty() {
                 info.description = update.description;
@@ -137,9 +176,15 @@ impl WorkflowService for WorkflowHandler {
             if config.bad_binaries.is_some() {
                 current.bad_binaries = config.bad_binaries;
             }
-            current.custom_search_attribute_aliases.extend(config.custom_search_attribute_aliases);
+            current
+                .custom_search_attribute_aliases
+                .extend(config.custom_search_attribute_aliases);
         }
-        self.frontend.namespaces.update(description.clone()).await.map_err(to_status)?;
+        self.frontend
+            .namespaces
+            .update(description.clone())
+            .await
+            .map_err(to_status)?;
         ok(ws::UpdateNamespaceResponse {
             namespace_info: description.namespace_info,
             config: description.config,
@@ -149,13 +194,24 @@ impl WorkflowService for WorkflowHandler {
         })
     }
 
-    async fn start_workflow_execution(&self, request: Request<ws::StartWorkflowExecutionRequest>) -> Reply<ws::StartWorkflowExecutionResponse> {
+    async fn start_workflow_execution(
+        &self,
+        request: Request<ws::StartWorkflowExecutionRequest>,
+    ) -> Reply<ws::StartWorkflowExecutionResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let limits = self.frontend.limits();
         (|| {
             validate::id(&request.workflow_id, "WorkflowId", &limits)?;
-            validate::id(request.workflow_type.as_ref().map(|t| t.name.as_str()).unwrap_or(""), "WorkflowType", &limits)?;
+            validate::id(
+                request
+                    .workflow_type
+                    .as_ref()
+                    .map(|t| t.name.as_str())
+                    .unwrap_or(""),
+                "WorkflowType",
+                &limits,
+            )?;
             validate::task_queue(request.task_queue.as_ref(), &limits)?;
             validate::timeouts(&[
                 &request.workflow_execution_timeout,
@@ -167,13 +223,23 @@ impl WorkflowService for WorkflowHandler {
                 return Err(Error::invalid("RequestId length exceeds limit."));
             }
             if !request.cron_schedule.is_empty() {
-                return Err(Error::invalid("cron schedules are not supported by this server yet"));
+                return Err(Error::invalid(
+                    "cron schedules are not supported by this server yet",
+                ));
             }
-            validate::policies(request.workflow_id_reuse_policy, request.workflow_id_conflict_policy)?;
+            validate::policies(
+                request.workflow_id_reuse_policy,
+                request.workflow_id_conflict_policy,
+            )?;
             validate::payloads(request.input.as_ref(), &limits)
         })()
         .map_err(to_status)?;
-        ok(self.frontend.history.start_workflow_execution(&namespace, request).await.map_err(to_status)?)
+        ok(self
+            .frontend
+            .history
+            .start_workflow_execution(&namespace, request)
+            .await
+            .map_err(to_status)?)
     }
 
     async fn signal_with_start_workflow_execution(
@@ -200,10 +266,18 @@ impl WorkflowService for WorkflowHandler {
             validate::payloads(request.signal_input.as_ref(), &limits)
         })()
         .map_err(to_status)?;
-        ok(self.frontend.history.signal_with_start_workflow_execution(&namespace, request).await.map_err(to_status)?)
+        ok(self
+            .frontend
+            .history
+            .signal_with_start_workflow_execution(&namespace, request)
+            .await
+            .map_err(to_status)?)
     }
 
-    async fn signal_workflow_execution(&self, request: Request<ws::SignalWorkflowExecutionRequest>) -> Reply<ws::SignalWorkflowExecutionResponse> {
+    async fn signal_workflow_execution(
+        &self,
+        request: Request<ws::SignalWorkflowExecutionRequest>,
+    ) -> Reply<ws::SignalWorkflowExecutionResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let limits = self.frontend.limits();
@@ -213,7 +287,11 @@ impl WorkflowService for WorkflowHandler {
             validate::payloads(request.input.as_ref(), &limits)
         })()
         .map_err(to_status)?;
-        self.frontend.history.signal_workflow_execution(&namespace, request).await.map_err(to_status)?;
+        self.frontend
+            .history
+            .signal_workflow_execution(&namespace, request)
+            .await
+            .map_err(to_status)?;
         ok(ws::SignalWorkflowExecutionResponse::default())
     }
 
@@ -223,24 +301,46 @@ impl WorkflowService for WorkflowHandler {
     ) -> Reply<ws::RequestCancelWorkflowExecutionResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        validate::execution(request.workflow_execution.as_ref(), &self.frontend.limits()).map_err(to_status)?;
-        self.frontend.history.request_cancel_workflow_execution(&namespace, request).await.map_err(to_status)?;
+        validate::execution(request.workflow_execution.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
+        self.frontend
+            .history
+            .request_cancel_workflow_execution(&namespace, request)
+            .await
+            .map_err(to_status)?;
         ok(ws::RequestCancelWorkflowExecutionResponse::default())
     }
 
-    async fn terminate_workflow_execution(&self, request: Request<ws::TerminateWorkflowExecutionRequest>) -> Reply<ws::TerminateWorkflowExecutionResponse> {
+    async fn terminate_workflow_execution(
+        &self,
+        request: Request<ws::TerminateWorkflowExecutionRequest>,
+    ) -> Reply<ws::TerminateWorkflowExecutionResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        validate::execution(request.workflow_execution.as_ref(), &self.frontend.limits()).map_err(to_status)?;
-        self.frontend.history.terminate_workflow_execution(&namespace, request).await.map_err(to_status)?;
+        validate::execution(request.workflow_execution.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
+        self.frontend
+            .history
+            .terminate_workflow_execution(&namespace, request)
+            .await
+            .map_err(to_status)?;
         ok(ws::TerminateWorkflowExecutionResponse::default())
     }
 
-    async fn describe_workflow_execution(&self, request: Request<ws::DescribeWorkflowExecutionRequest>) -> Reply<ws::DescribeWorkflowExecutionResponse> {
+    async fn describe_workflow_execution(
+        &self,
+        request: Request<ws::DescribeWorkflowExecutionRequest>,
+    ) -> Reply<ws::DescribeWorkflowExecutionResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        validate::execution(request.execution.as_ref(), &self.frontend.limits()).map_err(to_status)?;
-        ok(self.frontend.history.describe_workflow_execution(&namespace, request).await.map_err(to_status)?)
+        validate::execution(request.execution.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
+        ok(self
+            .frontend
+            .history
+            .describe_workflow_execution(&namespace, request)
+            .await
+            .map_err(to_status)?)
     }
 
     async fn get_workflow_execution_history(
@@ -250,34 +350,66 @@ impl WorkflowService for WorkflowHandler {
         let deadline = Self::default_deadline(&request);
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        validate::execution(request.execution.as_ref(), &self.frontend.limits()).map_err(to_status)?;
-        ok(self.frontend.history.get_workflow_execution_history(&namespace, request, deadline).await.map_err(to_status)?)
+        validate::execution(request.execution.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
+        ok(self
+            .frontend
+            .history
+            .get_workflow_execution_history(&namespace, request, deadline)
+            .await
+            .map_err(to_status)?)
     }
 
-    async fn query_workflow(&self, request: Request<ws::QueryWorkflowRequest>) -> Reply<ws::QueryWorkflowResponse> {
+    async fn query_workflow(
+        &self,
+        request: Request<ws::QueryWorkflowRequest>,
+    ) -> Reply<ws::QueryWorkflowResponse> {
         let deadline = Self::default_deadline(&request);
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        validate::execution(request.execution.as_ref(), &self.frontend.limits()).map_err(to_status)?;
+        validate::execution(request.execution.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
         if request.query.is_none() {
             return Err(to_status(Error::invalid("Query is not set on request.")));
         }
-        ok(self.frontend.history.query_workflow(&namespace, request, deadline).await.map_err(to_status)?)
+        ok(self
+            .frontend
+            .history
+            .query_workflow(&namespace, request, deadline)
+            .await
+            .map_err(to_status)?)
     }
 
-    async fn poll_workflow_task_queue(&self, request: Request<ws::PollWorkflowTaskQueueRequest>) -> Reply<ws::PollWorkflowTaskQueueResponse> {
+    async fn poll_workflow_task_queue(
+        &self,
+        request: Request<ws::PollWorkflowTaskQueueRequest>,
+    ) -> Reply<ws::PollWorkflowTaskQueueResponse> {
         let deadline = validate::long_poll_deadline(&request).map_err(to_status)?;
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        let task_queue = validate::task_queue(request.task_queue.as_ref(), &self.frontend.limits()).map_err(to_status)?;
-        let sticky = request.task_queue.as_ref().is_some_and(|q| q.kind == TaskQueueKind::Sticky as i32);
+        let task_queue = validate::task_queue(request.task_queue.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
+        let sticky = request
+            .task_queue
+            .as_ref()
+            .is_some_and(|q| q.kind == TaskQueueKind::Sticky as i32);
         let until = poll_until(deadline);
         loop {
-            let Some(found) = self.frontend.matching.poll_workflow_task(&namespace.id, &task_queue, sticky, &request.identity, until).await else {
+            let Some(found) = self
+                .frontend
+                .matching
+                .poll_workflow_task(&namespace.id, &task_queue, sticky, &request.identity, until)
+                .await
+            else {
                 return ok(ws::PollWorkflowTaskQueueResponse::default());
             };
             match found {
-                WorkflowTaskMatch::Task(task) => match self.frontend.history.record_workflow_task_started(&namespace, &task, &request).await {
+                WorkflowTaskMatch::Task(task) => match self
+                    .frontend
+                    .history
+                    .record_workflow_task_started(&namespace, &task, &request)
+                    .await
+                {
                     Ok(response) => return ok(response),
                     Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => continue,
                     Err(error) => {
@@ -285,7 +417,10 @@ impl WorkflowService for WorkflowHandler {
                         continue;
                     }
                 },
-                WorkflowTaskMatch::Query { query_id, mut response } => {
+                WorkflowTaskMatch::Query {
+                    query_id,
+                    mut response,
+                } => {
                     let execution = response.workflow_execution.clone().unwrap_or_default();
                     response.task_token = TaskToken {
                         kind: TOKEN_QUERY_TASK,
@@ -315,67 +450,119 @@ impl WorkflowService for WorkflowHandler {
             let answer = if result.result_type == QueryResultType::Answered as i32 {
                 QueryAnswer::Answered(result.answer.clone())
             } else {
-                QueryAnswer::Failed { message: result.error_message.clone(), failure: result.failure.clone() }
+                QueryAnswer::Failed {
+                    message: result.error_message.clone(),
+                    failure: result.failure.clone(),
+                }
             };
             let _ = self.frontend.matching.respond_query(query_id, answer).await;
         }
-        ok(self.frontend.history.respond_workflow_task_completed(&namespace, token, request).await.map_err(to_status)?)
+        ok(self
+            .frontend
+            .history
+            .respond_workflow_task_completed(&namespace, token, request)
+            .await
+            .map_err(to_status)?)
     }
 
-    async fn respond_workflow_task_failed(&self, request: Request<ws::RespondWorkflowTaskFailedRequest>) -> Reply<ws::RespondWorkflowTaskFailedResponse> {
+    async fn respond_workflow_task_failed(
+        &self,
+        request: Request<ws::RespondWorkflowTaskFailedRequest>,
+    ) -> Reply<ws::RespondWorkflowTaskFailedResponse> {
         let request = request.into_inner();
         let token = token(&request.task_token, TOKEN_WORKFLOW_TASK)?;
         let namespace = self.namespace(&request.namespace)?;
-        self.frontend.history.respond_workflow_task_failed(&namespace, token, request).await.map_err(to_status)?;
+        self.frontend
+            .history
+            .respond_workflow_task_failed(&namespace, token, request)
+            .await
+            .map_err(to_status)?;
         ok(ws::RespondWorkflowTaskFailedResponse::default())
     }
 
-    async fn respond_query_task_completed(&self, request: Request<ws::RespondQueryTaskCompletedRequest>) -> Reply<ws::RespondQueryTaskCompletedResponse> {
+    async fn respond_query_task_completed(
+        &self,
+        request: Request<ws::RespondQueryTaskCompletedRequest>,
+    ) -> Reply<ws::RespondQueryTaskCompletedResponse> {
         let request = request.into_inner();
         let token = token(&request.task_token, TOKEN_QUERY_TASK)?;
         self.namespace(&request.namespace)?;
         let answer = if request.completed_type == QueryResultType::Answered as i32 {
-            validate::payloads(request.query_result.as_ref(), &self.frontend.limits()).map_err(to_status)?;
+            validate::payloads(request.query_result.as_ref(), &self.frontend.limits())
+                .map_err(to_status)?;
             QueryAnswer::Answered(request.query_result)
         } else {
-            QueryAnswer::Failed { message: request.error_message, failure: request.failure }
+            QueryAnswer::Failed {
+                message: request.error_message,
+                failure: request.failure,
+            }
         };
-        self.frontend.matching.respond_query(&token.query_id, answer).await.map_err(to_status)?;
+        self.frontend
+            .matching
+            .respond_query(&token.query_id, answer)
+            .await
+            .map_err(to_status)?;
         ok(ws::RespondQueryTaskCompletedResponse::default())
     }
 
-    async fn shutdown_worker(&self, request: Request<ws::ShutdownWorkerRequest>) -> Reply<ws::ShutdownWorkerResponse> {
+    async fn shutdown_worker(
+        &self,
+        request: Request<ws::ShutdownWorkerRequest>,
+    ) -> Reply<ws::ShutdownWorkerResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         if !request.sticky_task_queue.is_empty() {
-            self.frontend.matching.shutdown_worker(&namespace.id, &request.sticky_task_queue).await;
+            self.frontend
+                .matching
+                .shutdown_worker(&namespace.id, &request.sticky_task_queue)
+                .await;
         }
         ok(ws::ShutdownWorkerResponse::default())
     }
 
-    async fn reset_sticky_task_queue(&self, request: Request<ws::ResetStickyTaskQueueRequest>) -> Reply<ws::ResetStickyTaskQueueResponse> {
+    async fn reset_sticky_task_queue(
+        &self,
+        request: Request<ws::ResetStickyTaskQueueRequest>,
+    ) -> Reply<ws::ResetStickyTaskQueueResponse> {
         // Sticky queues are accepted but never dispatched to, so there is nothing to reset.
         let request = request.into_inner();
         self.namespace(&request.namespace)?;
         ok(ws::ResetStickyTaskQueueResponse::default())
     }
 
-    async fn record_worker_heartbeat(&self, request: Request<ws::RecordWorkerHeartbeatRequest>) -> Reply<ws::RecordWorkerHeartbeatResponse> {
+    async fn record_worker_heartbeat(
+        &self,
+        request: Request<ws::RecordWorkerHeartbeatRequest>,
+    ) -> Reply<ws::RecordWorkerHeartbeatResponse> {
         self.namespace(&request.into_inner().namespace)?;
         ok(ws::RecordWorkerHeartbeatResponse::default())
     }
 
-    async fn poll_activity_task_queue(&self, request: Request<ws::PollActivityTaskQueueRequest>) -> Reply<ws::PollActivityTaskQueueResponse> {
+    async fn poll_activity_task_queue(
+        &self,
+        request: Request<ws::PollActivityTaskQueueRequest>,
+    ) -> Reply<ws::PollActivityTaskQueueResponse> {
         let deadline = validate::long_poll_deadline(&request).map_err(to_status)?;
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        let task_queue = validate::task_queue(request.task_queue.as_ref(), &self.frontend.limits()).map_err(to_status)?;
+        let task_queue = validate::task_queue(request.task_queue.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
         let until = poll_until(deadline);
         loop {
-            let Some(task) = self.frontend.matching.poll_activity_task(&namespace.id, &task_queue, &request.identity, until).await else {
+            let Some(task) = self
+                .frontend
+                .matching
+                .poll_activity_task(&namespace.id, &task_queue, &request.identity, until)
+                .await
+            else {
                 return ok(ws::PollActivityTaskQueueResponse::default());
             };
-            match self.frontend.history.record_activity_task_started(&namespace, &task, &request).await {
+            match self
+                .frontend
+                .history
+                .record_activity_task_started(&namespace, &task, &request)
+                .await
+            {
                 Ok(response) => return ok(response),
                 Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => continue,
                 Err(error) => {
@@ -393,7 +580,12 @@ impl WorkflowService for WorkflowHandler {
         let request = request.into_inner();
         let token = token(&request.task_token, TOKEN_ACTIVITY_TASK)?;
         validate::payloads(request.details.as_ref(), &self.frontend.limits()).map_err(to_status)?;
-        ok(self.frontend.history.record_activity_task_heartbeat(token, request.details).await.map_err(to_status)?)
+        ok(self
+            .frontend
+            .history
+            .record_activity_task_heartbeat(token, request.details)
+            .await
+            .map_err(to_status)?)
     }
 
     async fn record_activity_task_heartbeat_by_id(
@@ -405,10 +597,20 @@ impl WorkflowService for WorkflowHandler {
         let token = self
             .frontend
             .history
-            .activity_token_by_id(&namespace, &request.workflow_id, &request.run_id, &request.activity_id)
+            .activity_token_by_id(
+                &namespace,
+                &request.workflow_id,
+                &request.run_id,
+                &request.activity_id,
+            )
             .await
             .map_err(to_status)?;
-        let response = self.frontend.history.record_activity_task_heartbeat(token, request.details).await.map_err(to_status)?;
+        let response = self
+            .frontend
+            .history
+            .record_activity_task_heartbeat(token, request.details)
+            .await
+            .map_err(to_status)?;
         ok(ws::RecordActivityTaskHeartbeatByIdResponse {
             cancel_requested: response.cancel_requested,
             activity_paused: response.activity_paused,
@@ -440,7 +642,12 @@ impl WorkflowService for WorkflowHandler {
         let token = self
             .frontend
             .history
-            .activity_token_by_id(&namespace, &request.workflow_id, &request.run_id, &request.activity_id)
+            .activity_token_by_id(
+                &namespace,
+                &request.workflow_id,
+                &request.run_id,
+                &request.activity_id,
+            )
             .await
             .map_err(to_status)?;
         self.frontend
@@ -451,7 +658,10 @@ impl WorkflowService for WorkflowHandler {
         ok(ws::RespondActivityTaskCompletedByIdResponse::default())
     }
 
-    async fn respond_activity_task_failed(&self, request: Request<ws::RespondActivityTaskFailedRequest>) -> Reply<ws::RespondActivityTaskFailedResponse> {
+    async fn respond_activity_task_failed(
+        &self,
+        request: Request<ws::RespondActivityTaskFailedRequest>,
+    ) -> Reply<ws::RespondActivityTaskFailedResponse> {
         let request = request.into_inner();
         let token = token(&request.task_token, TOKEN_ACTIVITY_TASK)?;
         let Some(failure) = request.failure else {
@@ -459,7 +669,12 @@ impl WorkflowService for WorkflowHandler {
         };
         self.frontend
             .history
-            .respond_activity_task_failed(token, failure, request.last_heartbeat_details, request.identity)
+            .respond_activity_task_failed(
+                token,
+                failure,
+                request.last_heartbeat_details,
+                request.identity,
+            )
             .await
             .map_err(to_status)?;
         ok(ws::RespondActivityTaskFailedResponse::default())
@@ -477,12 +692,22 @@ impl WorkflowService for WorkflowHandler {
         let token = self
             .frontend
             .history
-            .activity_token_by_id(&namespace, &request.workflow_id, &request.run_id, &request.activity_id)
+            .activity_token_by_id(
+                &namespace,
+                &request.workflow_id,
+                &request.run_id,
+                &request.activity_id,
+            )
             .await
             .map_err(to_status)?;
         self.frontend
             .history
-            .respond_activity_task_failed(token, failure, request.last_heartbeat_details, request.identity)
+            .respond_activity_task_failed(
+                token,
+                failure,
+                request.last_heartbeat_details,
+                request.identity,
+            )
             .await
             .map_err(to_status)?;
         ok(ws::RespondActivityTaskFailedByIdResponse::default())
@@ -511,7 +736,12 @@ impl WorkflowService for WorkflowHandler {
         let token = self
             .frontend
             .history
-            .activity_token_by_id(&namespace, &request.workflow_id, &request.run_id, &request.activity_id)
+            .activity_token_by_id(
+                &namespace,
+                &request.workflow_id,
+                &request.run_id,
+                &request.activity_id,
+            )
             .await
             .map_err(to_status)?;
         self.frontend
@@ -522,35 +752,75 @@ impl WorkflowService for WorkflowHandler {
         ok(ws::RespondActivityTaskCanceledByIdResponse::default())
     }
 
-    async fn list_workflow_executions(&self, request: Request<ws::ListWorkflowExecutionsRequest>) -> Reply<ws::ListWorkflowExecutionsResponse> {
+    async fn list_workflow_executions(
+        &self,
+        request: Request<ws::ListWorkflowExecutionsRequest>,
+    ) -> Reply<ws::ListWorkflowExecutionsResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         if !request.query.trim().is_empty() {
-            return Err(to_status(Error::invalid("list queries are not supported by this server yet; list without a query")));
+            return Err(to_status(Error::invalid(
+                "list queries are not supported by this server yet; list without a query",
+            )));
         }
-        ok(self.frontend.history.list_workflow_executions(&namespace, request).await.map_err(to_status)?)
+        ok(self
+            .frontend
+            .history
+            .list_workflow_executions(&namespace, request)
+            .await
+            .map_err(to_status)?)
     }
 
-    async fn count_workflow_executions(&self, request: Request<ws::CountWorkflowExecutionsRequest>) -> Reply<ws::CountWorkflowExecutionsResponse> {
+    async fn count_workflow_executions(
+        &self,
+        request: Request<ws::CountWorkflowExecutionsRequest>,
+    ) -> Reply<ws::CountWorkflowExecutionsResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         if !request.query.trim().is_empty() {
-            return Err(to_status(Error::invalid("count queries are not supported by this server yet; count without a query")));
+            return Err(to_status(Error::invalid(
+                "count queries are not supported by this server yet; count without a query",
+            )));
         }
-        let count = self.frontend.history.count_workflow_executions(&namespace).await.map_err(to_status)?;
-        ok(ws::CountWorkflowExecutionsResponse { count, groups: Vec::new() })
+        let count = self
+            .frontend
+            .history
+            .count_workflow_executions(&namespace)
+            .await
+            .map_err(to_status)?;
+        ok(ws::CountWorkflowExecutionsResponse {
+            count,
+            groups: Vec::new(),
+        })
     }
 
-    async fn describe_task_queue(&self, request: Request<ws::DescribeTaskQueueRequest>) -> Reply<ws::DescribeTaskQueueResponse> {
+    async fn describe_task_queue(
+        &self,
+        request: Request<ws::DescribeTaskQueueRequest>,
+    ) -> Reply<ws::DescribeTaskQueueResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        let task_queue = validate::task_queue(request.task_queue.as_ref(), &self.frontend.limits()).map_err(to_status)?;
-        let activity = request.task_queue_type == sundial_proto::api::enums::v1::TaskQueueType::Activity as i32;
-        let pollers = self.frontend.matching.describe_task_queue(&namespace.id, &task_queue, activity).await;
-        ok(ws::DescribeTaskQueueResponse { pollers, ..Default::default() })
+        let task_queue = validate::task_queue(request.task_queue.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
+        let activity = request.task_queue_type
+            == sundial_proto::api::enums::v1::TaskQueueType::Activity as i32;
+        let pollers = self
+            .frontend
+            .matching
+            .describe_task_queue(&namespace.id, &task_queue, activity)
+            .await;
+        ok(ws::DescribeTaskQueueResponse {
+            pollers,
+            ..Default::default()
+        })
     }
 
-    async fn get_search_attributes(&self, _request: Request<ws::GetSearchAttributesRequest>) -> Reply<ws::GetSearchAttributesResponse> {
-        ok(ws::GetSearchAttributesResponse { keys: crate::operator::system_search_attributes() })
+    async fn get_search_attributes(
+        &self,
+        _request: Request<ws::GetSearchAttributesRequest>,
+    ) -> Reply<ws::GetSearchAttributesResponse> {
+        ok(ws::GetSearchAttributesResponse {
+            keys: crate::operator::system_search_attributes(),
+        })
     }
 }

@@ -17,6 +17,7 @@ use sundial_proto::operatorservice::operator_service_server::OperatorServiceServ
 use sundial_proto::workflowservice::workflow_service_server::WorkflowServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tonic::codec::CompressionEncoding;
 use tracing::info;
 
 /// Temporal accepts messages far above gRPC's 4 MiB default (payload limits are enforced per blob).
@@ -45,18 +46,39 @@ pub struct DevServer {
 impl DevServer {
     pub async fn start(options: DevServerOptions) -> anyhow::Result<DevServer> {
         let store = Arc::new(
-            SqliteStore::open(SqliteOptions { path: options.db_filename.clone(), durable: options.durable })
-                .with_context(|| format!("open database {}", options.db_filename.display()))?,
+            SqliteStore::open(SqliteOptions {
+                path: options.db_filename.clone(),
+                durable: options.durable,
+            })
+            .with_context(|| format!("open database {}", options.db_filename.display()))?,
         );
         let dyn_store: Arc<dyn Store> = store.clone();
         let matching = Arc::new(Matching::new());
-        let config = HistoryConfig { num_shards: options.num_shards, ..HistoryConfig::default() };
+        let config = HistoryConfig {
+            num_shards: options.num_shards,
+            ..HistoryConfig::default()
+        };
         let limits = config.limits.clone();
-        let history = HistoryService::new(dyn_store.clone(), matching.clone(), Arc::new(SystemClock), config);
-        let namespaces = Arc::new(Namespaces::load(dyn_store.clone()).await.context("load namespaces")?);
-        namespaces.ensure("default").await.context("create namespace default")?;
+        let history = HistoryService::new(
+            dyn_store.clone(),
+            matching.clone(),
+            Arc::new(SystemClock),
+            config,
+        );
+        let namespaces = Arc::new(
+            Namespaces::load(dyn_store.clone())
+                .await
+                .context("load namespaces")?,
+        );
+        namespaces
+            .ensure("default")
+            .await
+            .context("create namespace default")?;
         for namespace in &options.namespaces {
-            namespaces.ensure(namespace).await.with_context(|| format!("create namespace {namespace}"))?;
+            namespaces
+                .ensure(namespace)
+                .await
+                .with_context(|| format!("create namespace {namespace}"))?;
         }
         history.start().await.context("start history service")?;
         let frontend = Arc::new(Frontend {
@@ -72,26 +94,42 @@ impl DevServer {
             .with_context(|| format!("bind {}:{}", options.ip, options.port))?;
         let address = listener.local_addr()?;
         let (shutdown, shutdown_receiver) = oneshot::channel::<()>();
-        let workflow = WorkflowServiceServer::new(WorkflowHandler { frontend: frontend.clone() })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let operator = OperatorServiceServer::new(OperatorHandler { frontend: frontend.clone() })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let workflow = WorkflowServiceServer::new(WorkflowHandler {
+            frontend: frontend.clone(),
+        })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let operator = OperatorServiceServer::new(OperatorHandler {
+            frontend: frontend.clone(),
+        })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(workflow)
                 .add_service(operator)
                 .add_service(HealthServer::new(HealthService))
-                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
-                    let _ = shutdown_receiver.await;
-                })
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async {
+                        let _ = shutdown_receiver.await;
+                    },
+                )
                 .await
                 .context("serve gRPC")
         });
         info!(%address, db = %options.db_filename.display(), "sundial is serving");
-        Ok(DevServer { address, shutdown: Some(shutdown), task, store })
+        Ok(DevServer {
+            address,
+            shutdown: Some(shutdown),
+            task,
+            store,
+        })
     }
 
     /// Stops accepting requests, lets running ones finish, and closes the database.

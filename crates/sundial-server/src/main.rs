@@ -7,7 +7,11 @@ use sundial_server::{DevServer, DevServerOptions};
 use tracing::{info, warn};
 
 #[derive(Parser)]
-#[command(name = "sundial", version, about = "A Temporal-compatible durable-execution server")]
+#[command(
+    name = "sundial",
+    version,
+    about = "A Temporal-compatible durable-execution server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,8 @@ fn default_db_path() -> PathBuf {
 }
 
 async fn wait_for_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
@@ -73,7 +78,10 @@ async fn wait_for_signal() {
 
 async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let (db_filename, durable, temporary) = match (args.in_memory, args.db_filename) {
         (true, _) => {
             let path = std::env::temp_dir().join(format!("sundial-{}.db", std::process::id()));
@@ -115,8 +123,12 @@ fn main() -> anyhow::Result<()> {
             println!("sundial {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Server { command: ServerCommand::StartDev(args) } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        Command::Server {
+            command: ServerCommand::StartDev(args),
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(start_dev(args))
         }
     }
