@@ -452,7 +452,7 @@ impl WorkflowService for WorkflowHandler {
             } else {
                 QueryAnswer::Failed {
                     message: result.error_message.clone(),
-                    failure: result.failure.clone(),
+                    failure: result.failure.clone().map(Box::new),
                 }
             };
             let _ = self.frontend.matching.respond_query(query_id, answer).await;
@@ -494,7 +494,7 @@ impl WorkflowService for WorkflowHandler {
         } else {
             QueryAnswer::Failed {
                 message: request.error_message,
-                failure: request.failure,
+                failure: request.failure.map(Box::new),
             }
         };
         self.frontend

@@ -109,12 +109,7 @@ pub fn next_delay(
     if let Some(failure) = failure {
         match failure.failure_info.as_ref() {
             Some(FailureInfo::ApplicationFailureInfo(info)) => {
-                if info.non_retryable
-                    || policy
-                        .non_retryable_error_types
-                        .iter()
-                        .any(|t| *t == info.r#type)
-                {
+                if info.non_retryable || policy.non_retryable_error_types.contains(&info.r#type) {
                     return Err(RetryState::NonRetryableFailure);
                 }
                 next_retry_override_ms = duration_ms(info.next_retry_delay.as_ref());

@@ -500,7 +500,7 @@ pub(crate) fn start_successor(mutation: &mut Mutation, mut request: StartRequest
     if let Some(started) = info.started.as_ref() {
         request.attributes.first_execution_run_id = started.first_execution_run_id.clone();
         request.attributes.workflow_execution_expiration_time =
-            started.workflow_execution_expiration_time.clone();
+            started.workflow_execution_expiration_time;
         request.attributes.parent_workflow_namespace = started.parent_workflow_namespace.clone();
         request.attributes.parent_workflow_namespace_id =
             started.parent_workflow_namespace_id.clone();

@@ -50,6 +50,10 @@ pub(crate) struct Loaded {
     pub db_version: i64,
 }
 
+/// Tasks of one run to hand out after its write: timers and dispatches, and transfer tasks
+/// with their ids.
+type Dispatch = (WorkflowKey, Vec<Task>, Vec<(i64, Task)>);
+
 /// The parent of a child run being started.
 #[derive(Debug, Clone)]
 pub(crate) struct ParentLink {
@@ -312,7 +316,7 @@ impl Inner {
         was_running: bool,
         transition: Transition,
         current_override: Option<CurrentUpdate>,
-    ) -> (WriteBatch, Vec<(WorkflowKey, Vec<Task>, Vec<(i64, Task)>)>) {
+    ) -> (WriteBatch, Vec<Dispatch>) {
         let shard_id = self.shard_of(key);
         let range_id = self.range_ids.lock().get(&shard_id).copied().unwrap_or(0);
         let mut executions = Vec::new();
@@ -391,7 +395,7 @@ impl Inner {
         )
     }
 
-    async fn after_write(&self, dispatch: Vec<(WorkflowKey, Vec<Task>, Vec<(i64, Task)>)>) {
+    async fn after_write(&self, dispatch: Vec<Dispatch>) {
         for (key, tasks, transfer) in dispatch {
             self.notify(&key);
             self.dispatch(&key, tasks).await;

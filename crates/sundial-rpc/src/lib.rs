@@ -91,7 +91,7 @@ pub enum QueryAnswer {
     Answered(Option<sundial_proto::api::common::v1::Payloads>),
     Failed {
         message: String,
-        failure: Option<sundial_proto::api::failure::v1::Failure>,
+        failure: Option<Box<sundial_proto::api::failure::v1::Failure>>,
     },
 }
 

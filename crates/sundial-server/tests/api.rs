@@ -1,0 +1,15 @@
+//! Integration tests: the real gRPC API of an in-process server on a free port, driven by a raw
+//! client that plays the worker.
+
+// Deprecated fields are still what SDKs send.
+#![allow(deprecated)]
+
+mod common;
+
+mod api {
+    pub mod activities;
+    pub mod errors;
+    pub mod lifecycle;
+    pub mod restart;
+    pub mod workflow_tasks;
+}

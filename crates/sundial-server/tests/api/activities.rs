@@ -1,0 +1,271 @@
+use sundial_proto::api::common::v1::{RetryPolicy, WorkflowExecution};
+use sundial_proto::api::enums::v1::{EventType as E, RetryState};
+use sundial_proto::api::history::v1::history_event::Attributes;
+use sundial_proto::api::workflowservice::v1 as ws;
+use sundial_proto::prost_types::Duration as ProtoDuration;
+use tonic::Code;
+
+use crate::common::*;
+
+fn failure(message: &str, failure_type: &str) -> Option<sundial_proto::api::failure::v1::Failure> {
+    Some(sundial_proto::api::failure::v1::Failure {
+        message: message.into(),
+        failure_info: Some(
+            sundial_proto::api::failure::v1::failure::FailureInfo::ApplicationFailureInfo(
+                sundial_proto::api::failure::v1::ApplicationFailureInfo {
+                    r#type: failure_type.into(),
+                    ..Default::default()
+                },
+            ),
+        ),
+        ..Default::default()
+    })
+}
+
+fn fast_retry(max_attempts: i32) -> Option<RetryPolicy> {
+    Some(RetryPolicy {
+        initial_interval: Some(ProtoDuration {
+            seconds: 0,
+            nanos: 100_000_000,
+        }),
+        backoff_coefficient: 1.0,
+        maximum_attempts: max_attempts,
+        non_retryable_error_types: vec!["Fatal".into()],
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn activity_completes_with_lazy_started_event() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    let run_id = start(&mut client, "wf-act", "q-act").await;
+    let task = poll_workflow_task(&mut client, "q-act").await;
+    complete(
+        &mut client,
+        &task.task_token,
+        vec![schedule_activity("a1", "q-act", 10, None)],
+    )
+    .await
+    .unwrap();
+    let activity = poll_activity_task(&mut client, "q-act").await;
+    assert_eq!(activity.activity_id, "a1");
+    assert_eq!(activity.attempt, 1);
+    assert_eq!(activity.input, payloads("activity-input"));
+    // Started is not written while the attempt runs.
+    let events = history(&mut client, "wf-act", &run_id).await;
+    assert_eq!(types(&events).last(), Some(&E::ActivityTaskScheduled));
+    match events[4].attributes.as_ref() {
+        Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => {
+            let policy = a
+                .retry_policy
+                .as_ref()
+                .expect("activities always get a retry policy");
+            assert_eq!(policy.backoff_coefficient, 2.0);
+            assert_eq!(policy.maximum_interval.as_ref().unwrap().seconds, 100);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    client
+        .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
+            namespace: "default".into(),
+            task_token: activity.task_token.clone(),
+            result: payloads("result"),
+            identity: "w".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let task = poll_workflow_task(&mut client, "q-act").await;
+    let events = task.history.unwrap().events;
+    assert_eq!(
+        &types(&events)[4..],
+        &[
+            E::ActivityTaskScheduled,
+            E::ActivityTaskStarted,
+            E::ActivityTaskCompleted,
+            E::WorkflowTaskScheduled,
+            E::WorkflowTaskStarted
+        ]
+    );
+    // Completing twice is refused.
+    let again = client
+        .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
+            namespace: "default".into(),
+            task_token: activity.task_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn activity_retries_then_stops_on_non_retryable() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    let run_id = start(&mut client, "wf-retry", "q-retry").await;
+    let task = poll_workflow_task(&mut client, "q-retry").await;
+    complete(
+        &mut client,
+        &task.task_token,
+        vec![schedule_activity("a1", "q-retry", 10, fast_retry(5))],
+    )
+    .await
+    .unwrap();
+    let first = poll_activity_task(&mut client, "q-retry").await;
+    client
+        .respond_activity_task_failed(ws::RespondActivityTaskFailedRequest {
+            namespace: "default".into(),
+            task_token: first.task_token,
+            failure: failure("transient", "Transient"),
+            last_heartbeat_details: payloads("progress"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let second = poll_activity_task(&mut client, "q-retry").await;
+    assert_eq!(second.attempt, 2);
+    assert_eq!(second.heartbeat_details, payloads("progress"));
+    client
+        .respond_activity_task_failed(ws::RespondActivityTaskFailedRequest {
+            namespace: "default".into(),
+            task_token: second.task_token,
+            failure: failure("fatal", "Fatal"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let events = history(&mut client, "wf-retry", &run_id).await;
+    assert_eq!(
+        &types(&events)[4..7],
+        &[
+            E::ActivityTaskScheduled,
+            E::ActivityTaskStarted,
+            E::ActivityTaskFailed
+        ]
+    );
+    match (events[5].attributes.as_ref(), events[6].attributes.as_ref()) {
+        (
+            Some(Attributes::ActivityTaskStartedEventAttributes(started)),
+            Some(Attributes::ActivityTaskFailedEventAttributes(failed)),
+        ) => {
+            assert_eq!(started.attempt, 2);
+            assert_eq!(started.last_failure.as_ref().unwrap().message, "transient");
+            assert_eq!(failed.retry_state, RetryState::NonRetryableFailure as i32);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_reports_cancellation() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    let run_id = start(&mut client, "wf-hb", "q-hb").await;
+    let task = poll_workflow_task(&mut client, "q-hb").await;
+    complete(
+        &mut client,
+        &task.task_token,
+        vec![schedule_activity("a1", "q-hb", 30, None)],
+    )
+    .await
+    .unwrap();
+    let activity = poll_activity_task(&mut client, "q-hb").await;
+    let beat = client
+        .record_activity_task_heartbeat(ws::RecordActivityTaskHeartbeatRequest {
+            namespace: "default".into(),
+            task_token: activity.task_token.clone(),
+            details: payloads("50%"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!beat.cancel_requested);
+    client
+        .request_cancel_workflow_execution(ws::RequestCancelWorkflowExecutionRequest {
+            namespace: "default".into(),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: "wf-hb".into(),
+                run_id: run_id.clone(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let task = poll_workflow_task(&mut client, "q-hb").await;
+    let cancel = command(
+        sundial_proto::api::enums::v1::CommandType::RequestCancelActivityTask,
+        sundial_proto::api::command::v1::command::Attributes::RequestCancelActivityTaskCommandAttributes(
+            sundial_proto::api::command::v1::RequestCancelActivityTaskCommandAttributes { scheduled_event_id: 5 },
+        ),
+    );
+    complete(&mut client, &task.task_token, vec![cancel])
+        .await
+        .unwrap();
+    let beat = client
+        .record_activity_task_heartbeat(ws::RecordActivityTaskHeartbeatRequest {
+            namespace: "default".into(),
+            task_token: activity.task_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(beat.cancel_requested);
+    client
+        .respond_activity_task_canceled(ws::RespondActivityTaskCanceledRequest {
+            namespace: "default".into(),
+            task_token: activity.task_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let events = history(&mut client, "wf-hb", &run_id).await;
+    let seen = types(&events);
+    let tail = &seen[seen.len() - 4..];
+    assert_eq!(
+        tail,
+        &[
+            E::ActivityTaskCancelRequested,
+            E::ActivityTaskStarted,
+            E::ActivityTaskCanceled,
+            E::WorkflowTaskScheduled
+        ]
+    );
+}
+
+#[tokio::test]
+async fn start_to_close_timeout_retries_then_times_out() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    let run_id = start(&mut client, "wf-timeout", "q-timeout").await;
+    let task = poll_workflow_task(&mut client, "q-timeout").await;
+    complete(
+        &mut client,
+        &task.task_token,
+        vec![schedule_activity("a1", "q-timeout", 1, fast_retry(2))],
+    )
+    .await
+    .unwrap();
+    let first = poll_activity_task(&mut client, "q-timeout").await;
+    assert_eq!(first.attempt, 1);
+    // Let both attempts time out.
+    let second = poll_activity_task(&mut client, "q-timeout").await;
+    assert_eq!(second.attempt, 2);
+    let task = poll_workflow_task(&mut client, "q-timeout").await;
+    let events = task.history.unwrap().events;
+    let timed_out = events
+        .iter()
+        .find(|e| e.event_type() == E::ActivityTaskTimedOut)
+        .expect("timed out event");
+    match timed_out.attributes.as_ref() {
+        Some(Attributes::ActivityTaskTimedOutEventAttributes(a)) => {
+            assert_eq!(a.retry_state, RetryState::MaximumAttemptsReached as i32);
+            assert!(a.failure.as_ref().unwrap().message.contains("StartToClose"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let _ = run_id;
+}

@@ -1,0 +1,125 @@
+use std::time::Duration;
+
+use sundial_proto::api::common::v1::WorkflowExecution;
+use sundial_proto::api::workflowservice::v1 as ws;
+use tonic::Code;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn bad_input_gets_clear_statuses() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+
+    let mut unknown_namespace = start_request("wf", "q");
+    unknown_namespace.namespace = "missing".into();
+    let error = client
+        .start_workflow_execution(unknown_namespace)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    assert_eq!(
+        detail_type(&error).as_deref(),
+        Some("NamespaceNotFoundFailure")
+    );
+
+    let error = client
+        .start_workflow_execution(start_request("", "q"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let error = client
+        .start_workflow_execution(start_request(&"x".repeat(1001), "q"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+
+    let mut too_big = start_request("wf-big", "q");
+    too_big.input = payloads(&"y".repeat(2 * 1024 * 1024 + 10));
+    let error = client.start_workflow_execution(too_big).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert_eq!(error.message(), "Blob data size exceeds limit.");
+
+    let mut bad_policy = start_request("wf-policy", "q");
+    bad_policy.workflow_id_reuse_policy = 99;
+    assert_eq!(
+        client
+            .start_workflow_execution(bad_policy)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+
+    for token in [vec![], b"garbage".to_vec(), vec![1, 255, 255, 255]] {
+        let error = client
+            .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
+                namespace: "default".into(),
+                task_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument);
+        assert_eq!(error.message(), "error deserializing task token");
+    }
+
+    let error = client
+        .get_workflow_execution_history(ws::GetWorkflowExecutionHistoryRequest {
+            namespace: "default".into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "nobody".into(),
+                run_id: String::new(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    assert_eq!(error.message(), "workflow not found for ID: nobody");
+    assert_eq!(detail_type(&error).as_deref(), Some("NotFoundFailure"));
+
+    let error = client
+        .describe_workflow_execution(ws::DescribeWorkflowExecutionRequest {
+            namespace: "default".into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "nobody".into(),
+                run_id: "not-a-uuid".into(),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+
+    // Long polls need a deadline, and a long enough one.
+    let poll = ws::PollWorkflowTaskQueueRequest {
+        namespace: "default".into(),
+        task_queue: task_queue("q"),
+        ..Default::default()
+    };
+    let error = client
+        .poll_workflow_task_queue(poll.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let mut short = tonic::Request::new(poll.clone());
+    short.set_timeout(Duration::from_millis(500));
+    assert_eq!(
+        client
+            .poll_workflow_task_queue(short)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+
+    // An empty poll answers before the client's deadline with no task.
+    let mut patient = tonic::Request::new(poll);
+    patient.set_timeout(Duration::from_secs(3));
+    let response = client
+        .poll_workflow_task_queue(patient)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.task_token.is_empty());
+}
