@@ -1,1 +1,513 @@
+//! Core tests with no runtime: a request goes in, events and tasks come out. Histories are
+//! compared in a compact text form, one event type per entry.
 
+use std::cell::Cell;
+
+use proptest::prelude::*;
+use sundial_proto::api::command::v1::{Command, command::Attributes as C};
+use sundial_proto::api::command::v1::{
+    CompleteWorkflowExecutionCommandAttributes, ScheduleActivityTaskCommandAttributes,
+    StartTimerCommandAttributes,
+};
+use sundial_proto::api::common::v1::{ActivityType, WorkflowType};
+use sundial_proto::api::enums::v1::{TaskQueueKind, WorkflowTaskFailedCause};
+use sundial_proto::api::history::v1::history_event::Attributes;
+use sundial_proto::api::history::v1::{
+    HistoryEvent, WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
+};
+use sundial_proto::api::taskqueue::v1::TaskQueue;
+
+use crate::state::MutableState;
+use crate::tasks::TaskType;
+use crate::util::{duration, duration_ms};
+use crate::*;
+
+thread_local! {
+    static COUNTER: Cell<u64> = const { Cell::new(0) };
+}
+
+fn next_id() -> String {
+    COUNTER.with(|counter| {
+        counter.set(counter.get() + 1);
+        format!("00000000-0000-0000-0000-{:012}", counter.get())
+    })
+}
+
+struct Fixture {
+    limits: Limits,
+    now_ms: i64,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            limits: Limits::default(),
+            now_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn env(&self) -> Env<'_> {
+        Env {
+            now_ms: self.now_ms,
+            limits: &self.limits,
+            new_id: &next_id_sync,
+        }
+    }
+}
+
+fn next_id_sync() -> String {
+    next_id()
+}
+
+fn start_request(
+    run_timeout_ms: i64,
+    execution_timeout_ms: i64,
+    task_timeout_ms: i64,
+    backoff_ms: i64,
+) -> StartRequest {
+    StartRequest {
+        namespace_id: "ns".into(),
+        workflow_id: "wf".into(),
+        run_id: "11111111-1111-1111-1111-111111111111".into(),
+        request_id: "req".into(),
+        attributes: WorkflowExecutionStartedEventAttributes {
+            workflow_type: Some(WorkflowType { name: "W".into() }),
+            task_queue: Some(TaskQueue {
+                name: "q".into(),
+                kind: TaskQueueKind::Normal as i32,
+                normal_name: String::new(),
+            }),
+            workflow_run_timeout: duration(run_timeout_ms),
+            workflow_execution_timeout: duration(execution_timeout_ms),
+            workflow_task_timeout: duration(task_timeout_ms),
+            ..Default::default()
+        },
+        first_task_backoff_ms: backoff_ms,
+        signal: None,
+    }
+}
+
+/// The compact text form: event types without the common prefix.
+fn text(events: &[HistoryEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| {
+            event
+                .event_type()
+                .as_str_name()
+                .trim_start_matches("EVENT_TYPE_")
+                .to_string()
+        })
+        .collect()
+}
+
+fn started(fixture: &Fixture) -> (MutableState, Vec<HistoryEvent>) {
+    let (state, transition) = new_execution(&fixture.env(), start_request(0, 0, 0, 0)).unwrap();
+    (state, transition.events)
+}
+
+fn take_task(
+    state: &mut MutableState,
+    fixture: &Fixture,
+    history: &mut Vec<HistoryEvent>,
+) -> (i64, i32) {
+    let task = state
+        .workflow_task
+        .clone()
+        .expect("a workflow task is scheduled");
+    let recorded = record_workflow_task_started(
+        state,
+        &fixture.env(),
+        task.scheduled_event_id,
+        task.attempt,
+        "r",
+        "w",
+    )
+    .unwrap();
+    history.extend(recorded.transition.events);
+    (task.scheduled_event_id, task.attempt)
+}
+
+fn complete_with(
+    state: &mut MutableState,
+    fixture: &Fixture,
+    task: (i64, i32),
+    commands: Vec<Command>,
+) -> WorkflowTaskCompletion {
+    complete_workflow_task(
+        state,
+        &fixture.env(),
+        CompleteWorkflowTask {
+            scheduled_event_id: task.0,
+            attempt: task.1,
+            commands,
+            namespace: "default".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn timer(id: &str, ms: i64) -> Command {
+    Command {
+        command_type: 3,
+        attributes: Some(C::StartTimerCommandAttributes(
+            StartTimerCommandAttributes {
+                timer_id: id.into(),
+                start_to_fire_timeout: duration(ms),
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn activity(id: &str, start_to_close_ms: i64) -> Command {
+    Command {
+        command_type: 1,
+        attributes: Some(C::ScheduleActivityTaskCommandAttributes(
+            ScheduleActivityTaskCommandAttributes {
+                activity_id: id.into(),
+                activity_type: Some(ActivityType { name: "A".into() }),
+                task_queue: Some(TaskQueue {
+                    name: "q".into(),
+                    kind: 1,
+                    normal_name: String::new(),
+                }),
+                start_to_close_timeout: duration(start_to_close_ms),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn complete_command() -> Command {
+    Command {
+        command_type: 4,
+        attributes: Some(C::CompleteWorkflowExecutionCommandAttributes(
+            CompleteWorkflowExecutionCommandAttributes { result: None },
+        )),
+        ..Default::default()
+    }
+}
+
+fn signal_attributes(name: &str) -> WorkflowExecutionSignaledEventAttributes {
+    WorkflowExecutionSignaledEventAttributes {
+        signal_name: name.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn start_writes_started_and_first_task() {
+    let fixture = Fixture::new();
+    let (state, transition) = new_execution(&fixture.env(), start_request(0, 0, 0, 0)).unwrap();
+    assert_eq!(
+        text(&transition.events),
+        ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED"]
+    );
+    assert_eq!(transition.tasks.len(), 1);
+    assert_eq!(transition.tasks[0].kind(), Some(TaskType::WorkflowTask));
+    assert_eq!(state.info().next_event_id, 3);
+    assert_eq!(state.info().workflow_task_timeout_ms, 10_000);
+}
+
+#[test]
+fn timeouts_are_normalised() {
+    let fixture = Fixture::new();
+    let (state, _) = new_execution(&fixture.env(), start_request(0, 30_000, 0, 0)).unwrap();
+    assert_eq!(state.info().run_timeout_ms, 30_000);
+    assert_eq!(state.info().workflow_task_timeout_ms, 10_000);
+    let (state, _) = new_execution(&fixture.env(), start_request(0, 0, 300_000, 0)).unwrap();
+    assert_eq!(state.info().workflow_task_timeout_ms, 120_000);
+    let (state, _) = new_execution(&fixture.env(), start_request(5_000, 0, 0, 0)).unwrap();
+    assert_eq!(
+        state.info().workflow_task_timeout_ms,
+        5_000,
+        "the task timeout is capped at the run timeout"
+    );
+}
+
+#[test]
+fn start_delay_defers_the_first_task_and_signals_do_not_schedule_it() {
+    let fixture = Fixture::new();
+    let (mut state, transition) =
+        new_execution(&fixture.env(), start_request(0, 0, 0, 2_000)).unwrap();
+    assert_eq!(text(&transition.events), ["WORKFLOW_EXECUTION_STARTED"]);
+    assert_eq!(transition.tasks[0].kind(), Some(TaskType::WorkflowBackoff));
+    let signaled = signal(&mut state, &fixture.env(), signal_attributes("early")).unwrap();
+    assert_eq!(text(&signaled.events), ["WORKFLOW_EXECUTION_SIGNALED"]);
+    let fired = backoff_fired(&mut state, &fixture.env()).unwrap();
+    assert_eq!(text(&fired.events), ["WORKFLOW_TASK_SCHEDULED"]);
+}
+
+#[test]
+fn activity_timeouts_are_normalised_and_retry_policy_filled() {
+    let fixture = Fixture::new();
+    let (mut state, _) = new_execution(&fixture.env(), start_request(60_000, 0, 0, 0)).unwrap();
+    let mut history = Vec::new();
+    let task = take_task(&mut state, &fixture, &mut history);
+    let completion = complete_with(&mut state, &fixture, task, vec![activity("a", 5_000)]);
+    let scheduled =
+        completion
+            .transition
+            .events
+            .iter()
+            .find_map(|event| match event.attributes.as_ref() {
+                Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => Some(a.clone()),
+                _ => None,
+            });
+    let scheduled = scheduled.expect("activity scheduled");
+    assert_eq!(
+        duration_ms(scheduled.schedule_to_close_timeout.as_ref()),
+        60_000
+    );
+    assert_eq!(
+        duration_ms(scheduled.schedule_to_start_timeout.as_ref()),
+        60_000
+    );
+    assert_eq!(
+        duration_ms(scheduled.start_to_close_timeout.as_ref()),
+        5_000
+    );
+    let policy = scheduled.retry_policy.unwrap();
+    assert_eq!(duration_ms(policy.initial_interval.as_ref()), 1_000);
+    assert_eq!(duration_ms(policy.maximum_interval.as_ref()), 100_000);
+    assert_eq!(policy.maximum_attempts, 0);
+}
+
+#[test]
+fn events_during_a_started_task_are_buffered_then_flushed() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = started(&fixture);
+    let task = take_task(&mut state, &fixture, &mut history);
+    let signaled = signal(&mut state, &fixture.env(), signal_attributes("s")).unwrap();
+    assert!(
+        signaled.events.is_empty(),
+        "a signal during a started task is buffered"
+    );
+    let completion = complete_with(&mut state, &fixture, task, vec![timer("t", 1000)]);
+    assert!(completion.error.is_none());
+    assert_eq!(
+        text(&completion.transition.events),
+        [
+            "WORKFLOW_TASK_COMPLETED",
+            "TIMER_STARTED",
+            "WORKFLOW_EXECUTION_SIGNALED",
+            "WORKFLOW_TASK_SCHEDULED"
+        ]
+    );
+    let ids: Vec<i64> = completion
+        .transition
+        .events
+        .iter()
+        .map(|event| event.event_id)
+        .collect();
+    assert_eq!(ids, [4, 5, 6, 7]);
+}
+
+#[test]
+fn close_with_buffered_events_is_unhandled() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = started(&fixture);
+    let task = take_task(&mut state, &fixture, &mut history);
+    signal(&mut state, &fixture.env(), signal_attributes("s")).unwrap();
+    let completion = complete_with(&mut state, &fixture, task, vec![complete_command()]);
+    assert_eq!(completion.error.unwrap().to_string(), "UnhandledCommand");
+    assert_eq!(
+        text(&completion.transition.events),
+        [
+            "WORKFLOW_TASK_FAILED",
+            "WORKFLOW_EXECUTION_SIGNALED",
+            "WORKFLOW_TASK_SCHEDULED"
+        ]
+    );
+    assert!(state.is_running());
+}
+
+#[test]
+fn repeated_failures_stay_out_of_history() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = started(&fixture);
+    let task = take_task(&mut state, &fixture, &mut history);
+    let failed = fail_workflow_task(
+        &mut state,
+        &fixture.env(),
+        task.0,
+        task.1,
+        WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure,
+        None,
+        "w".into(),
+    )
+    .unwrap();
+    assert_eq!(text(&failed.events), ["WORKFLOW_TASK_FAILED"]);
+    let retry = take_task(&mut state, &fixture, &mut history);
+    assert_eq!(retry, (5, 2));
+    assert_eq!(history_suffix_for_transient(&state).len(), 2);
+    let failed = fail_workflow_task(
+        &mut state,
+        &fixture.env(),
+        retry.0,
+        retry.1,
+        WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure,
+        None,
+        "w".into(),
+    )
+    .unwrap();
+    assert!(
+        failed.events.is_empty(),
+        "a transient failure writes nothing"
+    );
+    let third = take_task(&mut state, &fixture, &mut history);
+    assert_eq!(third, (5, 3));
+    let completion = complete_with(&mut state, &fixture, third, vec![timer("t", 10)]);
+    assert_eq!(
+        text(&completion.transition.events),
+        [
+            "WORKFLOW_TASK_SCHEDULED",
+            "WORKFLOW_TASK_STARTED",
+            "WORKFLOW_TASK_COMPLETED",
+            "TIMER_STARTED"
+        ]
+    );
+    assert_eq!(completion.transition.events[0].event_id, 5);
+}
+
+#[test]
+fn bad_command_at_attempt_one_fails_the_task_and_keeps_nothing_else() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = started(&fixture);
+    let task = take_task(&mut state, &fixture, &mut history);
+    let completion = complete_with(
+        &mut state,
+        &fixture,
+        task,
+        vec![timer("ok", 10), timer("", 10)],
+    );
+    assert_eq!(
+        completion.error.unwrap().to_string(),
+        "BadStartTimerAttributes: TimerId is not set on StartTimerCommand."
+    );
+    assert_eq!(
+        text(&completion.transition.events),
+        ["WORKFLOW_TASK_FAILED"]
+    );
+    assert!(
+        state.timers.is_empty(),
+        "the valid timer of the failed completion is thrown away"
+    );
+    assert_eq!(state.workflow_task.as_ref().unwrap().attempt, 2);
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Signal,
+    TakeTask,
+    CompleteWithTimer,
+    CompleteWithActivity,
+    FailTask,
+    FireTimers,
+    FinishActivities,
+    AdvanceTime,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        Just(Step::Signal),
+        Just(Step::TakeTask),
+        Just(Step::CompleteWithTimer),
+        Just(Step::CompleteWithActivity),
+        Just(Step::FailTask),
+        Just(Step::FireTimers),
+        Just(Step::FinishActivities),
+        Just(Step::AdvanceTime),
+    ]
+}
+
+/// The part of mutable state that history determines.
+fn projection(state: &MutableState) -> String {
+    let info = state.info();
+    let task = state
+        .workflow_task
+        .as_ref()
+        .filter(|task| !task.transient)
+        .map(|task| (task.scheduled_event_id, task.started_event_id));
+    format!(
+        "next={} status={} signals={} last_completed={} timers={:?} activities={:?} task={:?}",
+        info.next_event_id,
+        info.status,
+        info.signal_count,
+        info.last_completed_wft_started_id,
+        state.timers.keys().collect::<Vec<_>>(),
+        state.activities.keys().collect::<Vec<_>>(),
+        task,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Whatever happened, replaying the written history rebuilds the same state.
+    #[test]
+    fn replay_rebuilds_live_state(steps in proptest::collection::vec(step(), 1..40)) {
+        let mut fixture = Fixture::new();
+        let (mut state, mut history) = started(&fixture);
+        let mut timer_index = 0;
+        for step in steps {
+            let env_events = match step {
+                Step::Signal => signal(&mut state, &fixture.env(), signal_attributes("s")).map(|t| t.events).unwrap_or_default(),
+                Step::TakeTask => match state.workflow_task.clone().filter(|task| task.started_event_id == 0) {
+                    Some(task) => record_workflow_task_started(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, "r", "w")
+                        .map(|recorded| recorded.transition.events)
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                },
+                Step::CompleteWithTimer | Step::CompleteWithActivity => match state.started_workflow_task().cloned() {
+                    Some(task) => {
+                        timer_index += 1;
+                        let command = if matches!(step, Step::CompleteWithTimer) { timer(&format!("t{timer_index}"), 100) } else { activity(&format!("a{timer_index}"), 1000) };
+                        complete_with(&mut state, &fixture, (task.scheduled_event_id, task.attempt), vec![command]).transition.events
+                    }
+                    None => Vec::new(),
+                },
+                Step::FailTask => match state.started_workflow_task().cloned() {
+                    Some(task) => fail_workflow_task(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure, None, "w".into()).map(|t| t.events).unwrap_or_default(),
+                    None => Vec::new(),
+                },
+                Step::FireTimers => {
+                    let mut events = Vec::new();
+                    for timer in state.timers.values().cloned().collect::<Vec<_>>() {
+                        if let Ok(transition) = fire_timer(&mut state, &fixture.env(), &timer.timer_id, timer.started_event_id) {
+                            events.extend(transition.events);
+                        }
+                    }
+                    events
+                }
+                Step::FinishActivities => {
+                    let mut events = Vec::new();
+                    for activity in state.activities.values().cloned().collect::<Vec<_>>() {
+                        let env = fixture.env();
+                        if let Ok(started) = record_activity_started(&mut state, &env, activity.scheduled_event_id, activity.attempt, "ar", "w") {
+                            events.extend(started.transition.events);
+                            if let Ok(done) = complete_activity(&mut state, &env, activity.scheduled_event_id, activity.attempt, None, "w".into()) {
+                                events.extend(done.events);
+                            }
+                        }
+                    }
+                    events
+                }
+                Step::AdvanceTime => {
+                    fixture.now_ms += 1000;
+                    Vec::new()
+                }
+            };
+            history.extend(env_events);
+        }
+        let ids: Vec<i64> = history.iter().map(|event| event.event_id).collect();
+        prop_assert_eq!(ids, (1..=history.len() as i64).collect::<Vec<_>>(), "event ids are dense");
+        if state.buffered_events.is_empty() {
+            let replayed = replay("ns", &history);
+            prop_assert_eq!(projection(&replayed), projection(&state));
+        }
+    }
+}
