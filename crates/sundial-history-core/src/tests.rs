@@ -505,6 +505,18 @@ proptest! {
         }
         let ids: Vec<i64> = history.iter().map(|event| event.event_id).collect();
         prop_assert_eq!(ids, (1..=history.len() as i64).collect::<Vec<_>>(), "event ids are dense");
+        // Whatever has fired or finished in history is no longer pending.
+        for event in &history {
+            match event.attributes.as_ref() {
+                Some(Attributes::TimerFiredEventAttributes(a)) => {
+                    prop_assert!(state.timers.get(&a.timer_id).is_none_or(|t| t.started_event_id != a.started_event_id));
+                }
+                Some(Attributes::ActivityTaskCompletedEventAttributes(a)) => {
+                    prop_assert!(!state.activities.contains_key(&a.scheduled_event_id));
+                }
+                _ => {}
+            }
+        }
         if state.buffered_events.is_empty() {
             let replayed = replay("ns", &history);
             prop_assert_eq!(projection(&replayed), projection(&state));
