@@ -113,7 +113,11 @@ impl DevServer {
                 .tcp_nodelay(true)
                 .add_service(workflow)
                 .add_service(operator)
-                .add_service(HealthServer::new(HealthService))
+                .add_service(
+                    HealthServer::new(HealthService)
+                        .accept_compressed(CompressionEncoding::Gzip)
+                        .send_compressed(CompressionEncoding::Gzip),
+                )
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     async {
