@@ -24,6 +24,8 @@ use crate::workflow::{
 };
 use crate::{retry, workflow_task};
 
+const MINIMAL_RUN_INTERVAL_MS: i64 = 1000;
+
 /// A worker's completion of its workflow task.
 #[derive(Debug, Clone, Default)]
 pub struct CompleteWorkflowTask {
@@ -94,6 +96,16 @@ fn is_close_command(command: &Command) -> bool {
             | Some(C::CancelWorkflowExecutionCommandAttributes(_))
             | Some(C::ContinueAsNewWorkflowExecutionCommandAttributes(_))
     )
+}
+
+fn json_string(text: &str) -> Payload {
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert("encoding".to_string(), b"json/plain".to_vec());
+    Payload {
+        metadata,
+        data: format!("\"{text}\"").into_bytes(),
+        ..Default::default()
+    }
 }
 
 fn payloads_size(payloads: Option<&Payloads>) -> usize {
@@ -728,9 +740,11 @@ fn request_cancel_activity(
         },
     ));
     if activity.started_time_ms == 0 {
-        mutation.add(A::ActivityTaskCanceledEventAttributes(
+        mutation.add_deferred(A::ActivityTaskCanceledEventAttributes(
             ActivityTaskCanceledEventAttributes {
-                details: None,
+                details: Some(Payloads {
+                    payloads: vec![json_string("ACTIVITY_ID_NOT_STARTED")],
+                }),
                 latest_cancel_requested_event_id: requested_id,
                 scheduled_event_id,
                 started_event_id: 0,
@@ -823,7 +837,10 @@ fn continue_as_new(
         attributes.initiator
     };
     let new_run_id = (mutation.env.new_id)();
-    let backoff_ms = duration_ms(attributes.backoff_start_interval.as_ref());
+    // Runs of one workflow id start at least a second apart (Temporal's minimal reuse interval).
+    let lived_ms = mutation.now() - info.start_time_ms;
+    let backoff_ms = duration_ms(attributes.backoff_start_interval.as_ref())
+        .max(MINIMAL_RUN_INTERVAL_MS - lived_ms);
     let new_attributes = WorkflowExecutionStartedEventAttributes {
         workflow_type: workflow_type.clone(),
         task_queue: Some(task_queue.clone()),

@@ -126,6 +126,19 @@ impl<'s, 'e> Mutation<'s, 'e> {
         event.event_id
     }
 
+    /// Adds an event that is written with the buffered events, after the events of the
+    /// commands being processed (Temporal orders an immediate activity cancellation so).
+    pub fn add_deferred(&mut self, attributes: Attributes) {
+        let event = HistoryEvent {
+            event_time: util::timestamp(self.now()),
+            event_type: event_type_of(&attributes) as i32,
+            attributes: Some(attributes),
+            ..Default::default()
+        };
+        apply_event(self.state, &event);
+        self.state.buffered_events.push(event);
+    }
+
     /// Assigns the next event id to an event and applies it.
     fn write(&mut self, event: &mut HistoryEvent) {
         let info = self.state.info_mut();

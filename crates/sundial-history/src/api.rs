@@ -578,9 +578,14 @@ impl HistoryApi for HistoryService {
                     next_event_id: state.info().next_event_id,
                 }
                 .encode_to_vec();
-                if !request.wait_new_event
-                    || !self.inner.wait_for_change(&mut receiver, wait_until).await
-                {
+                if !request.wait_new_event {
+                    // Temporal answers a plain read of a running run's close event with nothing.
+                    return Ok(ws::GetWorkflowExecutionHistoryResponse {
+                        history: Some(History::default()),
+                        ..Default::default()
+                    });
+                }
+                if !self.inner.wait_for_change(&mut receiver, wait_until).await {
                     return Ok(ws::GetWorkflowExecutionHistoryResponse {
                         history: Some(History::default()),
                         next_page_token: next_token,
@@ -681,7 +686,45 @@ impl HistoryApi for HistoryService {
                     "Unable to query workflow due to Workflow Task in failed state.".into(),
                 ));
             }
-            if state.info().last_completed_wft_started_id > 0 {
+            let task_scheduled = state
+                .workflow_task
+                .as_ref()
+                .is_some_and(|task| task.started_event_id == 0);
+            if task_scheduled
+                && let Some((query_id, answer)) =
+                    self.inner.attach_query(&key, query.clone()).await?
+            {
+                let outcome = tokio::time::timeout_at(
+                    deadline
+                        .checked_sub(Duration::from_millis(500))
+                        .unwrap_or(deadline)
+                        .into(),
+                    answer,
+                )
+                .await;
+                self.inner.query_waiters.lock().remove(&query_id);
+                if let Some(queries) = self.inner.attached_queries.lock().get_mut(&key) {
+                    queries.retain(|(id, _)| *id != query_id);
+                }
+                return match outcome {
+                    Ok(Ok(QueryAnswer::Answered(result))) => Ok(ws::QueryWorkflowResponse {
+                        query_result: result,
+                        ..Default::default()
+                    }),
+                    Ok(Ok(QueryAnswer::Failed { message, failure })) => Err(Error::QueryFailed {
+                        message,
+                        failure: failure.map(|f| f.encode_to_vec()),
+                    }),
+                    _ => Err(Error::DeadlineExceeded(
+                        "query timed out before a worker answered".into(),
+                    )),
+                };
+            }
+            let task_started = state
+                .workflow_task
+                .as_ref()
+                .is_some_and(|task| task.started_event_id > 0);
+            if state.info().last_completed_wft_started_id > 0 && !task_started {
                 break state;
             }
             let until = deadline
@@ -753,7 +796,7 @@ impl HistoryApi for HistoryService {
         let request_id = new_uuid();
         let identity = request.identity.clone();
         let (scheduled, attempt) = (task.scheduled_event_id, task.attempt);
-        let (recorded, state) = self
+        let recorded = self
             .inner
             .update(&key, |state, env| {
                 let mut recorded = core::record_workflow_task_started(
@@ -765,9 +808,17 @@ impl HistoryApi for HistoryService {
                     &identity,
                 )?;
                 let transition = std::mem::take(&mut recorded.transition);
-                Ok((transition, (recorded, state.clone())))
+                // Queries waiting for this task ride on it (taken under the run's lock).
+                let queries = self
+                    .inner
+                    .attached_queries
+                    .lock()
+                    .remove(&key)
+                    .unwrap_or_default();
+                Ok((transition, (recorded, state.clone(), queries)))
             })
             .await?;
+        let (recorded, state, queries) = recorded;
         let durable_end = if state
             .workflow_task
             .as_ref()
@@ -805,6 +856,7 @@ impl HistoryApi for HistoryService {
             workflow_execution_task_queue: Some(responses::normal_task_queue(&state)),
             scheduled_time: timestamp(recorded.scheduled_time_ms),
             started_time: timestamp(recorded.started_time_ms),
+            queries: queries.into_iter().collect(),
             ..Default::default()
         })
     }
@@ -816,6 +868,21 @@ impl HistoryApi for HistoryService {
         request: ws::RespondWorkflowTaskCompletedRequest,
     ) -> Result<ws::RespondWorkflowTaskCompletedResponse> {
         let key = Inner::token_key(&token);
+        for (query_id, result) in &request.query_results {
+            if let Some(waiter) = self.inner.query_waiters.lock().remove(query_id) {
+                let answer = if result.result_type
+                    == sundial_proto::api::enums::v1::QueryResultType::Answered as i32
+                {
+                    QueryAnswer::Answered(result.answer.clone())
+                } else {
+                    QueryAnswer::Failed {
+                        message: result.error_message.clone(),
+                        failure: result.failure.clone().map(Box::new),
+                    }
+                };
+                let _ = waiter.send(answer);
+            }
+        }
         let completion = core::CompleteWorkflowTask {
             scheduled_event_id: token.scheduled_event_id,
             attempt: token.attempt,

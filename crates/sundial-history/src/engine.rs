@@ -14,8 +14,10 @@ use sundial_history_core::{Env, Limits, Transition};
 use sundial_persistence::{CurrentUpdate, ExecutionWrite, Store, WriteBatch};
 use sundial_proto::api::common::v1::WorkflowExecution;
 use sundial_proto::api::enums::v1::{TimeoutType, WorkflowExecutionStatus};
+use sundial_proto::api::query::v1::WorkflowQuery;
+use sundial_rpc::QueryAnswer;
 use sundial_rpc::{MatchingApi, TaskRef};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::timers::TimerQueue;
@@ -78,6 +80,9 @@ pub(crate) struct Inner {
     transfer: mpsc::UnboundedSender<TransferItem>,
     transfer_receiver: Mutex<Option<mpsc::UnboundedReceiver<TransferItem>>>,
     watchers: Mutex<HashMap<(String, String), watch::Sender<u64>>>,
+    /// Queries waiting to ride on a run's pending workflow task, and their answer channels.
+    pub(crate) attached_queries: Mutex<HashMap<WorkflowKey, Vec<(String, WorkflowQuery)>>>,
+    pub(crate) query_waiters: Mutex<HashMap<String, oneshot::Sender<QueryAnswer>>>,
 }
 
 /// The history service. Cheap to clone; every clone shares the same shards.
@@ -108,6 +113,8 @@ impl HistoryService {
             transfer,
             transfer_receiver: Mutex::new(Some(receiver)),
             watchers: Mutex::new(HashMap::new()),
+            attached_queries: Mutex::new(HashMap::new()),
+            query_waiters: Mutex::new(HashMap::new()),
         };
         HistoryService {
             inner: Arc::new(inner),
@@ -238,6 +245,36 @@ impl Inner {
 
     pub(crate) fn env_parts(&self) -> (i64, Arc<Limits>) {
         (self.clock.now_millis(), self.limits())
+    }
+
+    /// Attaches a query to the run's scheduled (not yet started) workflow task, under the run's
+    /// lock so the task cannot start in between. `None` when there is no such task.
+    pub(crate) async fn attach_query(
+        &self,
+        key: &WorkflowKey,
+        query: WorkflowQuery,
+    ) -> Result<Option<(String, oneshot::Receiver<QueryAnswer>)>> {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        self.ensure_loaded(key, &mut guard).await?;
+        let state = &guard.loaded.as_ref().expect("loaded above").state;
+        let pending = state.is_running()
+            && state
+                .workflow_task
+                .as_ref()
+                .is_some_and(|task| task.started_event_id == 0);
+        if !pending {
+            return Ok(None);
+        }
+        let query_id = new_uuid();
+        let (sender, receiver) = oneshot::channel();
+        self.query_waiters.lock().insert(query_id.clone(), sender);
+        self.attached_queries
+            .lock()
+            .entry(key.clone())
+            .or_default()
+            .push((query_id.clone(), query));
+        Ok(Some((query_id, receiver)))
     }
 
     /// Runs one transition on a run under its lock and persists it. The state is changed in
