@@ -524,9 +524,15 @@ impl WorkflowService for WorkflowHandler {
         &self,
         request: Request<ws::ResetStickyTaskQueueRequest>,
     ) -> Reply<ws::ResetStickyTaskQueueResponse> {
-        // Sticky queues are accepted but never dispatched to, so there is nothing to reset.
         let request = request.into_inner();
-        self.namespace(&request.namespace)?;
+        let namespace = self.namespace(&request.namespace)?;
+        let execution = validate::execution(request.execution.as_ref(), &self.frontend.limits())
+            .map_err(to_status)?;
+        self.frontend
+            .history
+            .reset_sticky_task_queue(&namespace, execution)
+            .await
+            .map_err(to_status)?;
         ok(ws::ResetStickyTaskQueueResponse::default())
     }
 

@@ -38,6 +38,8 @@ pub struct CompleteWorkflowTask {
     pub force_create_new_workflow_task: bool,
     /// Name and id of the run's namespace: commands may only target it.
     pub namespace: String,
+    /// The worker's sticky queue and its schedule-to-start timeout; `None` turns stickiness off.
+    pub sticky: Option<(String, i64)>,
 }
 
 /// The outcome: what to persist, and the error to return to the worker even though something
@@ -228,6 +230,19 @@ fn apply_completion(
             ..Default::default()
         },
     ));
+    {
+        let info = mutation.state.info_mut();
+        match &request.sticky {
+            Some((queue, timeout_ms)) => {
+                info.sticky_task_queue = queue.clone();
+                info.sticky_schedule_to_start_ms = *timeout_ms;
+            }
+            None => {
+                info.sticky_task_queue.clear();
+                info.sticky_schedule_to_start_ms = 0;
+            }
+        }
+    }
     let mut need_workflow_task = request.force_create_new_workflow_task;
     for command in &request.commands {
         if !mutation.state.is_running() {

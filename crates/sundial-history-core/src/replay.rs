@@ -50,7 +50,20 @@ pub fn rebuild_tasks(state: &MutableState) -> Vec<Task> {
                 Task::new(TaskType::WorkflowTask, 0, workflow_task.scheduled_event_id);
             dispatch.attempt = workflow_task.attempt;
             dispatch.task_queue = workflow_task.task_queue.clone();
+            dispatch.sticky = dispatch_is_sticky(workflow_task);
+            dispatch.normal_task_queue = info.task_queue.clone();
             tasks.push(dispatch);
+            if dispatch_is_sticky(workflow_task) && info.sticky_schedule_to_start_ms > 0 {
+                let mut timeout = Task::new(
+                    TaskType::WorkflowTaskTimeout,
+                    workflow_task.scheduled_time_ms + info.sticky_schedule_to_start_ms,
+                    workflow_task.scheduled_event_id,
+                );
+                timeout.attempt = workflow_task.attempt;
+                timeout.timeout_type =
+                    sundial_proto::api::enums::v1::TimeoutType::ScheduleToStart as i32;
+                tasks.push(timeout);
+            }
         } else {
             let mut timeout = Task::new(
                 TaskType::WorkflowTaskTimeout,
@@ -69,4 +82,8 @@ pub fn rebuild_tasks(state: &MutableState) -> Vec<Task> {
         tasks.push(crate::timer::timer_task(timer));
     }
     tasks
+}
+
+fn dispatch_is_sticky(task: &crate::state::WorkflowTaskInfo) -> bool {
+    task.task_queue_kind == sundial_proto::api::enums::v1::TaskQueueKind::Sticky as i32
 }

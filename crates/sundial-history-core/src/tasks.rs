@@ -82,6 +82,12 @@ pub struct Task {
     pub timeout_type: i32,
     #[prost(string, tag = "7")]
     pub task_queue: String,
+    /// A workflow task dispatched to a worker's sticky queue; `normal_task_queue` is where it
+    /// goes when no sticky poller is there.
+    #[prost(bool, tag = "8")]
+    pub sticky: bool,
+    #[prost(string, tag = "9")]
+    pub normal_task_queue: String,
 }
 
 impl Task {

@@ -122,6 +122,7 @@ fn take_task(
         task.attempt,
         "r",
         "w",
+        false,
     )
     .unwrap();
     history.extend(recorded.transition.events);
@@ -457,7 +458,7 @@ proptest! {
             let env_events = match step {
                 Step::Signal => signal(&mut state, &fixture.env(), signal_attributes("s")).map(|t| t.events).unwrap_or_default(),
                 Step::TakeTask => match state.workflow_task.clone().filter(|task| task.started_event_id == 0) {
-                    Some(task) => record_workflow_task_started(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, "r", "w")
+                    Some(task) => record_workflow_task_started(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, "r", "w", false)
                         .map(|recorded| recorded.transition.events)
                         .unwrap_or_default(),
                     None => Vec::new(),

@@ -75,7 +75,18 @@ fn attempt_timeout_ms(base_ms: i64, attempt: i32, env: &Env) -> i64 {
 /// transient: it reserves the next event ids and is written only if it completes.
 pub(crate) fn schedule(mutation: &mut Mutation, attempt: i32) {
     let info = mutation.state.info();
-    let task_queue = info.task_queue.clone();
+    let normal_queue = info.task_queue.clone();
+    let sticky = !info.sticky_task_queue.is_empty();
+    let sticky_timeout_ms = info.sticky_schedule_to_start_ms;
+    let (task_queue, kind, normal_name) = if sticky {
+        (
+            info.sticky_task_queue.clone(),
+            TaskQueueKind::Sticky,
+            normal_queue.clone(),
+        )
+    } else {
+        (normal_queue.clone(), TaskQueueKind::Normal, String::new())
+    };
     let timeout_ms = attempt_timeout_ms(info.workflow_task_timeout_ms, attempt, mutation.env);
     let now = mutation.now();
     let scheduled_event_id;
@@ -84,8 +95,8 @@ pub(crate) fn schedule(mutation: &mut Mutation, attempt: i32) {
             WorkflowTaskScheduledEventAttributes {
                 task_queue: Some(TaskQueue {
                     name: task_queue.clone(),
-                    kind: TaskQueueKind::Normal as i32,
-                    normal_name: String::new(),
+                    kind: kind as i32,
+                    normal_name: normal_name.clone(),
                 }),
                 start_to_close_timeout: duration(timeout_ms),
                 attempt: 1,
@@ -99,7 +110,7 @@ pub(crate) fn schedule(mutation: &mut Mutation, attempt: i32) {
             scheduled_time_ms: now,
             original_scheduled_time_ms: now,
             task_queue: task_queue.clone(),
-            task_queue_kind: TaskQueueKind::Normal as i32,
+            task_queue_kind: kind as i32,
             timeout_ms,
             transient: true,
             ..Default::default()
@@ -108,7 +119,19 @@ pub(crate) fn schedule(mutation: &mut Mutation, attempt: i32) {
     let mut task = Task::new(TaskType::WorkflowTask, now, scheduled_event_id);
     task.attempt = attempt.max(1);
     task.task_queue = task_queue;
+    task.sticky = sticky;
+    task.normal_task_queue = normal_queue;
     mutation.task(task);
+    if sticky && sticky_timeout_ms > 0 {
+        let mut timeout = Task::new(
+            TaskType::WorkflowTaskTimeout,
+            now + sticky_timeout_ms,
+            scheduled_event_id,
+        );
+        timeout.attempt = attempt.max(1);
+        timeout.timeout_type = TimeoutType::ScheduleToStart as i32;
+        mutation.task(timeout);
+    }
 }
 
 /// What a poller needs to build its response after a workflow task was started.
@@ -123,6 +146,8 @@ pub struct RecordedWorkflowTask {
     pub started_time_ms: i64,
     /// Events 1..=started_event_id that are durable (the transient pair is added separately).
     pub next_event_id: i64,
+    /// Started from the sticky queue: the worker gets history after `previous_started_event_id`.
+    pub partial_history: bool,
 }
 
 /// A poller took the workflow task. Repeating it with the same request id rebuilds the same
@@ -134,6 +159,7 @@ pub fn record_workflow_task_started(
     attempt: i32,
     request_id: &str,
     identity: &str,
+    sticky_poll: bool,
 ) -> Result<RecordedWorkflowTask> {
     if !state.is_running() {
         return Err(Error::not_found("workflow execution already completed"));
@@ -145,6 +171,11 @@ pub fn record_workflow_task_started(
         return Err(Error::not_found("Workflow task not found."));
     }
     let previous_started_event_id = state.info().last_completed_wft_started_id;
+    let task_is_sticky = task.task_queue_kind == TaskQueueKind::Sticky as i32;
+    if sticky_poll && !task_is_sticky {
+        // The run moved to its normal queue: a sticky poller must not take the task.
+        return Err(Error::not_found("Workflow task not found."));
+    }
     if task.started_event_id > 0 {
         if task.request_id == request_id {
             return Ok(RecordedWorkflowTask {
@@ -156,12 +187,19 @@ pub fn record_workflow_task_started(
                 scheduled_time_ms: task.scheduled_time_ms,
                 started_time_ms: task.started_time_ms,
                 next_event_id: state.info().next_event_id,
+                partial_history: sticky_poll,
             });
         }
         return Err(Error::Conflict("workflow task already started".into()));
     }
     let mut mutation = Mutation::new(state, env);
     let now = mutation.now();
+    if task_is_sticky && !sticky_poll {
+        // Taken from the normal queue (no sticky poller): the worker is no longer sticky.
+        let info = mutation.state.info_mut();
+        info.sticky_task_queue.clear();
+        info.sticky_schedule_to_start_ms = 0;
+    }
     let started_event_id;
     if task.transient {
         started_event_id = scheduled_event_id + 1;
@@ -210,6 +248,7 @@ pub fn record_workflow_task_started(
         scheduled_time_ms: task.scheduled_time_ms,
         started_time_ms: now,
         next_event_id,
+        partial_history: sticky_poll,
     })
 }
 
@@ -335,17 +374,28 @@ pub(crate) fn fail_started(
 /// After a failure or timeout: flush what was buffered and schedule the retry. With new events
 /// the retry is a fresh attempt 1; otherwise it is the next, transient attempt.
 fn retry_after_failure(mutation: &mut Mutation, failed_attempt: i32) {
+    let was_sticky = clear_sticky(mutation);
     let before = mutation.out.events.len();
     mutation.flush_buffered();
     let flushed = mutation.out.events.len() > before;
     if !mutation.state.is_running() {
         return;
     }
-    if flushed {
+    if flushed || was_sticky {
+        // A failure while sticky starts over at attempt 1 on the normal queue, as Temporal does.
         schedule(mutation, 1);
     } else {
         schedule(mutation, failed_attempt + 1);
     }
+}
+
+/// Clears the sticky queue; returns whether one was set.
+pub(crate) fn clear_sticky(mutation: &mut Mutation) -> bool {
+    let info = mutation.state.info_mut();
+    let was_sticky = !info.sticky_task_queue.is_empty();
+    info.sticky_task_queue.clear();
+    info.sticky_schedule_to_start_ms = 0;
+    was_sticky
 }
 
 pub fn fail_workflow_task(
@@ -400,6 +450,26 @@ pub fn workflow_task_timeout(
     }
     if timeout_type == TimeoutType::StartToClose && task.started_event_id == 0 {
         return Ok(Transition::default());
+    }
+    if timeout_type == TimeoutType::ScheduleToStart {
+        if task.started_event_id > 0 || task.task_queue_kind != TaskQueueKind::Sticky as i32 {
+            return Ok(Transition::default());
+        }
+        // Nobody took it from the sticky queue: time it out and move the run to its normal queue.
+        let mut mutation = Mutation::new(state, env);
+        if !task.transient {
+            mutation.add(Attributes::WorkflowTaskTimedOutEventAttributes(
+                WorkflowTaskTimedOutEventAttributes {
+                    scheduled_event_id: task.scheduled_event_id,
+                    started_event_id: 0,
+                    timeout_type: timeout_type as i32,
+                },
+            ));
+        }
+        mutation.state.workflow_task = None;
+        clear_sticky(&mut mutation);
+        schedule(&mut mutation, task.attempt);
+        return Ok(mutation.finish());
     }
     let mut mutation = Mutation::new(state, env);
     if !task.transient {

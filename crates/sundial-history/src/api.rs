@@ -796,6 +796,9 @@ impl HistoryApi for HistoryService {
         let request_id = new_uuid();
         let identity = request.identity.clone();
         let (scheduled, attempt) = (task.scheduled_event_id, task.attempt);
+        let sticky_poll = request.task_queue.as_ref().is_some_and(|queue| {
+            queue.kind == sundial_proto::api::enums::v1::TaskQueueKind::Sticky as i32
+        });
         let recorded = self
             .inner
             .update(&key, |state, env| {
@@ -806,6 +809,7 @@ impl HistoryApi for HistoryService {
                     attempt,
                     &request_id,
                     &identity,
+                    sticky_poll,
                 )?;
                 let transition = std::mem::take(&mut recorded.transition);
                 // Queries waiting for this task ride on it (taken under the run's lock).
@@ -828,8 +832,20 @@ impl HistoryApi for HistoryService {
         } else {
             recorded.started_event_id + 1
         };
-        let (mut events, next_page_token) =
-            read_page(&self.inner, &key, 1, durable_end, MAX_PAGE_SIZE).await?;
+        // A sticky worker has the run cached: it gets only what happened since its last task.
+        let first_event_id = if recorded.partial_history {
+            recorded.previous_started_event_id + 1
+        } else {
+            1
+        };
+        let (mut events, next_page_token) = read_page(
+            &self.inner,
+            &key,
+            first_event_id,
+            durable_end,
+            MAX_PAGE_SIZE,
+        )
+        .await?;
         if next_page_token.is_empty() {
             events.extend(core::history_suffix_for_transient(&state));
         }
@@ -883,6 +899,18 @@ impl HistoryApi for HistoryService {
                 let _ = waiter.send(answer);
             }
         }
+        let sticky = request.sticky_attributes.as_ref().and_then(|attributes| {
+            let queue = attributes.worker_task_queue.as_ref()?;
+            if queue.name.is_empty() {
+                return None;
+            }
+            Some((
+                queue.name.clone(),
+                sundial_history_core::util::duration_ms(
+                    attributes.schedule_to_start_timeout.as_ref(),
+                ),
+            ))
+        });
         let completion = core::CompleteWorkflowTask {
             scheduled_event_id: token.scheduled_event_id,
             attempt: token.attempt,
@@ -892,6 +920,7 @@ impl HistoryApi for HistoryService {
             sdk_metadata: request.sdk_metadata,
             force_create_new_workflow_task: request.force_create_new_workflow_task,
             namespace: namespace.name.clone(),
+            sticky,
         };
         let error = self
             .inner
@@ -904,6 +933,25 @@ impl HistoryApi for HistoryService {
             return Err(error);
         }
         Ok(ws::RespondWorkflowTaskCompletedResponse::default())
+    }
+
+    async fn reset_sticky_task_queue(
+        &self,
+        namespace: &NamespaceRef,
+        execution: WorkflowExecution,
+    ) -> Result<()> {
+        let key = self.inner.resolve(&namespace.id, &execution).await?;
+        self.inner
+            .update(&key, |state, _env| {
+                if !state.is_running() {
+                    return Err(Error::not_found("workflow execution already completed"));
+                }
+                let info = state.info_mut();
+                info.sticky_task_queue.clear();
+                info.sticky_schedule_to_start_ms = 0;
+                Ok((core::Transition::default(), ()))
+            })
+            .await
     }
 
     async fn respond_workflow_task_failed(

@@ -474,9 +474,16 @@ impl Inner {
             attempt: task.attempt,
         };
         if task.kind() == Some(TaskType::WorkflowTask) {
-            self.matching
-                .add_workflow_task(&task.task_queue, task_ref)
+            let queued = self
+                .matching
+                .add_workflow_task(&task.task_queue, task_ref.clone(), task.sticky)
                 .await;
+            if !queued {
+                // The sticky worker is gone: the same task goes to the normal queue, no event.
+                self.matching
+                    .add_workflow_task(&task.normal_task_queue, task_ref, false)
+                    .await;
+            }
         } else {
             self.matching
                 .add_activity_task(&task.task_queue, task_ref)

@@ -15,6 +15,9 @@ use sundial_proto::api::workflowservice::v1::PollWorkflowTaskQueueResponse;
 use sundial_rpc::{MatchingApi, QueryAnswer, TaskRef, WorkflowTaskMatch};
 use tokio::sync::oneshot;
 
+/// A sticky queue with no poll for this long has lost its worker.
+const STICKY_WORKER_MEMORY: Duration = Duration::from_secs(10);
+
 /// How long a queue remembers a poller for "no poller seen recently".
 const POLLER_MEMORY: Duration = Duration::from_secs(20);
 
@@ -138,14 +141,21 @@ impl Matching {
 
 #[async_trait]
 impl MatchingApi for Matching {
-    async fn add_workflow_task(&self, task_queue: &str, task: TaskRef) {
+    async fn add_workflow_task(&self, task_queue: &str, task: TaskRef, sticky: bool) -> bool {
         let namespace_id = task.namespace_id.clone();
-        self.add(
-            &namespace_id,
-            task_queue,
-            false,
-            Item::Workflow(WorkflowTaskMatch::Task(task)),
-        );
+        let queue = self.queue(&namespace_id, task_queue, false);
+        let mut locked = queue.lock();
+        if sticky {
+            let worker_present = !locked.pollers.is_empty()
+                || locked
+                    .last_poll
+                    .is_some_and(|last| last.elapsed() < STICKY_WORKER_MEMORY);
+            if !worker_present {
+                return false;
+            }
+        }
+        locked.offer(Item::Workflow(WorkflowTaskMatch::Task(task)));
+        true
     }
 
     async fn add_activity_task(&self, task_queue: &str, task: TaskRef) {

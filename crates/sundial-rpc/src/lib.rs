@@ -97,7 +97,9 @@ pub enum QueryAnswer {
 
 #[async_trait]
 pub trait MatchingApi: Send + Sync + 'static {
-    async fn add_workflow_task(&self, task_queue: &str, task: TaskRef);
+    /// Queues a workflow task. For a sticky queue whose worker has not polled recently, the
+    /// task is refused (returns false) so history can send it to the normal queue instead.
+    async fn add_workflow_task(&self, task_queue: &str, task: TaskRef, sticky: bool) -> bool;
     async fn add_activity_task(&self, task_queue: &str, task: TaskRef);
     /// Waits for a workflow task until `deadline`; `None` means the poll ends empty.
     async fn poll_workflow_task(
@@ -200,6 +202,11 @@ pub trait HistoryApi: Send + Sync + 'static {
         token: TaskToken,
         request: ws::RespondWorkflowTaskCompletedRequest,
     ) -> Result<ws::RespondWorkflowTaskCompletedResponse>;
+    async fn reset_sticky_task_queue(
+        &self,
+        namespace: &NamespaceRef,
+        execution: sundial_proto::api::common::v1::WorkflowExecution,
+    ) -> Result<()>;
     async fn respond_workflow_task_failed(
         &self,
         namespace: &NamespaceRef,

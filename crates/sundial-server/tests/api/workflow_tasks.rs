@@ -436,3 +436,91 @@ async fn history_pages_by_page_size() {
     let ids: Vec<i64> = all.iter().map(|e| e.event_id).collect();
     assert_eq!(ids, (1..=7).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn sticky_queue_gets_partial_history_and_falls_back_without_a_worker() {
+    use sundial_proto::api::enums::v1::TaskQueueKind;
+    use sundial_proto::api::taskqueue::v1::{StickyExecutionAttributes, TaskQueue};
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    let run_id = start(&mut client, "wf-sticky", "q-sticky").await;
+    let sticky_queue = TaskQueue {
+        name: "worker-1-sticky".into(),
+        kind: TaskQueueKind::Sticky as i32,
+        normal_name: "q-sticky".into(),
+    };
+    // A sticky poller is waiting before the first task completes.
+    let mut sticky_client = client.clone();
+    let sticky_poll_queue = sticky_queue.clone();
+    let sticky_poll = tokio::spawn(async move {
+        let mut request = tonic::Request::new(ws::PollWorkflowTaskQueueRequest {
+            namespace: "default".into(),
+            task_queue: Some(sticky_poll_queue),
+            identity: "worker-1".into(),
+            ..Default::default()
+        });
+        request.set_timeout(Duration::from_secs(10));
+        sticky_client.poll_workflow_task_queue(request).await
+    });
+    let task = poll_workflow_task(&mut client, "q-sticky").await;
+    client
+        .respond_workflow_task_completed(ws::RespondWorkflowTaskCompletedRequest {
+            namespace: "default".into(),
+            task_token: task.task_token,
+            commands: vec![start_timer("t", 10)],
+            sticky_attributes: Some(StickyExecutionAttributes {
+                worker_task_queue: Some(sticky_queue.clone()),
+                schedule_to_start_timeout: Some(sundial_proto::prost_types::Duration {
+                    seconds: 5,
+                    nanos: 0,
+                }),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let sticky_task = sticky_poll.await.unwrap().unwrap().into_inner();
+    assert_eq!(sticky_task.previous_started_event_id, 3);
+    let events = sticky_task.history.unwrap().events;
+    assert_eq!(
+        events.first().map(|e| e.event_id),
+        Some(4),
+        "a sticky worker gets history after its last task"
+    );
+    assert_eq!(
+        sticky_task.workflow_execution_task_queue.unwrap().name,
+        "q-sticky"
+    );
+    // Completing sticky again, with no sticky poller around: the next task falls back to the
+    // normal queue after the sticky worker has been gone for a while, or on schedule-to-start.
+    client
+        .respond_workflow_task_completed(ws::RespondWorkflowTaskCompletedRequest {
+            namespace: "default".into(),
+            task_token: sticky_task.task_token,
+            commands: vec![],
+            sticky_attributes: None,
+            force_create_new_workflow_task: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let task = poll_workflow_task(&mut client, "q-sticky").await;
+    assert_eq!(
+        task.history.unwrap().events.first().map(|e| e.event_id),
+        Some(1),
+        "the normal queue gets full history"
+    );
+    complete(&mut client, &task.task_token, vec![complete_workflow("ok")])
+        .await
+        .unwrap();
+    let events = history(&mut client, "wf-sticky", &run_id).await;
+    match events[6].attributes.as_ref() {
+        Some(Attributes::WorkflowTaskScheduledEventAttributes(a)) => {
+            assert_eq!(
+                a.task_queue.as_ref().unwrap().kind,
+                TaskQueueKind::Sticky as i32
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
