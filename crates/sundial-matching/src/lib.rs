@@ -258,6 +258,8 @@ impl MatchingApi for Matching {
     async fn shutdown_worker(&self, namespace_id: &str, sticky_task_queue: &str) {
         let queue = self.queue(namespace_id, sticky_task_queue, false);
         let mut locked = queue.lock();
+        // The worker is gone: its sticky queue takes no more tasks until it polls again.
+        locked.last_poll = None;
         while let Some(poller) = locked.pollers.pop_front() {
             let _ = poller.send(Item::Wake);
         }
