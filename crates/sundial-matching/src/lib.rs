@@ -124,12 +124,18 @@ impl Matching {
             queue: queue.clone(),
         };
         let outcome = tokio::time::timeout_at(deadline.into(), &mut pending.receiver).await;
-        queue.lock().last_poll = Some(Instant::now());
         match outcome {
+            // Woken by ShutdownWorker: the worker is leaving, so this poll does not count as seen.
             Ok(Ok(Item::Wake)) => None,
-            Ok(Ok(item)) => Some(item),
+            Ok(Ok(item)) => {
+                queue.lock().last_poll = Some(Instant::now());
+                Some(item)
+            }
             // Timed out: the drop guard returns anything that raced in.
-            _ => None,
+            _ => {
+                queue.lock().last_poll = Some(Instant::now());
+                None
+            }
         }
     }
 
