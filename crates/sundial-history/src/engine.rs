@@ -295,13 +295,30 @@ impl Inner {
             limits: &limits,
             new_id: &new_id,
         };
-        let (transition, value) = operation(&mut state, &env)?;
+        // Temporal checks the size of history before each update: the update that crosses a
+        // limit is kept, the next one terminates the run.
+        let (transition, value) = match history_limit_exceeded(&loaded.state, &limits) {
+            Some(reason) => {
+                let transition = sundial_history_core::terminate(
+                    &mut state,
+                    &env,
+                    reason.to_string(),
+                    None,
+                    "history-service".into(),
+                )?;
+                (transition, Err(Error::invalid(reason)))
+            }
+            None => {
+                let (transition, value) = operation(&mut state, &env)?;
+                (transition, Ok(value))
+            }
+        };
         if state == loaded.state
             && transition.events.is_empty()
             && transition.tasks.is_empty()
             && transition.new_run.is_none()
         {
-            return Ok(value);
+            return value;
         }
         let was_running = loaded.state.is_running();
         let db_version = loaded.db_version;
@@ -319,7 +336,7 @@ impl Inner {
         });
         drop(guard);
         self.after_write(dispatch).await;
-        Ok(value)
+        value
     }
 
     /// Writes a brand-new run (and optionally the transition of the run it replaces).
@@ -625,4 +642,19 @@ impl Inner {
 
 fn uuid_like(value: &str) -> bool {
     value.len() == 36 && value.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// The reason a running run must be terminated for the size of its history, if it must.
+fn history_limit_exceeded(state: &MutableState, limits: &Limits) -> Option<&'static str> {
+    if !state.is_running() {
+        return None;
+    }
+    let info = state.info();
+    if info.next_event_id > limits.history_count_error {
+        return Some("Workflow history count exceeds limit.");
+    }
+    if info.history_size_bytes >= limits.history_size_error {
+        return Some("Workflow history size exceeds limit.");
+    }
+    None
 }

@@ -33,6 +33,8 @@ pub struct DevServerOptions {
     pub durable: bool,
     pub namespaces: Vec<String>,
     pub num_shards: u32,
+    /// Limits and defaults for history (Temporal's defaults unless overridden).
+    pub limits: sundial_history_core::Limits,
 }
 
 /// A running all-in-one server.
@@ -56,6 +58,7 @@ impl DevServer {
         let matching = Arc::new(Matching::new());
         let config = HistoryConfig {
             num_shards: options.num_shards,
+            limits: options.limits.clone(),
             ..HistoryConfig::default()
         };
         let limits = config.limits.clone();

@@ -97,6 +97,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         durable,
         namespaces: args.namespaces,
         num_shards: args.num_shards,
+        limits: sundial_history_core::Limits::default(),
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);

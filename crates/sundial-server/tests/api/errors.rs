@@ -123,3 +123,40 @@ async fn bad_input_gets_clear_statuses() {
         .into_inner();
     assert!(response.task_token.is_empty());
 }
+
+#[tokio::test]
+async fn too_large_history_terminates_the_run() {
+    let server = TestServer::start_with(|options| options.limits.history_count_error = 8).await;
+    let mut client = server.client.clone();
+    let run_id = start(&mut client, "wf-huge", "q-huge").await;
+    let execution = Some(WorkflowExecution {
+        workflow_id: "wf-huge".into(),
+        run_id: run_id.clone(),
+    });
+    let mut refusal = None;
+    for index in 0..20 {
+        let outcome = client
+            .signal_workflow_execution(ws::SignalWorkflowExecutionRequest {
+                namespace: "default".into(),
+                workflow_execution: execution.clone(),
+                signal_name: format!("s{index}"),
+                ..Default::default()
+            })
+            .await;
+        if let Err(status) = outcome {
+            refusal = Some((index, status));
+            break;
+        }
+    }
+    let (index, status) = refusal.expect("the history limit must stop the signals");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "Workflow history count exceeds limit.");
+    // Events 1-2 plus six signals reach the limit of 8; the ninth write terminates instead.
+    assert_eq!(index, 6);
+    let events = history(&mut client, "wf-huge", &run_id).await;
+    assert_eq!(
+        events.last().unwrap().event_type(),
+        sundial_proto::api::enums::v1::EventType::WorkflowExecutionTerminated
+    );
+    assert_eq!(events.len(), 9);
+}

@@ -36,14 +36,22 @@ pub fn options(db: PathBuf) -> DevServerOptions {
         durable: true,
         namespaces: vec!["other".into()],
         num_shards: 4,
+        limits: sundial_history_core::Limits::default(),
     }
 }
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose options a test adjusts (limits, for instance).
+    pub async fn start_with(adjust: impl FnOnce(&mut DevServerOptions)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("sundial.db");
-        let server = DevServer::start(options(db.clone()))
+        let mut server_options = options(db.clone());
+        adjust(&mut server_options);
+        let server = DevServer::start(server_options)
             .await
             .expect("start server");
         let client = connect(&server).await;
