@@ -122,7 +122,7 @@ impl DevServer {
                         .send_compressed(CompressionEncoding::Gzip),
                 )
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                     async {
                         let _ = shutdown_receiver.await;
                     },
