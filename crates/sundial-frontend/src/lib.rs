@@ -9,6 +9,7 @@
 mod errors;
 mod namespaces;
 mod operator;
+pub mod rate_limit;
 mod validate;
 mod workflow_service;
 
@@ -31,6 +32,7 @@ pub struct Frontend {
     pub limits: RwLock<Arc<Limits>>,
     pub num_shards: u32,
     pub store: Arc<dyn Store>,
+    pub rate_limiter: rate_limit::RateLimiter,
 }
 
 impl Frontend {

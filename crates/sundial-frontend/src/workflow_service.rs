@@ -44,8 +44,14 @@ fn token(bytes: &[u8], kind: i32) -> Result<TaskToken, Status> {
 }
 
 impl WorkflowHandler {
+    /// Resolves the namespace of a request and admits the request under the rate limits.
     fn namespace(&self, name: &str) -> Result<sundial_rpc::NamespaceRef, Status> {
-        self.frontend.namespaces.resolve(name).map_err(to_status)
+        let namespace = self.frontend.namespaces.resolve(name).map_err(to_status)?;
+        self.frontend
+            .rate_limiter
+            .admit(&namespace.name)
+            .map_err(to_status)?;
+        Ok(namespace)
     }
 
     fn default_deadline<T>(request: &Request<T>) -> Instant {

@@ -35,6 +35,8 @@ pub struct DevServerOptions {
     pub num_shards: u32,
     /// Limits and defaults for history (Temporal's defaults unless overridden).
     pub limits: sundial_history_core::Limits,
+    /// Frontend request rates; `start-dev` runs without limits unless configured.
+    pub rate_limits: sundial_frontend::rate_limit::RateLimits,
 }
 
 /// A running all-in-one server.
@@ -91,6 +93,7 @@ impl DevServer {
             limits: RwLock::new(Arc::new(limits)),
             num_shards: options.num_shards,
             store: dyn_store,
+            rate_limiter: sundial_frontend::rate_limit::RateLimiter::new(options.rate_limits),
         });
         let listener = TcpListener::bind((options.ip.as_str(), options.port))
             .await

@@ -98,6 +98,11 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         namespaces: args.namespaces,
         num_shards: args.num_shards,
         limits: sundial_history_core::Limits::default(),
+        rate_limits: sundial_frontend::rate_limit::RateLimits {
+            rps: 0.0,
+            namespace_rps: 0.0,
+            global_namespace_rps: 0.0,
+        },
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);

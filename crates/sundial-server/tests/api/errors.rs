@@ -160,3 +160,36 @@ async fn too_large_history_terminates_the_run() {
     );
     assert_eq!(events.len(), 9);
 }
+
+#[tokio::test]
+async fn namespace_rate_limit_answers_resource_exhausted() {
+    let server = TestServer::start_with(|options| {
+        options.rate_limits = sundial_frontend::rate_limit::RateLimits {
+            rps: 0.0,
+            namespace_rps: 5.0,
+            global_namespace_rps: 0.0,
+        };
+    })
+    .await;
+    let mut client = server.client.clone();
+    let mut refused = None;
+    for index in 0..20 {
+        if let Err(status) = client
+            .start_workflow_execution(start_request(&format!("wf-rate-{index}"), "q"))
+            .await
+        {
+            refused = Some(status);
+            break;
+        }
+    }
+    let status = refused.expect("the namespace limit must refuse some of 20 quick requests");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(
+        detail_type(&status).as_deref(),
+        Some("ResourceExhaustedFailure")
+    );
+    // Another namespace has its own budget.
+    let mut other = start_request("wf-other", "q");
+    other.namespace = "other".into();
+    client.start_workflow_execution(other).await.unwrap();
+}
