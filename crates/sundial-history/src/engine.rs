@@ -14,6 +14,7 @@ use sundial_history_core::{Env, Limits, Transition};
 use sundial_persistence::{CurrentUpdate, ExecutionWrite, Store, WriteBatch};
 use sundial_proto::api::common::v1::WorkflowExecution;
 use sundial_proto::api::enums::v1::{TimeoutType, WorkflowExecutionStatus};
+use sundial_proto::api::history::v1::HistoryEvent;
 use sundial_proto::api::query::v1::WorkflowQuery;
 use sundial_rpc::QueryAnswer;
 use sundial_rpc::{MatchingApi, TaskRef};
@@ -50,7 +51,13 @@ pub(crate) struct Slot {
 pub(crate) struct Loaded {
     pub state: MutableState,
     pub db_version: i64,
+    /// The run's whole history when it is short and was written by this process; it spares
+    /// the database reads that every poll response would otherwise make.
+    pub events: Option<Vec<HistoryEvent>>,
 }
+
+/// Longest history kept in memory beside a run's state.
+const MAX_CACHED_EVENTS: usize = 2000;
 
 /// Tasks of one run to hand out after its write: timers and dispatches, and transfer tasks
 /// with their ids.
@@ -230,9 +237,39 @@ impl Inner {
             slot.loaded = Some(Loaded {
                 state: loaded.state,
                 db_version: loaded.db_version,
+                events: None,
             });
         }
         Ok(())
+    }
+
+    /// Events `[from, to)` of a run, at most `max` (more when a stored batch is larger), from
+    /// the cache when it holds them, else from the database.
+    pub(crate) async fn read_events(
+        &self,
+        key: &WorkflowKey,
+        from: i64,
+        to: i64,
+        max: usize,
+    ) -> Result<Vec<HistoryEvent>> {
+        {
+            let slot = self.slot(key);
+            let guard = slot.lock().await;
+            if let Some(events) = guard
+                .loaded
+                .as_ref()
+                .and_then(|loaded| loaded.events.as_ref())
+                && events.len() as i64 >= to - 1
+                && from >= 1
+            {
+                let start = (from - 1) as usize;
+                let end = ((to - 1) as usize).min(start.saturating_add(max));
+                return Ok(events[start..end].to_vec());
+            }
+        }
+        self.store
+            .read_history(&key.namespace_id, &key.run_id, from, to, max)
+            .await
     }
 
     /// A copy of a run's current state.
@@ -313,15 +350,19 @@ impl Inner {
                 (transition, Ok(value))
             }
         };
-        if state == loaded.state
-            && transition.events.is_empty()
+        if transition.events.is_empty()
             && transition.tasks.is_empty()
             && transition.new_run.is_none()
+            && state == loaded.state
         {
             return value;
         }
         let was_running = loaded.state.is_running();
         let db_version = loaded.db_version;
+        let events = loaded.events.clone().and_then(|mut cached| {
+            cached.extend(transition.events.iter().cloned());
+            (cached.len() <= MAX_CACHED_EVENTS).then_some(cached)
+        });
         let (batch, dispatch) =
             self.build_batch(key, &state, Some(db_version), was_running, transition, None);
         if let Err(error) = self.store.write(batch).await {
@@ -333,6 +374,7 @@ impl Inner {
         guard.loaded = Some(Loaded {
             state,
             db_version: db_version + 1,
+            events,
         });
         drop(guard);
         self.after_write(dispatch).await;
@@ -354,9 +396,22 @@ impl Inner {
             status: WorkflowExecutionStatus::Running as i32,
             start_request_id: start_request_id.to_string(),
         };
+        let events = transition.events.clone();
+        let cached_state = state.clone();
         let (batch, dispatch) =
             self.build_batch(key, &state, None, false, transition, Some(current));
         self.store.write(batch).await?;
+        {
+            let slot = self.slot(key);
+            let mut guard = slot.lock().await;
+            if guard.loaded.is_none() {
+                guard.loaded = Some(Loaded {
+                    state: cached_state,
+                    db_version: 1,
+                    events: Some(events),
+                });
+            }
+        }
         self.after_write(dispatch).await;
         Ok(())
     }

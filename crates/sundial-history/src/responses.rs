@@ -49,10 +49,7 @@ pub(crate) async fn read_page(
     if from >= to {
         return Ok((Vec::new(), Vec::new()));
     }
-    let events = inner
-        .store
-        .read_history(&key.namespace_id, &key.run_id, from, to, page_size)
-        .await?;
+    let events = inner.read_events(key, from, to, page_size).await?;
     let last = events
         .last()
         .map(|event| event.event_id)

@@ -52,7 +52,13 @@ fn decode_error(error: prost::DecodeError) -> Error {
     Error::CorruptState(format!("decode stored blob: {error}"))
 }
 
-fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
+/// Page cache of the writer, which keeps it across its own commits.
+const WRITER_CACHE_KIB: i64 = 65_536;
+/// Page cache of a reader. A reader drops its cache whenever another connection has written,
+/// and dropping costs in proportion to the cache size, so readers keep theirs small.
+const READER_CACHE_KIB: i64 = 2_048;
+
+fn open_connection(path: &Path, durable: bool, cache_kib: i64) -> Result<Connection> {
     let connection = Connection::open(path).map_err(db_error)?;
     connection
         .busy_timeout(std::time::Duration::from_secs(30))
@@ -60,7 +66,7 @@ fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
     let synchronous = if durable { "FULL" } else { "OFF" };
     connection
         .execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-{cache_kib};"
         ))
         .map_err(db_error)?;
     Ok(connection)
@@ -103,11 +109,16 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|error| Error::Unavailable(format!("create data directory: {error}")))?;
         }
-        let mut write_connection = open_connection(&options.path, options.durable)?;
+        let mut write_connection =
+            open_connection(&options.path, options.durable, WRITER_CACHE_KIB)?;
         migrate(&mut write_connection)?;
         let mut readers = Vec::new();
         for _ in 0..READ_CONNECTIONS {
-            readers.push(open_connection(&options.path, options.durable)?);
+            readers.push(open_connection(
+                &options.path,
+                options.durable,
+                READER_CACHE_KIB,
+            )?);
         }
         let (sender, receiver) = mpsc::channel::<WriteRequest>();
         let writer_thread = thread::Builder::new()
@@ -147,7 +158,7 @@ impl SqliteStore {
             let pooled = readers.lock().pop();
             let connection = match pooled {
                 Some(connection) => connection,
-                None => open_connection(&path, durable)?,
+                None => open_connection(&path, durable, READER_CACHE_KIB)?,
             };
             let result = work(&connection);
             readers.lock().push(connection);
