@@ -56,7 +56,7 @@ fn decode_error(error: prost::DecodeError) -> Error {
 const WRITER_CACHE_KIB: i64 = 65_536;
 /// Page cache of a reader. A reader drops its cache whenever another connection has written,
 /// and dropping costs in proportion to the cache size, so readers keep theirs small.
-const READER_CACHE_KIB: i64 = 2_048;
+const READER_CACHE_KIB: i64 = 512;
 
 fn open_connection(path: &Path, durable: bool, cache_kib: i64) -> Result<Connection> {
     let connection = Connection::open(path).map_err(db_error)?;
