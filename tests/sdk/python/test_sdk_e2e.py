@@ -3,6 +3,7 @@
 Runs against SUNDIAL_TEST_TARGET (sundial by default, or temporal for the oracle).
 """
 import asyncio
+import os
 import time
 import uuid
 from datetime import timedelta
@@ -781,3 +782,17 @@ def test_system_info_and_health(env):
         assert si.HasField("capabilities")
         assert await env.client.service_client.check_health() is True
     env.run(go())
+
+
+@pytest.mark.skipif(not os.environ.get("SUNDIAL_SLOW_TESTS"), reason="slow (~60 s): set SUNDIAL_SLOW_TESTS=1")
+def test_task_poll_with_sdk_deadline_returns_empty_before_70s(env):
+    """With the SDK's 70 s poll deadline the server must answer OK/empty before the deadline."""
+    async def go():
+        svc = env.client.workflow_service
+        t0 = time.monotonic()
+        r = await svc.poll_workflow_task_queue(PollWorkflowTaskQueueRequest(
+            namespace="default", task_queue=TaskQueue(name="idle-" + uuid.uuid4().hex[:6]), identity="e2e"),
+            timeout=timedelta(seconds=70))
+        assert r.task_token == b""
+        assert time.monotonic() - t0 < 69
+    env.run(go(), timeout=100)
