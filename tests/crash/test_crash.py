@@ -25,6 +25,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 HERE = os.path.dirname(os.path.abspath(__file__))
 N = int(os.environ.get("SUNDIAL_CRASH_WORKFLOWS", "200"))
 KILLS = int(os.environ.get("SUNDIAL_CRASH_KILLS", "3"))
+# Starts are spread out (default 20 per second) so that the kills land while workflows are in flight.
+START_INTERVAL = float(os.environ.get("SUNDIAL_CRASH_START_INTERVAL", "0.05"))
 
 
 async def connect(addr: str) -> Client:
@@ -47,6 +49,7 @@ async def start_all(addr: str, tq: str, ids: list, started: set, log) -> None:
             try:
                 await client.start_workflow(CrashWorkflow.run, i, id=wid, task_queue=tq, rpc_timeout=timedelta(seconds=5))
                 started.add(wid)
+                await asyncio.sleep(START_INTERVAL)
                 break
             except WorkflowAlreadyStartedError:
                 started.add(wid)  # an earlier attempt, unacknowledged before the kill, was persisted
@@ -103,7 +106,11 @@ def test_kill9_during_load():
             lambda: lt.run(start_all(srv.address, tq, ids, started, log), 600))
         t0 = time.monotonic()
         for k in range(KILLS):
-            time.sleep(rng.uniform(0.5, 4.0))
+            # spread the kills over the load: kill k waits for its share of starts, then a random delay
+            wait_until = time.monotonic() + 120
+            while len(started) < (k + 1) * N // (KILLS + 1) and time.monotonic() < wait_until:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.5))
             log(f"kill -9 #{k + 1} (started so far: {len(started)})")
             srv.kill9()
             time.sleep(rng.uniform(0.2, 1.5))
@@ -137,6 +144,7 @@ def test_kill9_during_load():
                 val = conv.from_payloads(ev.workflow_execution_completed_event_attributes.result.payloads, [str])[0]
                 if val != expected(i):
                     bad.append(f"{wid}: result {val!r} != {expected(i)!r}")
+        print("\n".join(e for e in events if "kill" in e or "restarted" in e))
         print(f"completed in {time.monotonic() - t0:.1f}s; worker restarts: {worker_restarts}")
         assert not bad, f"{len(bad)} workflows wrong (seed {seed}):\n" + "\n".join(bad[:30]) + "\n" + "\n".join(events[-30:])
     finally:
