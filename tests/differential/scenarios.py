@@ -633,3 +633,101 @@ async def s29_shutdown_worker_ends_sticky_poll(r: Raw):
     await r.complete(t2.task_token, [cmd_complete()])
     return {"sticky_poll_empty": not resp.task_token, "ended_fast": ended_fast,
             "fallback_history_from": t2.history.events[0].event_id, "final": await r.types(wid)}
+
+
+@scenario
+async def s30_bad_input(r: Raw):
+    from temporalio.api.workflowservice.v1 import (
+        RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest,
+    )
+    out = {}
+    out["id_too_long"] = await expect_error(r.start("x" * 1001))
+    out["id_max_len_ok"] = await expect_error(r.start(r.new_id("y").ljust(1000, "y")))
+    out["no_type"] = await expect_error(r.svc.start_workflow_execution(StartWorkflowExecutionRequest(
+        namespace=NS, workflow_id=r.new_id("notype"), task_queue=TaskQueue(name=r.tq), request_id=str(uuid.uuid4()))))
+    out["no_task_queue"] = await expect_error(r.svc.start_workflow_execution(StartWorkflowExecutionRequest(
+        namespace=NS, workflow_id=r.new_id("notq"), workflow_type=WorkflowType(name="T"), request_id=str(uuid.uuid4()))))
+    out["malformed_wft_token"] = await expect_error(r.svc.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(namespace=NS, task_token=b"\x01garbage", identity=IDENTITY)))
+    big = "z" * (2 * 1024 * 1024 + 100)
+    from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest as S
+    out["input_over_blob_limit"] = await expect_error(r.svc.start_workflow_execution(S(
+        namespace=NS, workflow_id=r.new_id("big"), workflow_type=WorkflowType(name="T"), task_queue=TaskQueue(name=r.tq),
+        input=payloads(big), request_id=str(uuid.uuid4()))))
+    wid = r.new_id("bigsig")
+    await r.start(wid)
+    out["signal_over_blob_limit"] = await expect_error(r.signal(wid, value=big))
+    out["unknown_reuse_policy"] = await expect_error(r.start(r.new_id("enum"), workflow_id_reuse_policy=99))
+    out["bad_page_token"] = await expect_error(r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+        namespace=NS, execution=r.ex(wid), next_page_token=b"\xffnot-a-token")))
+    out["events_after_bad_signal"] = await r.types(wid)
+    return out
+
+
+@scenario
+async def s31_child_workflow_raw(r: Raw):
+    from temporalio.api.command.v1 import Command, StartChildWorkflowExecutionCommandAttributes
+    from temporalio.api.enums.v1 import CommandType
+    pid = r.new_id("parent")
+    cid = pid + "-child"
+    ctq = r.tq + "-child"
+    await r.start(pid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [Command(
+        command_type=CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
+        start_child_workflow_execution_command_attributes=StartChildWorkflowExecutionCommandAttributes(
+            namespace=NS, workflow_id=cid, workflow_type=WorkflowType(name="DiffChild"),
+            task_queue=TaskQueue(name=ctq), input=payloads("ci")))])
+    t = await r.poll_wft()  # parent: child started
+    saw_started = [etype(e) for e in t.history.events][-4:]
+    await r.complete(t.task_token, [])
+    c = await r.poll_wft(TaskQueue(name=ctq))
+    cstart = c.history.events[0].workflow_execution_started_event_attributes
+    await r.complete(c.task_token, [cmd_complete("child-result")])
+    t = await r.poll_wft()
+    done = [e for e in t.history.events if etype(e) == "CHILD_WORKFLOW_EXECUTION_COMPLETED"]
+    await r.complete(t.task_token, [cmd_complete("parent-result")])
+    # a second child with the same id while the first is closed is allowed (ALLOW_DUPLICATE); a
+    # child whose id is running fails with WORKFLOW_ALREADY_EXISTS
+    return {"parent_saw": saw_started,
+            "child_parent": [cstart.parent_workflow_execution.workflow_id == pid, cstart.parent_initiated_event_id],
+            "child_input": decode(cstart.input), "child_events": await r.types(cid),
+            "child_result_in_parent": decode(done[0].child_workflow_execution_completed_event_attributes.result) if done else None,
+            "parent_events": await r.types(pid)}
+
+
+@scenario
+async def s32_signal_external_raw(r: Raw):
+    from temporalio.api.command.v1 import Command, SignalExternalWorkflowExecutionCommandAttributes
+    from temporalio.api.enums.v1 import CommandType, SignalExternalWorkflowExecutionFailedCause
+    src = r.new_id("src")
+    dst = r.new_id("dst")
+    await r.start(dst)
+    await r.start(src)
+    # the destination's first task is polled and completed first so both are idle
+    t = await r.poll_wft()
+    first = t.workflow_execution.workflow_id
+    await r.complete(t.task_token, [])
+    t = await r.poll_wft()
+    assert {first, t.workflow_execution.workflow_id} == {src, dst}
+    if t.workflow_execution.workflow_id != src:
+        await r.complete(t.task_token, [])
+        t = await r.poll_wft(allow_empty=True, timeout=3)
+        assert not t.task_token
+        await r.signal(src, name="kick")
+        t = await r.poll_wft()
+
+    def sig(target):
+        return Command(command_type=CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
+                       signal_external_workflow_execution_command_attributes=SignalExternalWorkflowExecutionCommandAttributes(
+                           namespace=NS, execution=r.ex(target), signal_name="ext", input=payloads("hi")))
+    await r.complete(t.task_token, [sig(dst), sig("missing-" + dst)])
+    await r.wait_for_event(src, "EXTERNAL_WORKFLOW_EXECUTION_SIGNALED")
+    srcs = await r.wait_for_event(src, "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED")
+    failed = [e for e in srcs if etype(e) == "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED"][0]
+    dst_events = await r.types(dst)
+    # the two outcomes are processed independently, so their order is not compared
+    return {"src_external_events": sorted(etype(e) for e in srcs if "EXTERNAL" in etype(e)),
+            "failed_cause": SignalExternalWorkflowExecutionFailedCause.Name(
+                failed.signal_external_workflow_execution_failed_event_attributes.cause),
+            "dst_has_signal": "WORKFLOW_EXECUTION_SIGNALED" in dst_events}
