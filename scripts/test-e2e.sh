@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every end-to-end suite against SUNDIAL_TEST_TARGET (default: sundial, the binary at
+# SUNDIAL_BIN or target/release/sundial; "temporal" runs them against Temporal's dev server).
+#
+#   scripts/test-e2e.sh                 # all suites
+#   scripts/test-e2e.sh python go       # a subset: python go differential crash cli
+#
+# Installs pinned test dependencies first (scripts/install-test-deps.sh). Exits non-zero if any
+# suite fails, and prints each runner's closing line plus a summary.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export SUNDIAL_TEST_TARGET="${SUNDIAL_TEST_TARGET:-sundial}"
+if [ "$SUNDIAL_TEST_TARGET" = sundial ]; then
+  bin="${SUNDIAL_BIN:-target/release/sundial}"
+  case "$bin" in /*) ;; *) bin="$ROOT/$bin" ;; esac
+  if [ ! -x "$bin" ]; then
+    echo "sundial binary not found at $bin (build it with cargo build --release, or set SUNDIAL_BIN)" >&2
+    exit 2
+  fi
+  export SUNDIAL_BIN="$bin"
+fi
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+
+scripts/install-test-deps.sh >/dev/null || { echo "installing test dependencies failed" >&2; exit 2; }
+
+PY="$ROOT/.venv/bin/python"
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(python go differential crash cli)
+failed=()
+LOGDIR="$(mktemp -d)"
+
+run() { # name, dir, command...
+  local name=$1 dir=$2; shift 2
+  echo "=== $name suite (target: $SUNDIAL_TEST_TARGET)"
+  (cd "$dir" && "$@") 2>&1 | tee "$LOGDIR/$name.log" | grep -E '^(FAILED|ERROR|--- FAIL|FAIL|ok |PASS$)'
+  local rc=${PIPESTATUS[0]}
+  # the runner's closing line
+  if [ "$name" = go ]; then
+    :  # go test's closing line (ok/FAIL) is already printed above
+  else
+    grep -E '(passed|failed|error|no tests ran)' "$LOGDIR/$name.log" | tail -1
+  fi
+  if [ "$rc" -ne 0 ]; then failed+=("$name"); echo "=== $name: FAILED (log: $LOGDIR/$name.log)"; fi
+}
+
+for s in "${suites[@]}"; do
+  case "$s" in
+    python)       run python tests/sdk/python "$PY" -m pytest -q -rf ;;
+    go)           run go tests/sdk/go go test -count=1 -v -timeout 20m ./... ;;
+    differential) run differential tests/differential "$PY" -m pytest -q -rf ;;
+    crash)        run crash tests/crash "$PY" -m pytest -q -rf -s ;;
+    cli)          run cli tests/cli "$PY" -m pytest -q -rf ;;
+    *) echo "unknown suite $s" >&2; failed+=("$s") ;;
+  esac
+done
+
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "e2e: failed suites: ${failed[*]}"
+  exit 1
+fi
+echo "e2e: all suites passed (${suites[*]})"

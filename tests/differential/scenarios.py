@@ -1,0 +1,733 @@
+"""Differential scenarios. Each takes a `Raw` helper bound to one server and returns a JSON-able
+dict (event-type sequences, selected attributes, gRPC codes). The same scenario runs against
+Temporal's dev server and the target; the dicts must be equal, except keys starting with "_",
+which only document what Temporal did (recorded, not compared)."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from temporalio.api.common.v1 import Payloads, RetryPolicy, WorkflowType
+from temporalio.api.enums.v1 import (
+    HistoryEventFilterType, QueryResultType, TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+)
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkflowExecutionRequest,
+    GetWorkflowExecutionHistoryRequest,
+    QueryWorkflowRequest,
+    RecordActivityTaskHeartbeatRequest,
+    RequestCancelWorkflowExecutionRequest,
+    RespondActivityTaskCanceledRequest,
+    RespondActivityTaskCompletedRequest,
+    RespondActivityTaskFailedRequest,
+    RespondQueryTaskCompletedRequest,
+    SignalWithStartWorkflowExecutionRequest,
+    TerminateWorkflowExecutionRequest,
+)
+from temporalio.service import RPCError
+
+from rawclient import (
+    IDENTITY, NS, Raw, cmd_activity, cmd_cancel_activity, cmd_cancel_timer, cmd_complete, cmd_continue_as_new,
+    cmd_timer, decode, dur, err_info, etype, payloads, secs,
+)
+
+SCENARIOS = {}
+
+
+def scenario(fn):
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+async def expect_error(coro) -> dict:
+    try:
+        await coro
+    except RPCError as e:
+        return err_info(e)
+    return {"code": "OK"}
+
+
+# ---------------------------------------------------------------- semantics.md §8 scenarios
+
+
+@scenario
+async def s01_basic_start(r: Raw):
+    wid = r.new_id("basic")
+    resp = await r.start(wid)
+    evs = await r.history(wid)
+    sched = evs[1].workflow_task_scheduled_event_attributes
+    d = await r.svc.describe_workflow_execution(DescribeWorkflowExecutionRequest(namespace=NS, execution=r.ex(wid)))
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_complete("fin")])
+    final = await r.history(wid)
+    return {
+        "started": resp.started, "initial": [etype(e) for e in evs],
+        "wft_attempt": sched.attempt, "wft_queue_kind": TaskQueueKind.Name(sched.task_queue.kind),
+        "wft_timeout": secs(sched.start_to_close_timeout),
+        "status": d.workflow_execution_info.status,
+        "poll_attempt": t.attempt, "poll_started_event_id": t.started_event_id,
+        "poll_prev_started": t.previous_started_event_id,
+        "poll_history": [etype(e) for e in t.history.events],
+        "final": [etype(e) for e in final],
+        "result": decode(final[-1].workflow_execution_completed_event_attributes.result),
+    }
+
+
+@scenario
+async def s02_dedupe_request_id(r: Raw):
+    wid = r.new_id("dedupe")
+    rid = str(uuid.uuid4())
+    a = await r.start(wid, request_id=rid)
+    b = await r.start(wid, request_id=rid)
+    return {"same_run": a.run_id == b.run_id, "started": [a.started, b.started],
+            "events": await r.types(wid)}
+
+
+@scenario
+async def s03_conflict_fail(r: Raw):
+    wid = r.new_id("conflict")
+    a = await r.start(wid)
+    try:
+        await r.start(wid)
+        out = {"code": "OK"}
+    except RPCError as e:
+        out = err_info(e)
+        from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
+        f = WorkflowExecutionAlreadyStartedFailure()
+        e.grpc_status.details[0].Unpack(f)
+        out["detail_run_id_matches"] = f.run_id == a.run_id
+        out["detail_has_request_id"] = bool(f.start_request_id)
+    return out
+
+
+@scenario
+async def s04_conflict_terminate_existing(r: Raw):
+    wid = r.new_id("termex")
+    a = await r.start(wid)
+    b = await r.start(wid, workflow_id_conflict_policy=WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING)
+    ha = await r.history(wid, a.run_id)
+    term = ha[-1].workflow_execution_terminated_event_attributes
+    d = await r.svc.describe_workflow_execution(DescribeWorkflowExecutionRequest(namespace=NS, execution=r.ex(wid, b.run_id)))
+    return {"new_run": b.run_id != a.run_id, "started": b.started, "old_events": [etype(e) for e in ha],
+            "identity": term.identity, "reason_mentions_policy": "WorkflowIdReusePolicy" in term.reason,
+            "new_status": d.workflow_execution_info.status}
+
+
+@scenario
+async def s05_timeout_normalisation(r: Raw):
+    wid = r.new_id("timeouts")
+    await r.start(wid, workflow_execution_timeout=dur(30))
+    a = (await r.history(wid))[0].workflow_execution_started_event_attributes
+    wid2 = r.new_id("timeouts2")
+    await r.start(wid2, workflow_task_timeout=dur(300))
+    b = (await r.history(wid2))[0].workflow_execution_started_event_attributes
+    wid3 = r.new_id("timeouts3")
+    await r.start(wid3, workflow_run_timeout=dur(5), workflow_task_timeout=dur(20))
+    c = (await r.history(wid3))[0].workflow_execution_started_event_attributes
+    return {
+        "exec30": [secs(a.workflow_execution_timeout), secs(a.workflow_run_timeout), secs(a.workflow_task_timeout)],
+        "wft300": [secs(b.workflow_execution_timeout), secs(b.workflow_run_timeout), secs(b.workflow_task_timeout)],
+        "run5_wft20": [secs(c.workflow_execution_timeout), secs(c.workflow_run_timeout), secs(c.workflow_task_timeout)],
+    }
+
+
+@scenario
+async def s06_start_delay(r: Raw):
+    wid = r.new_id("delay")
+    await r.start(wid, workflow_start_delay=dur(2))
+    e1 = await r.history(wid)
+    backoff = secs(e1[0].workflow_execution_started_event_attributes.first_workflow_task_backoff)
+    await asyncio.sleep(0.5)
+    await r.signal(wid)
+    await asyncio.sleep(0.3)
+    after_signal = await r.types(wid)
+    evs = await r.wait_for_event(wid, "WORKFLOW_TASK_SCHEDULED", timeout=10)
+    return {"initial": [etype(e) for e in e1], "backoff": backoff, "after_signal": after_signal,
+            "after_delay": [etype(e) for e in evs]}
+
+
+@scenario
+async def s07_signal_buffering_unhandled_command(r: Raw):
+    wid = r.new_id("unhandled")
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.signal(wid)
+    during = await r.types(wid)
+    err = await expect_error(r.complete(t.task_token, [cmd_complete()]))
+    evs = await r.history(wid)
+    failed = [e for e in evs if etype(e) == "WORKFLOW_TASK_FAILED"]
+    from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+    return {"during": during, "error": err, "after": [etype(e) for e in evs],
+            "cause": WorkflowTaskFailedCause.Name(failed[0].workflow_task_failed_event_attributes.cause) if failed else None}
+
+
+@scenario
+async def s08_transient_workflow_task(r: Raw):
+    wid = r.new_id("transient")
+    await r.start(wid)
+    t1 = await r.poll_wft()
+    await r.fail_wft(t1.task_token)
+    t2 = await r.poll_wft()
+    hist_running = await r.types(wid)  # includes transient events while running
+    await r.fail_wft(t2.task_token)
+    t3 = await r.poll_wft()
+    await r.complete(t3.task_token, [cmd_timer("t1", 30)])
+    evs = await r.history(wid)
+    scheds = [e.workflow_task_scheduled_event_attributes.attempt for e in evs if etype(e) == "WORKFLOW_TASK_SCHEDULED"]
+    return {
+        "attempts": [t1.attempt, t2.attempt, t3.attempt],
+        "t2_history": [(e.event_id, etype(e)) for e in t2.history.events],
+        "t3_history": [(e.event_id, etype(e)) for e in t3.history.events],
+        "t3_started_event_id": t3.started_event_id,
+        "get_history_during_attempt2": hist_running,
+        "final": [etype(e) for e in evs], "scheduled_attempts": scheds,
+    }
+
+
+@scenario
+async def s09_bad_command_attempt1(r: Raw):
+    wid = r.new_id("badcmd")
+    await r.start(wid)
+    t = await r.poll_wft()
+    try:
+        await r.complete(t.task_token, [cmd_timer("", 1)])
+        err = {"code": "OK"}
+    except RPCError as e:
+        err = err_info(e)
+        err["message_prefix"] = e.message.split(":")[0]
+    evs = await r.history(wid)
+    from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+    f = [e for e in evs if etype(e) == "WORKFLOW_TASK_FAILED"]
+    t2 = await r.poll_wft()
+    return {"error": err, "events": [etype(e) for e in evs],
+            "cause": WorkflowTaskFailedCause.Name(f[0].workflow_task_failed_event_attributes.cause) if f else None,
+            "failure_has_server_info": bool(f) and f[0].workflow_task_failed_event_attributes.failure.HasField("server_failure_info"),
+            "next_attempt": t2.attempt}
+
+
+@scenario
+async def s10_close_command_not_last(r: Raw):
+    wid = r.new_id("notlast")
+    await r.start(wid)
+    t = await r.poll_wft()
+    err = await expect_error(r.complete(t.task_token, [cmd_complete(), cmd_timer("t", 1)]))
+    return {"error": err, "events": await r.types(wid)}
+
+
+@scenario
+async def s11_sticky_partial_history(r: Raw):
+    wid = r.new_id("sticky")
+    sticky_name = f"{r.tq}-sticky"
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [], sticky_attributes=r.sticky(sticky_name))
+    poll = asyncio.ensure_future(r.poll_wft(TaskQueue(name=sticky_name, kind=TaskQueueKind.TASK_QUEUE_KIND_STICKY,
+                                                      normal_name=r.tq)))
+    await asyncio.sleep(0.5)
+    await r.signal(wid)
+    s = await poll
+    evs = await r.history(wid)
+    sched = [e for e in evs if etype(e) == "WORKFLOW_TASK_SCHEDULED"][-1].workflow_task_scheduled_event_attributes
+    await r.complete(s.task_token, [cmd_complete()])
+    return {"prev_started": s.previous_started_event_id, "started": s.started_event_id,
+            "history": [(e.event_id, etype(e)) for e in s.history.events],
+            "sched_queue_kind": TaskQueueKind.Name(sched.task_queue.kind),
+            "wf_task_queue": s.workflow_execution_task_queue.name == r.tq,
+            "final": await r.types(wid)}
+
+
+@scenario
+async def s12_activity_normalisation(r: Raw):
+    wid = r.new_id("actnorm")
+    await r.start(wid, workflow_run_timeout=dur(60))
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_activity("a1", r.tq, stc=5)])
+    a = (await r.history(wid))[-1].activity_task_scheduled_event_attributes
+    wid2 = r.new_id("actnorm2")
+    await r.start(wid2)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_activity("a1", r.tq, stc=2, hb=10)])
+    b = (await r.history(wid2))[-1].activity_task_scheduled_event_attributes
+    wid3 = r.new_id("actnorm3")
+    await r.start(wid3)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_activity("a1", r.tq, s2c=7)])
+    c = (await r.history(wid3))[-1].activity_task_scheduled_event_attributes
+
+    def norm(x):
+        rp = x.retry_policy
+        return {"s2c": secs(x.schedule_to_close_timeout), "s2s": secs(x.schedule_to_start_timeout),
+                "stc": secs(x.start_to_close_timeout), "hb": secs(x.heartbeat_timeout),
+                "retry": [secs(rp.initial_interval), rp.backoff_coefficient, secs(rp.maximum_interval), rp.maximum_attempts]}
+    return {"rt60_stc5": norm(a), "no_rt_stc2_hb10": norm(b), "s2c7": norm(c)}
+
+
+@scenario
+async def s13_lazy_activity_started_event(r: Raw):
+    wid = r.new_id("lazy")
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_activity("a1", r.tq, stc=10, input_val="in")])
+    a = await r.poll_activity()
+    during = await r.types(wid)
+    await r.svc.respond_activity_task_completed(RespondActivityTaskCompletedRequest(
+        namespace=NS, task_token=a.task_token, result=payloads("out"), identity=IDENTITY))
+    evs = await r.history(wid)
+    st = [e for e in evs if etype(e) == "ACTIVITY_TASK_STARTED"][0].activity_task_started_event_attributes
+    return {"poll": {"attempt": a.attempt, "activity_id": a.activity_id, "type": a.activity_type.name,
+                     "input": decode(a.input), "wf_type": a.workflow_type.name},
+            "during": during, "after": [etype(e) for e in evs], "started_attempt": st.attempt,
+            "result": decode(evs[-2].activity_task_completed_event_attributes.result)}
+
+
+@scenario
+async def s14_activity_non_retryable_and_retry(r: Raw):
+    wid = r.new_id("nonretry")
+    await r.start(wid)
+    t = await r.poll_wft()
+    rp = RetryPolicy(initial_interval=dur(0.2), maximum_attempts=5, non_retryable_error_types=["Fatal"])
+    await r.complete(t.task_token, [cmd_activity("a1", r.tq, stc=10, retry=rp)])
+    # attempt 1 fails with a retryable type; attempt 2 fails with the non-retryable type
+    a1 = await r.poll_activity()
+    await r.svc.respond_activity_task_failed(RespondActivityTaskFailedRequest(
+        namespace=NS, task_token=a1.task_token, identity=IDENTITY,
+        failure=Failure(message="soft", application_failure_info=ApplicationFailureInfo(type="Soft"))))
+    mid = await r.types(wid)
+    a2 = await r.poll_activity()
+    await r.svc.respond_activity_task_failed(RespondActivityTaskFailedRequest(
+        namespace=NS, task_token=a2.task_token, identity=IDENTITY,
+        failure=Failure(message="hard", application_failure_info=ApplicationFailureInfo(type="Fatal"))))
+    evs = await r.history(wid)
+    from temporalio.api.enums.v1 import RetryState
+    f = evs[-2].activity_task_failed_event_attributes
+    st = evs[-3].activity_task_started_event_attributes
+    return {"attempts": [a1.attempt, a2.attempt], "after_first_failure": mid, "final": [etype(e) for e in evs],
+            "retry_state": RetryState.Name(f.retry_state), "failure": f.failure.message,
+            "started_attempt": st.attempt, "last_failure": st.last_failure.message}
+
+
+@scenario
+async def s15_heartbeat_timeout_details(r: Raw):
+    wid = r.new_id("hbto")
+    await r.start(wid)
+    t = await r.poll_wft()
+    rp = RetryPolicy(initial_interval=dur(0.1), maximum_attempts=2)
+    await r.complete(t.task_token, [cmd_activity("a1", r.tq, stc=20, hb=1, retry=rp)])
+    a1 = await r.poll_activity()
+    hb = await r.svc.record_activity_task_heartbeat(RecordActivityTaskHeartbeatRequest(
+        namespace=NS, task_token=a1.task_token, details=payloads("D"), identity=IDENTITY))
+    a2 = await r.poll_activity(timeout=15)
+    evs = await r.wait_for_event(wid, "ACTIVITY_TASK_TIMED_OUT", timeout=15)
+    to = [e for e in evs if etype(e) == "ACTIVITY_TASK_TIMED_OUT"][0].activity_task_timed_out_event_attributes
+    from temporalio.api.enums.v1 import RetryState, TimeoutType
+    late = await expect_error(r.svc.respond_activity_task_completed(RespondActivityTaskCompletedRequest(
+        namespace=NS, task_token=a1.task_token, identity=IDENTITY)))
+    return {"hb_cancel_requested": hb.cancel_requested, "attempt2": a2.attempt,
+            "attempt2_details": decode(a2.heartbeat_details),
+            "events": [etype(e) for e in evs],
+            "timeout_type": TimeoutType.Name(to.failure.timeout_failure_info.timeout_type),
+            "last_hb": decode(to.failure.timeout_failure_info.last_heartbeat_details),
+            "retry_state": RetryState.Name(to.retry_state), "message": to.failure.message,
+            "late_completion": late}
+
+
+@scenario
+async def s16_activity_cancel(r: Raw):
+    wid = r.new_id("actcancel")
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_activity("never", "nobody-" + r.tq, stc=10), cmd_activity("a2", r.tq, stc=30)])
+    idle = await r.poll_wft(allow_empty=True, timeout=3)  # nothing to do until an activity resolves
+    evs = await r.history(wid)
+    sched = {e.activity_task_scheduled_event_attributes.activity_id: e.event_id for e in evs if etype(e) == "ACTIVITY_TASK_SCHEDULED"}
+    act = await r.poll_activity()
+    # need a WFT to issue cancels: signal the workflow
+    await r.signal(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_cancel_activity(sched["never"]), cmd_cancel_activity(sched["a2"])])
+    after_cancel = await r.types(wid)
+    hb = await r.svc.record_activity_task_heartbeat(RecordActivityTaskHeartbeatRequest(
+        namespace=NS, task_token=act.task_token, identity=IDENTITY))
+    await r.svc.respond_activity_task_canceled(RespondActivityTaskCanceledRequest(
+        namespace=NS, task_token=act.task_token, details=payloads("bye"), identity=IDENTITY))
+    evs = await r.history(wid)
+    canceled = [e.activity_task_canceled_event_attributes for e in evs if etype(e) == "ACTIVITY_TASK_CANCELED"]
+    return {"no_wft_while_activities_pending": not idle.task_token, "after_cancel": after_cancel, "hb_cancel_requested": hb.cancel_requested,
+            "final": [etype(e) for e in evs],
+            "canceled_details": [decode(c.details) for c in canceled]}
+
+
+@scenario
+async def s17_late_activity_completion(r: Raw):
+    wid = r.new_id("late")
+    await r.start(wid)
+    t = await r.poll_wft()
+    rp = RetryPolicy(initial_interval=dur(0.1), maximum_attempts=3)
+    await r.complete(t.task_token, [cmd_activity("a1", r.tq, stc=1, retry=rp)])
+    a1 = await r.poll_activity()
+    a2 = await r.poll_activity(timeout=10)  # attempt 2 after the start-to-close timeout
+    late = await expect_error(r.svc.respond_activity_task_completed(RespondActivityTaskCompletedRequest(
+        namespace=NS, task_token=a1.task_token, identity=IDENTITY)))
+    bad = await expect_error(r.svc.respond_activity_task_completed(RespondActivityTaskCompletedRequest(
+        namespace=NS, task_token=b"not-a-token", identity=IDENTITY)))
+    before = await r.types(wid)
+    await r.svc.respond_activity_task_completed(RespondActivityTaskCompletedRequest(
+        namespace=NS, task_token=a2.task_token, result=payloads(2), identity=IDENTITY))
+    return {"attempts": [a1.attempt, a2.attempt], "late": late, "malformed": bad, "before": before,
+            "after": await r.types(wid)}
+
+
+@scenario
+async def s18_closed_run_api(r: Raw):
+    wid = r.new_id("closed")
+    await r.start(wid)
+    await r.svc.terminate_workflow_execution(TerminateWorkflowExecutionRequest(
+        namespace=NS, workflow_execution=r.ex(wid), reason="r1", identity=IDENTITY))
+    sig = await expect_error(r.signal(wid))
+    term = await expect_error(r.svc.terminate_workflow_execution(TerminateWorkflowExecutionRequest(
+        namespace=NS, workflow_execution=r.ex(wid), reason="r2", identity=IDENTITY)))
+    canc = await expect_error(r.svc.request_cancel_workflow_execution(RequestCancelWorkflowExecutionRequest(
+        namespace=NS, workflow_execution=r.ex(wid), identity=IDENTITY, request_id=str(uuid.uuid4()))))
+    missing = await expect_error(r.signal("no-such-" + wid))
+    return {"signal": sig, "terminate": term, "cancel": canc, "missing": missing, "events": await r.types(wid)}
+
+
+# ---------------------------------------------------------------- more scenarios
+
+
+@scenario
+async def s19_unknown_namespace(r: Raw):
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, StartWorkflowExecutionRequest
+    a = await expect_error(r.svc.describe_namespace(DescribeNamespaceRequest(namespace="no-such-namespace-x")))
+    b = await expect_error(r.svc.start_workflow_execution(StartWorkflowExecutionRequest(
+        namespace="no-such-namespace-x", workflow_id="w", workflow_type=WorkflowType(name="T"),
+        task_queue=TaskQueue(name="q"), request_id=str(uuid.uuid4()))))
+    c = await expect_error(r.start(""))
+    return {"describe": a, "start": b, "empty_id": c}
+
+
+@scenario
+async def s20_timer_fire_and_cancel(r: Raw):
+    wid = r.new_id("timer")
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_timer("short", 1), cmd_timer("long", 60)])
+    t = await r.poll_wft()
+    fired = [e.timer_fired_event_attributes.timer_id for e in t.history.events if etype(e) == "TIMER_FIRED"]
+    await r.complete(t.task_token, [cmd_cancel_timer("long"), cmd_complete()])
+    return {"fired": fired, "events": await r.types(wid)}
+
+
+@scenario
+async def s21_signal_with_start(r: Raw):
+    wid = r.new_id("sws")
+
+    def req():
+        return SignalWithStartWorkflowExecutionRequest(
+            namespace=NS, workflow_id=wid, workflow_type=WorkflowType(name=r.wf_type), task_queue=TaskQueue(name=r.tq),
+            signal_name="go", signal_input=payloads(1), identity=IDENTITY, request_id=str(uuid.uuid4()))
+    a = await r.svc.signal_with_start_workflow_execution(req())
+    b = await r.svc.signal_with_start_workflow_execution(req())
+    f = req()
+    f.workflow_id_conflict_policy = WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+    fail = await expect_error(r.svc.signal_with_start_workflow_execution(f))
+    return {"started": [a.started, b.started], "same_run": a.run_id == b.run_id,
+            "conflict_fail": fail, "events": await r.types(wid)}
+
+
+@scenario
+async def s22_legacy_query(r: Raw):
+    wid = r.new_id("query")
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [])
+
+    async def answer():
+        q = await r.poll_wft()
+        out = {"has_query": q.HasField("query"), "type": q.query.query_type,
+               "args": decode(q.query.query_args), "history_len": len(q.history.events)}
+        await r.svc.respond_query_task_completed(RespondQueryTaskCompletedRequest(
+            namespace=NS, task_token=q.task_token, completed_type=QueryResultType.QUERY_RESULT_TYPE_ANSWERED,
+            query_result=payloads("answer")))
+        return out
+    worker = asyncio.ensure_future(answer())
+    resp = await r.svc.query_workflow(QueryWorkflowRequest(namespace=NS, execution=r.ex(wid),
+                                                           query=WorkflowQuery(query_type="state", query_args=payloads("x"))))
+    seen = await worker
+    return {"seen": seen, "result": decode(resp.query_result), "events": await r.types(wid)}
+
+
+@scenario
+async def s23_attached_query(r: Raw):
+    """A query sent while a workflow task is pending rides on that task (`queries` map)."""
+    wid = r.new_id("attq")
+    await r.start(wid)  # WFT 1 pending, not polled yet
+    qtask = asyncio.ensure_future(r.svc.query_workflow(QueryWorkflowRequest(
+        namespace=NS, execution=r.ex(wid), query=WorkflowQuery(query_type="state"))))
+    await asyncio.sleep(0.5)
+    t = await r.poll_wft()
+    qids = list(t.queries.keys())
+    answers = {k: WorkflowQueryResult(result_type=QueryResultType.QUERY_RESULT_TYPE_ANSWERED, answer=payloads("attached"))
+               for k in qids}
+    legacy = None
+    await r.complete(t.task_token, [], query_results=answers)
+    if not qids:  # fall back: the query came as a legacy task
+        q = await r.poll_wft()
+        legacy = q.query.query_type
+        await r.svc.respond_query_task_completed(RespondQueryTaskCompletedRequest(
+            namespace=NS, task_token=q.task_token, completed_type=QueryResultType.QUERY_RESULT_TYPE_ANSWERED,
+            query_result=payloads("legacy")))
+    resp = await qtask
+    return {"attached_count": len(qids), "query_types": [t.queries[k].query_type for k in qids],
+            "legacy": legacy, "result": decode(resp.query_result), "events": await r.types(wid)}
+
+
+@scenario
+async def s24_continue_as_new(r: Raw):
+    wid = r.new_id("can")
+    a = await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_continue_as_new(r.wf_type, r.tq, 2)])
+    old = await r.history(wid, a.run_id)
+    can = old[-1].workflow_execution_continued_as_new_event_attributes
+    new = await r.history(wid, can.new_execution_run_id)
+    st = new[0].workflow_execution_started_event_attributes
+    t2 = await r.poll_wft(timeout=10)
+    await r.complete(t2.task_token, [cmd_complete("end")])
+    cur = await r.history(wid)  # empty run id = current run
+    from temporalio.api.enums.v1 import ContinueAsNewInitiator
+    return {"old": [etype(e) for e in old], "new_initial": [etype(e) for e in new],
+            "links": [st.continued_execution_run_id == a.run_id, st.first_execution_run_id == a.run_id,
+                      st.original_execution_run_id == can.new_execution_run_id],
+            "initiator": ContinueAsNewInitiator.Name(st.initiator), "input": decode(st.input),
+            "backoff_positive": secs(st.first_workflow_task_backoff) > 0,
+            "current": [etype(e) for e in cur], "poll_history_first": etype(t2.history.events[0])}
+
+
+@scenario
+async def s25_history_paging_batches(r: Raw):
+    wid = r.new_id("paging")
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_timer(f"t{i}", 60) for i in range(6)])
+    for i in range(3):
+        await r.signal(wid, value=i)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_complete()])
+    pages, token = [], b""
+    while True:
+        resp = await r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+            namespace=NS, execution=r.ex(wid), maximum_page_size=4, next_page_token=token))
+        pages.append([e.event_id for e in resp.history.events])
+        token = resp.next_page_token
+        if not token:
+            break
+        assert len(pages) < 50
+    close = await r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+        namespace=NS, execution=r.ex(wid),
+        history_event_filter_type=HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT))
+    return {"all_ids": [i for p in pages for i in p], "_pages": pages,
+            "close_filter": [etype(e) for e in close.history.events], "close_token": bool(close.next_page_token),
+            "events": await r.types(wid)}
+
+
+@scenario
+async def s26_long_poll_history(r: Raw):
+    """The SDK pattern: wait_new_event reads what exists, then blocks on the returned token."""
+    from datetime import timedelta
+    wid = r.new_id("lp")
+    a = await r.start(wid)
+    ex = r.ex(wid, a.run_id)
+    plain = await r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(namespace=NS, execution=ex))
+    first = await r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+        namespace=NS, execution=ex, wait_new_event=True), timeout=timedelta(seconds=30))
+    tok = first.next_page_token
+
+    async def later():
+        await asyncio.sleep(1.0)
+        await r.signal(wid)
+    sig = asyncio.ensure_future(later())
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    calls = []
+    while loop.time() - t0 < 25:
+        resp = await r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+            namespace=NS, execution=ex, wait_new_event=True, next_page_token=tok), timeout=timedelta(seconds=30))
+        calls.append([etype(e) for e in resp.history.events])
+        tok = resp.next_page_token
+        if resp.history.events:
+            break
+    waited = loop.time() - t0
+    await sig
+    running_close = await r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+        namespace=NS, execution=ex,
+        history_event_filter_type=HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT))
+    return {"plain": [etype(e) for e in plain.history.events], "plain_has_token": bool(plain.next_page_token),
+            "first": [etype(e) for e in first.history.events], "first_has_token": bool(first.next_page_token),
+            "waited_for_signal": waited >= 0.9, "calls": calls, "token_after_new_event": bool(tok),
+            "running_close_filter": [etype(e) for e in running_close.history.events],
+            "running_close_filter_token": bool(running_close.next_page_token)}
+
+
+@scenario
+async def s27_cancel_request_events(r: Raw):
+    wid = r.new_id("cancelreq")
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [])
+    for _ in range(2):  # the second request is a no-op
+        await r.svc.request_cancel_workflow_execution(RequestCancelWorkflowExecutionRequest(
+            namespace=NS, workflow_execution=r.ex(wid), identity=IDENTITY, request_id=str(uuid.uuid4()), reason="stop"))
+    t = await r.poll_wft()
+    from temporalio.api.command.v1 import CancelWorkflowExecutionCommandAttributes, Command
+    from temporalio.api.enums.v1 import CommandType
+    await r.complete(t.task_token, [Command(command_type=CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION,
+                                            cancel_workflow_execution_command_attributes=CancelWorkflowExecutionCommandAttributes())])
+    d = await r.svc.describe_workflow_execution(DescribeWorkflowExecutionRequest(namespace=NS, execution=r.ex(wid)))
+    return {"poll_saw": [etype(e) for e in t.history.events][-4:], "events": await r.types(wid),
+            "status": d.workflow_execution_info.status}
+
+
+@scenario
+async def s28_workflow_task_timeout(r: Raw):
+    wid = r.new_id("wftto")
+    await r.start(wid, workflow_task_timeout=dur(1))
+    t1 = await r.poll_wft()  # never answered
+    t2 = await r.poll_wft(timeout=10)
+    from temporalio.api.enums.v1 import TimeoutType
+    evs = await r.history(wid)
+    to = [e for e in evs if etype(e) == "WORKFLOW_TASK_TIMED_OUT"][0].workflow_task_timed_out_event_attributes
+    stale = await expect_error(r.complete(t1.task_token, [cmd_complete()]))
+    await r.complete(t2.task_token, [cmd_complete()])
+    return {"attempts": [t1.attempt, t2.attempt], "timeout_type": TimeoutType.Name(to.timeout_type),
+            "t2_history": [(e.event_id, etype(e)) for e in t2.history.events], "stale_token": stale,
+            "final": await r.types(wid)}
+
+
+@scenario
+async def s29_shutdown_worker_ends_sticky_poll(r: Raw):
+    from datetime import timedelta
+    from temporalio.api.workflowservice.v1 import ShutdownWorkerRequest
+    wid = r.new_id("shutdown")
+    sticky_name = f"{r.tq}-sticky"
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [], sticky_attributes=r.sticky(sticky_name, timeout=5))
+    loop = asyncio.get_running_loop()
+    poll = asyncio.ensure_future(r.svc.poll_workflow_task_queue(
+        __import__("temporalio.api.workflowservice.v1", fromlist=["x"]).PollWorkflowTaskQueueRequest(
+            namespace=NS, identity=IDENTITY,
+            task_queue=TaskQueue(name=sticky_name, kind=TaskQueueKind.TASK_QUEUE_KIND_STICKY, normal_name=r.tq)),
+        timeout=timedelta(seconds=30)))
+    await asyncio.sleep(1.0)
+    t0 = loop.time()
+    await r.svc.shutdown_worker(ShutdownWorkerRequest(namespace=NS, sticky_task_queue=sticky_name, identity=IDENTITY))
+    resp = await poll
+    ended_fast = loop.time() - t0 < 5
+    # After the sticky worker is gone, a new workflow task falls back to the normal queue.
+    await r.signal(wid)
+    t2 = await r.poll_wft(timeout=20)
+    await r.complete(t2.task_token, [cmd_complete()])
+    return {"sticky_poll_empty": not resp.task_token, "ended_fast": ended_fast,
+            "fallback_history_from": t2.history.events[0].event_id, "final": await r.types(wid)}
+
+
+@scenario
+async def s30_bad_input(r: Raw):
+    from temporalio.api.workflowservice.v1 import (
+        RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest,
+    )
+    out = {}
+    out["id_too_long"] = await expect_error(r.start("x" * 1001))
+    out["id_max_len_ok"] = await expect_error(r.start(r.new_id("y").ljust(1000, "y")))
+    out["no_type"] = await expect_error(r.svc.start_workflow_execution(StartWorkflowExecutionRequest(
+        namespace=NS, workflow_id=r.new_id("notype"), task_queue=TaskQueue(name=r.tq), request_id=str(uuid.uuid4()))))
+    out["no_task_queue"] = await expect_error(r.svc.start_workflow_execution(StartWorkflowExecutionRequest(
+        namespace=NS, workflow_id=r.new_id("notq"), workflow_type=WorkflowType(name="T"), request_id=str(uuid.uuid4()))))
+    out["malformed_wft_token"] = await expect_error(r.svc.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(namespace=NS, task_token=b"\x01garbage", identity=IDENTITY)))
+    big = "z" * (2 * 1024 * 1024 + 100)
+    from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest as S
+    out["input_over_blob_limit"] = await expect_error(r.svc.start_workflow_execution(S(
+        namespace=NS, workflow_id=r.new_id("big"), workflow_type=WorkflowType(name="T"), task_queue=TaskQueue(name=r.tq),
+        input=payloads(big), request_id=str(uuid.uuid4()))))
+    wid = r.new_id("bigsig")
+    await r.start(wid)
+    out["signal_over_blob_limit"] = await expect_error(r.signal(wid, value=big))
+    out["unknown_reuse_policy"] = await expect_error(r.start(r.new_id("enum"), workflow_id_reuse_policy=99))
+    out["bad_page_token"] = await expect_error(r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+        namespace=NS, execution=r.ex(wid), next_page_token=b"\xffnot-a-token")))
+    out["events_after_bad_signal"] = await r.types(wid)
+    return out
+
+
+@scenario
+async def s31_child_workflow_raw(r: Raw):
+    from temporalio.api.command.v1 import Command, StartChildWorkflowExecutionCommandAttributes
+    from temporalio.api.enums.v1 import CommandType
+    pid = r.new_id("parent")
+    cid = pid + "-child"
+    ctq = r.tq + "-child"
+    await r.start(pid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [Command(
+        command_type=CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
+        start_child_workflow_execution_command_attributes=StartChildWorkflowExecutionCommandAttributes(
+            namespace=NS, workflow_id=cid, workflow_type=WorkflowType(name="DiffChild"),
+            task_queue=TaskQueue(name=ctq), input=payloads("ci")))])
+    t = await r.poll_wft()  # parent: child started
+    saw_started = [etype(e) for e in t.history.events][-4:]
+    await r.complete(t.task_token, [])
+    c = await r.poll_wft(TaskQueue(name=ctq))
+    cstart = c.history.events[0].workflow_execution_started_event_attributes
+    await r.complete(c.task_token, [cmd_complete("child-result")])
+    t = await r.poll_wft()
+    done = [e for e in t.history.events if etype(e) == "CHILD_WORKFLOW_EXECUTION_COMPLETED"]
+    await r.complete(t.task_token, [cmd_complete("parent-result")])
+    # a second child with the same id while the first is closed is allowed (ALLOW_DUPLICATE); a
+    # child whose id is running fails with WORKFLOW_ALREADY_EXISTS
+    return {"parent_saw": saw_started,
+            "child_parent": [cstart.parent_workflow_execution.workflow_id == pid, cstart.parent_initiated_event_id],
+            "child_input": decode(cstart.input), "child_events": await r.types(cid),
+            "child_result_in_parent": decode(done[0].child_workflow_execution_completed_event_attributes.result) if done else None,
+            "parent_events": await r.types(pid)}
+
+
+@scenario
+async def s32_signal_external_raw(r: Raw):
+    from temporalio.api.command.v1 import Command, SignalExternalWorkflowExecutionCommandAttributes
+    from temporalio.api.enums.v1 import CommandType, SignalExternalWorkflowExecutionFailedCause
+    src = r.new_id("src")
+    dst = r.new_id("dst")
+    await r.start(dst)
+    await r.start(src)
+    # the destination's first task is polled and completed first so both are idle
+    t = await r.poll_wft()
+    first = t.workflow_execution.workflow_id
+    await r.complete(t.task_token, [])
+    t = await r.poll_wft()
+    assert {first, t.workflow_execution.workflow_id} == {src, dst}
+    if t.workflow_execution.workflow_id != src:
+        await r.complete(t.task_token, [])
+        t = await r.poll_wft(allow_empty=True, timeout=3)
+        assert not t.task_token
+        await r.signal(src, name="kick")
+        t = await r.poll_wft()
+
+    def sig(target):
+        return Command(command_type=CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
+                       signal_external_workflow_execution_command_attributes=SignalExternalWorkflowExecutionCommandAttributes(
+                           namespace=NS, execution=r.ex(target), signal_name="ext", input=payloads("hi")))
+    await r.complete(t.task_token, [sig(dst), sig("missing-" + dst)])
+    await r.wait_for_event(src, "EXTERNAL_WORKFLOW_EXECUTION_SIGNALED")
+    srcs = await r.wait_for_event(src, "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED")
+    failed = [e for e in srcs if etype(e) == "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED"][0]
+    dst_events = await r.types(dst)
+    # the two outcomes are processed independently, so their order is not compared
+    return {"src_external_events": sorted(etype(e) for e in srcs if "EXTERNAL" in etype(e)),
+            "failed_cause": SignalExternalWorkflowExecutionFailedCause.Name(
+                failed.signal_external_workflow_execution_failed_event_attributes.cause),
+            "dst_has_signal": "WORKFLOW_EXECUTION_SIGNALED" in dst_events}

@@ -1,0 +1,782 @@
+package sdkgo
+
+// Go SDK end-to-end suite for issue 2 point 2. Runs against SUNDIAL_TEST_TARGET (default sundial).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	namespacepb "go.temporal.io/api/namespace/v1"
+	"go.temporal.io/api/serviceerror"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+const tq = "go-e2e"
+const extraNS = "sdk-go-extra"
+
+var (
+	srv *testServer
+	cl  client.Client
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	srv, err = startServer(extraNS)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot start server:", err)
+		os.Exit(1)
+	}
+	cl, err = client.Dial(client.Options{HostPort: srv.addr, Logger: quietLogger{},
+		ContextPropagators: []workflow.ContextPropagator{headerPropagator{}}})
+	if err != nil {
+		srv.stop()
+		fmt.Fprintln(os.Stderr, "dial:", err)
+		os.Exit(1)
+	}
+	w := worker.New(cl, tq, worker.Options{})
+	for _, wf := range []interface{}{HelloWorkflow, WaitSignalWorkflow, SleepWorkflow, TimerCancelWorkflow, InfoWorkflow,
+		TaskFailOnceWorkflow, ActivityScenarioWorkflow, ChildWorkflow, ParentWorkflow, ExternalWorkflow,
+		ContinueAsNewWorkflow, MarkersWorkflow, UpsertWorkflow, ManySignalsWorkflow} {
+		w.RegisterWorkflow(wf)
+	}
+	for _, a := range []interface{}{Hello, Flaky, AlwaysFail, Sleepy, HeartbeatThenStall, HeartbeatUntilCancelled} {
+		w.RegisterActivity(a)
+	}
+	if err := w.Start(); err != nil {
+		srv.stop()
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	w.Stop()
+	cl.Close()
+	srv.stop()
+	os.Exit(code)
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func wid(t *testing.T) string {
+	return fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())
+}
+
+func opts(id string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{ID: id, TaskQueue: tq}
+}
+
+func history(t *testing.T, id, runID string) []*historypb.HistoryEvent {
+	t.Helper()
+	it := cl.GetWorkflowHistory(ctxT(t), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var evs []*historypb.HistoryEvent
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatalf("history: %v", err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+func types(evs []*historypb.HistoryEvent) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, strings.TrimPrefix(enumspb.EventType_name[int32(e.EventType)], "EVENT_TYPE_"))
+	}
+	return out
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func describeStatus(t *testing.T, id, runID string) enumspb.WorkflowExecutionStatus {
+	d, err := cl.DescribeWorkflowExecution(ctxT(t), id, runID)
+	must(t, err)
+	return d.WorkflowExecutionInfo.Status
+}
+
+func waitStatus(t *testing.T, id string, st enumspb.WorkflowExecutionStatus) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if describeStatus(t, id, "") == st {
+			return
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	t.Fatalf("%s never reached %v (now %v)", id, st, describeStatus(t, id, ""))
+}
+
+// ------------------------------------------------------------------ start
+
+func TestStartAndResult(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), HelloWorkflow, "Sundial")
+	must(t, err)
+	var r string
+	must(t, run.Get(ctx, &r))
+	if r != "Hello, Sundial!" {
+		t.Fatalf("result %q", r)
+	}
+	got := strings.Join(types(history(t, id, run.GetRunID())), ",")
+	want := "WORKFLOW_EXECUTION_STARTED,WORKFLOW_TASK_SCHEDULED,WORKFLOW_TASK_STARTED,WORKFLOW_TASK_COMPLETED," +
+		"ACTIVITY_TASK_SCHEDULED,ACTIVITY_TASK_STARTED,ACTIVITY_TASK_COMPLETED,WORKFLOW_TASK_SCHEDULED," +
+		"WORKFLOW_TASK_STARTED,WORKFLOW_TASK_COMPLETED,WORKFLOW_EXECUTION_COMPLETED"
+	if got != want {
+		t.Fatalf("history\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestAlreadyStartedAndConflictPolicies(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	o := opts(id)
+	o.WorkflowExecutionErrorWhenAlreadyStarted = true
+	run1, err := cl.ExecuteWorkflow(ctx, o, WaitSignalWorkflow, 0)
+	must(t, err)
+	_, err = cl.ExecuteWorkflow(ctx, o, WaitSignalWorkflow, 0)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if !errors.As(err, &already) {
+		t.Fatalf("want WorkflowExecutionAlreadyStarted, got %T %v", err, err)
+	}
+	if already.RunId != run1.GetRunID() || already.StartRequestId == "" {
+		t.Fatalf("details: run %q (want %q), request %q", already.RunId, run1.GetRunID(), already.StartRequestId)
+	}
+	// USE_EXISTING returns the same run.
+	o2 := opts(id)
+	o2.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	run2, err := cl.ExecuteWorkflow(ctx, o2, WaitSignalWorkflow, 0)
+	must(t, err)
+	if run2.GetRunID() != run1.GetRunID() {
+		t.Fatalf("USE_EXISTING gave a new run")
+	}
+	// TERMINATE_EXISTING terminates it and starts a new run.
+	o3 := opts(id)
+	o3.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+	run3, err := cl.ExecuteWorkflow(ctx, o3, WaitSignalWorkflow, 0)
+	must(t, err)
+	if run3.GetRunID() == run1.GetRunID() {
+		t.Fatalf("TERMINATE_EXISTING reused the run")
+	}
+	if st := describeStatus(t, id, run1.GetRunID()); st != enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED {
+		t.Fatalf("first run status %v", st)
+	}
+	must(t, cl.SignalWorkflow(ctx, id, "", "finish", nil))
+	must(t, run3.Get(ctx, nil))
+	// Closed COMPLETED + REJECT_DUPLICATE → already started.
+	o4 := opts(id)
+	o4.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+	o4.WorkflowExecutionErrorWhenAlreadyStarted = true
+	_, err = cl.ExecuteWorkflow(ctx, o4, WaitSignalWorkflow, 0)
+	if !errors.As(err, &already) {
+		t.Fatalf("REJECT_DUPLICATE: got %v", err)
+	}
+}
+
+func TestTimeoutsMemoHeaderRetry(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	// execution timeout
+	o := opts(id + "-exec")
+	o.WorkflowExecutionTimeout = 2 * time.Second
+	run, err := cl.ExecuteWorkflow(ctx, o, SleepWorkflow, time.Minute)
+	must(t, err)
+	err = run.Get(ctx, nil)
+	var te *temporal.TimeoutError
+	if !errors.As(err, &te) {
+		t.Fatalf("want timeout, got %v", err)
+	}
+	if st := describeStatus(t, id+"-exec", ""); st != enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT {
+		t.Fatalf("status %v", st)
+	}
+	// run timeout, memo, header, retry policy (fails twice, succeeds on attempt 3)
+	o = opts(id)
+	o.WorkflowRunTimeout = 30 * time.Second
+	o.Memo = map[string]interface{}{"k": "memo-value"}
+	o.RetryPolicy = &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 5}
+	hctx := context.WithValue(ctx, ctxKey{}, "header-value-42")
+	run, err = cl.ExecuteWorkflow(hctx, o, InfoWorkflow, int32(3))
+	must(t, err)
+	firstRun := run.GetRunID()
+	var r infoResult
+	must(t, run.Get(ctx, &r))
+	if r.Attempt != 3 || r.Header != "header-value-42" || r.Memo != "memo-value" || r.RunTO != 30*time.Second {
+		t.Fatalf("info %+v", r)
+	}
+	evs := history(t, id, firstRun)
+	last := evs[len(evs)-1]
+	if last.EventType != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED ||
+		last.GetWorkflowExecutionFailedEventAttributes().NewExecutionRunId == "" {
+		t.Fatalf("first run should fail with a retry link, got %v", last.EventType)
+	}
+}
+
+func TestDescribeTerminateCancel(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), WaitSignalWorkflow, 0)
+	must(t, err)
+	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
+	must(t, err)
+	info := d.WorkflowExecutionInfo
+	if info.Type.Name != "WaitSignalWorkflow" || info.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING ||
+		info.Execution.RunId != run.GetRunID() || info.TaskQueue != tq {
+		t.Fatalf("describe %+v", info)
+	}
+	must(t, cl.TerminateWorkflow(ctx, id, "", "enough"))
+	var tErr *temporal.TerminatedError
+	if err := run.Get(ctx, nil); !errors.As(err, &tErr) {
+		t.Fatalf("want terminated, got %v", err)
+	}
+	evs := history(t, id, "")
+	if a := evs[len(evs)-1].GetWorkflowExecutionTerminatedEventAttributes(); a == nil || a.Reason != "enough" {
+		t.Fatalf("last event %v", evs[len(evs)-1])
+	}
+	var nf *serviceerror.NotFound
+	if err := cl.SignalWorkflow(ctx, id, "", "finish", nil); !errors.As(err, &nf) {
+		t.Fatalf("signal closed: %v", err)
+	}
+	// cancel
+	run, err = cl.ExecuteWorkflow(ctx, opts(id+"-c"), WaitSignalWorkflow, 0)
+	must(t, err)
+	must(t, cl.CancelWorkflow(ctx, id+"-c", ""))
+	var cErr *temporal.CanceledError
+	if err := run.Get(ctx, nil); !errors.As(err, &cErr) {
+		t.Fatalf("want canceled, got %v", err)
+	}
+	ty := types(history(t, id+"-c", ""))
+	if !has(ty, "WORKFLOW_EXECUTION_CANCEL_REQUESTED") || ty[len(ty)-1] != "WORKFLOW_EXECUTION_CANCELED" {
+		t.Fatalf("history %v", ty)
+	}
+	must(t, cl.CancelWorkflow(ctx, id+"-c", "")) // closed: OK no-op
+}
+
+func TestWorkflowTaskFailureRetried(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), TaskFailOnceWorkflow, id)
+	must(t, err)
+	var r string
+	must(t, run.Get(ctx, &r))
+	ty := types(history(t, id, ""))
+	if r != "recovered" || len(ty) < 5 || ty[3] != "WORKFLOW_TASK_FAILED" || ty[4] != "WORKFLOW_TASK_SCHEDULED" {
+		t.Fatalf("result %q history %v", r, ty)
+	}
+}
+
+// ------------------------------------------------------------------ activities
+
+func runActivity(t *testing.T, scenario string) (actOutcome, []*historypb.HistoryEvent, time.Duration) {
+	ctx := ctxT(t)
+	id := wid(t)
+	t0 := time.Now()
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), ActivityScenarioWorkflow, scenario)
+	must(t, err)
+	var o actOutcome
+	must(t, run.Get(ctx, &o))
+	return o, history(t, id, ""), time.Since(t0)
+}
+
+func startedAttempt(t *testing.T, evs []*historypb.HistoryEvent) int32 {
+	for _, e := range evs {
+		if a := e.GetActivityTaskStartedEventAttributes(); a != nil {
+			return a.Attempt
+		}
+	}
+	return 0
+}
+
+func TestActivityRetryBackoff(t *testing.T) {
+	o, evs, el := runActivity(t, "retry")
+	if o.OK != "ok at attempt 3" || startedAttempt(t, evs) != 3 || el < 850*time.Millisecond {
+		t.Fatalf("%+v attempt=%d elapsed=%v", o, startedAttempt(t, evs), el)
+	}
+}
+
+func TestActivityMaxAttemptsAndNonRetryable(t *testing.T) {
+	o, evs, _ := runActivity(t, "max_attempts")
+	if o.RetryState != "MaximumAttemptsReached" || o.AppType != "Boom" || startedAttempt(t, evs) != 3 {
+		t.Fatalf("max attempts: %+v attempt=%d", o, startedAttempt(t, evs))
+	}
+	o, evs, _ = runActivity(t, "non_retryable")
+	if o.RetryState != "NonRetryableFailure" || o.AppType != "Fatal" || startedAttempt(t, evs) != 1 {
+		t.Fatalf("non-retryable: %+v", o)
+	}
+}
+
+func TestActivityTimeouts(t *testing.T) {
+	for scen, want := range map[string]string{
+		"schedule_to_close": "ScheduleToClose", "start_to_close": "StartToClose", "schedule_to_start": "ScheduleToStart",
+	} {
+		o, evs, el := runActivity(t, scen)
+		if o.TimeoutType != want || el > 10*time.Second {
+			t.Fatalf("%s: %+v elapsed %v", scen, o, el)
+		}
+		if !has(types(evs), "ACTIVITY_TASK_TIMED_OUT") {
+			t.Fatalf("%s: no timed-out event", scen)
+		}
+	}
+}
+
+func TestActivityHeartbeatTimeoutDetails(t *testing.T) {
+	o, evs, _ := runActivity(t, "heartbeat_timeout")
+	if o.TimeoutType != "Heartbeat" || o.HBDetails != "hb-2(prev=hb-1(prev=))" || startedAttempt(t, evs) != 2 {
+		t.Fatalf("%+v attempt=%d", o, startedAttempt(t, evs))
+	}
+}
+
+func TestActivityCancelViaHeartbeat(t *testing.T) {
+	o, evs, el := runActivity(t, "cancel")
+	ty := types(evs)
+	if !o.Canceled || !has(ty, "ACTIVITY_TASK_CANCEL_REQUESTED") || !has(ty, "ACTIVITY_TASK_CANCELED") || el > 15*time.Second {
+		t.Fatalf("%+v %v", o, ty)
+	}
+}
+
+// ------------------------------------------------------------------ timers, signals, queries
+
+func TestTimers(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	t0 := time.Now()
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), SleepWorkflow, time.Second)
+	must(t, err)
+	must(t, run.Get(ctx, nil))
+	if ty := types(history(t, id, "")); time.Since(t0) < 950*time.Millisecond || ty[4] != "TIMER_STARTED" || ty[5] != "TIMER_FIRED" {
+		t.Fatalf("timer: %v", ty)
+	}
+	run, err = cl.ExecuteWorkflow(ctx, opts(id+"-c"), TimerCancelWorkflow)
+	must(t, err)
+	time.Sleep(300 * time.Millisecond)
+	must(t, cl.SignalWorkflow(ctx, id+"-c", "", "proceed", nil))
+	var r string
+	must(t, run.Get(ctx, &r))
+	ty := types(history(t, id+"-c", ""))
+	if r != "signalled before timer" || !has(ty, "TIMER_CANCELED") || has(ty, "TIMER_FIRED") {
+		t.Fatalf("%q %v", r, ty)
+	}
+}
+
+func TestSignalsQueriesSignalWithStart(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.SignalWithStartWorkflow(ctx, id, "add", "first", opts(id), WaitSignalWorkflow, 3)
+	must(t, err)
+	run2, err := cl.SignalWithStartWorkflow(ctx, id, "add", "second", opts(id), WaitSignalWorkflow, 3)
+	must(t, err)
+	if run2.GetRunID() != run.GetRunID() {
+		t.Fatalf("signal-with-start started a second run")
+	}
+	var items []string
+	for i := 0; i < 50; i++ {
+		v, err := cl.QueryWorkflow(ctx, id, "", "get_items")
+		must(t, err)
+		must(t, v.Get(&items))
+		if len(items) == 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Join(items, ",") != "first,second" {
+		t.Fatalf("query %v", items)
+	}
+	if _, err := cl.QueryWorkflow(ctx, id, "", "no_such_query"); err == nil {
+		t.Fatalf("unknown query succeeded")
+	}
+	must(t, cl.SignalWorkflow(ctx, id, "", "add", "third"))
+	must(t, run.Get(ctx, &items))
+	if strings.Join(items, ",") != "first,second,third" {
+		t.Fatalf("result %v", items)
+	}
+	ty := types(history(t, id, ""))
+	if ty[0] != "WORKFLOW_EXECUTION_STARTED" || ty[1] != "WORKFLOW_EXECUTION_SIGNALED" || ty[2] != "WORKFLOW_TASK_SCHEDULED" {
+		t.Fatalf("signal-with-start history %v", ty)
+	}
+	v, err := cl.QueryWorkflow(ctx, id, "", "get_items") // closed workflow
+	must(t, err)
+	must(t, v.Get(&items))
+	if len(items) != 3 {
+		t.Fatalf("query after close %v", items)
+	}
+}
+
+func TestSignalAndCancelExternal(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	target, err := cl.ExecuteWorkflow(ctx, opts(id+"-t1"), WaitSignalWorkflow, 1)
+	must(t, err)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id+"-s"), ExternalWorkflow, "signal", id+"-t1")
+	must(t, err)
+	var r string
+	must(t, run.Get(ctx, &r))
+	var items []string
+	must(t, target.Get(ctx, &items))
+	if r != "sent" || len(items) != 1 || items[0] != "from-external" {
+		t.Fatalf("signal external %q %v", r, items)
+	}
+	if ty := types(history(t, id+"-s", "")); !has(ty, "EXTERNAL_WORKFLOW_EXECUTION_SIGNALED") {
+		t.Fatalf("%v", ty)
+	}
+	target, err = cl.ExecuteWorkflow(ctx, opts(id+"-t2"), WaitSignalWorkflow, 0)
+	must(t, err)
+	run, err = cl.ExecuteWorkflow(ctx, opts(id+"-c"), ExternalWorkflow, "cancel", id+"-t2")
+	must(t, err)
+	must(t, run.Get(ctx, &r))
+	var cErr *temporal.CanceledError
+	if err := target.Get(ctx, nil); r != "sent" || !errors.As(err, &cErr) {
+		t.Fatalf("cancel external %q %v", r, err)
+	}
+	if ty := types(history(t, id+"-c", "")); !has(ty, "EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED") {
+		t.Fatalf("%v", ty)
+	}
+	run, err = cl.ExecuteWorkflow(ctx, opts(id+"-m"), ExternalWorkflow, "signal", id+"-missing")
+	must(t, err)
+	must(t, run.Get(ctx, &r))
+	if !strings.HasPrefix(r, "failed") || !has(types(history(t, id+"-m", "")), "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED") {
+		t.Fatalf("signal to missing: %q", r)
+	}
+}
+
+// ------------------------------------------------------------------ children
+
+func runParent(t *testing.T, scenario string) (childOutcome, []string) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), ParentWorkflow, scenario)
+	must(t, err)
+	if scenario == "terminate" {
+		for i := 0; i < 100; i++ {
+			if _, err := cl.DescribeWorkflowExecution(ctx, id+"-child", ""); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		must(t, cl.TerminateWorkflow(ctx, id+"-child", "", "from test"))
+	}
+	var o childOutcome
+	must(t, run.Get(ctx, &o))
+	return o, types(history(t, id, ""))
+}
+
+func TestChildWorkflows(t *testing.T) {
+	o, ty := runParent(t, "complete")
+	if o.OK != "child done" || !has(ty, "CHILD_WORKFLOW_EXECUTION_COMPLETED") || !has(ty, "START_CHILD_WORKFLOW_EXECUTION_INITIATED") {
+		t.Fatalf("complete %+v %v", o, ty)
+	}
+	o, ty = runParent(t, "fail")
+	if o.AppType != "ChildBoom" || !has(ty, "CHILD_WORKFLOW_EXECUTION_FAILED") {
+		t.Fatalf("fail %+v %v", o, ty)
+	}
+	o, ty = runParent(t, "cancel")
+	if !o.Canceled || !has(ty, "CHILD_WORKFLOW_EXECUTION_CANCELED") {
+		t.Fatalf("cancel %+v %v", o, ty)
+	}
+	o, ty = runParent(t, "terminate")
+	if !o.Term || !has(ty, "CHILD_WORKFLOW_EXECUTION_TERMINATED") {
+		t.Fatalf("terminate %+v %v", o, ty)
+	}
+}
+
+func TestParentClosePolicy(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), ParentWorkflow, "close_policy")
+	must(t, err)
+	for i := 0; i < 100; i++ {
+		n := 0
+		for _, x := range types(history(t, id, "")) {
+			if x == "CHILD_WORKFLOW_EXECUTION_STARTED" {
+				n++
+			}
+		}
+		if n == 3 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	must(t, cl.SignalWorkflow(ctx, id, "", "go", nil))
+	must(t, run.Get(ctx, nil))
+	waitStatus(t, id+"-TERMINATE", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED)
+	waitStatus(t, id+"-REQUEST_CANCEL", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)
+	time.Sleep(300 * time.Millisecond)
+	if st := describeStatus(t, id+"-ABANDON", ""); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("abandoned child %v", st)
+	}
+	must(t, cl.TerminateWorkflow(ctx, id+"-ABANDON", "", "cleanup"))
+}
+
+// ------------------------------------------------------------------ continue-as-new, markers, upserts
+
+func TestContinueAsNew(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), ContinueAsNewWorkflow, 3, []int{})
+	must(t, err)
+	firstRun := run.GetRunID()
+	var acc []int
+	must(t, run.Get(ctx, &acc)) // follows the chain
+	if fmt.Sprint(acc) != "[3 2 1 0]" {
+		t.Fatalf("acc %v", acc)
+	}
+	evs := history(t, id, firstRun)
+	last := evs[len(evs)-1].GetWorkflowExecutionContinuedAsNewEventAttributes()
+	if last == nil || last.NewExecutionRunId == "" {
+		t.Fatalf("first run does not end in CAN")
+	}
+	next := history(t, id, last.NewExecutionRunId)
+	if next[0].GetWorkflowExecutionStartedEventAttributes().ContinuedExecutionRunId != firstRun {
+		t.Fatalf("new run does not link back")
+	}
+}
+
+func TestMarkersLocalActivityVersionSideEffect(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), MarkersWorkflow, "LA")
+	must(t, err)
+	var r string
+	must(t, run.Get(ctx, &r))
+	if r != "Hello, LA! (v1) se=42" {
+		t.Fatalf("result %q", r)
+	}
+	names := map[string]int{}
+	for _, e := range history(t, id, "") {
+		if a := e.GetMarkerRecordedEventAttributes(); a != nil {
+			names[a.MarkerName]++
+		}
+	}
+	if names["LocalActivity"] != 1 || names["Version"] != 1 || names["SideEffect"] != 1 {
+		t.Fatalf("markers %v", names)
+	}
+}
+
+func TestUpsertSearchAttributesAndMemo(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), UpsertWorkflow)
+	must(t, err)
+	must(t, run.Get(ctx, nil))
+	var ups, mod int
+	for _, e := range history(t, id, "") {
+		if a := e.GetUpsertWorkflowSearchAttributesEventAttributes(); a != nil {
+			if _, ok := a.SearchAttributes.IndexedFields["CustomKeywordField"]; ok {
+				ups++
+			}
+		}
+		if a := e.GetWorkflowPropertiesModifiedEventAttributes(); a != nil {
+			if _, ok := a.UpsertedMemo.Fields["note"]; ok {
+				mod++
+			}
+		}
+	}
+	if ups != 1 || mod != 1 {
+		t.Fatalf("upsert events %d, memo events %d", ups, mod)
+	}
+	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
+	must(t, err)
+	if _, ok := d.WorkflowExecutionInfo.Memo.GetFields()["note"]; !ok {
+		t.Fatalf("memo not updated: %v", d.WorkflowExecutionInfo.Memo)
+	}
+}
+
+// ------------------------------------------------------------------ history, polls
+
+func TestHistoryPagingAndLongPoll(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), ManySignalsWorkflow, 120)
+	must(t, err)
+	for i := 0; i < 120; i++ {
+		must(t, cl.SignalWorkflow(ctx, id, "", "tick", i))
+	}
+	must(t, run.Get(ctx, nil))
+	var ids []int64
+	var tok []byte
+	pages := 0
+	for {
+		r, err := cl.WorkflowService().GetWorkflowExecutionHistory(ctx, &workflowservice.GetWorkflowExecutionHistoryRequest{
+			Namespace: "default", Execution: &commonpb.WorkflowExecution{WorkflowId: id}, MaximumPageSize: 20, NextPageToken: tok})
+		must(t, err)
+		pages++
+		for _, e := range r.History.Events {
+			ids = append(ids, e.EventId)
+		}
+		tok = r.NextPageToken
+		if len(tok) == 0 || pages > 100 {
+			break
+		}
+	}
+	for i, x := range ids {
+		if x != int64(i+1) {
+			t.Fatalf("event ids not contiguous at %d: %d", i, x)
+		}
+	}
+	if pages < 2 || len(ids) != len(history(t, id, "")) || len(ids) < 120 {
+		t.Fatalf("pages %d events %d", pages, len(ids))
+	}
+	// long poll: waits for a new event on a running workflow
+	run, err = cl.ExecuteWorkflow(ctx, opts(id+"-lp"), WaitSignalWorkflow, 1)
+	must(t, err)
+	time.Sleep(500 * time.Millisecond)
+	go func() {
+		time.Sleep(time.Second)
+		_ = cl.SignalWorkflow(context.Background(), id+"-lp", "", "add", "x")
+	}()
+	t0 := time.Now()
+	it := cl.GetWorkflowHistory(ctx, id+"-lp", run.GetRunID(), true, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	var closeEv []string
+	for it.HasNext() {
+		e, err := it.Next()
+		must(t, err)
+		closeEv = append(closeEv, enumspb.EventType_name[int32(e.EventType)])
+	}
+	if len(closeEv) != 1 || closeEv[0] != "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED" || time.Since(t0) < 900*time.Millisecond {
+		t.Fatalf("close-event long poll %v after %v", closeEv, time.Since(t0))
+	}
+}
+
+func TestEmptyPollReturnsBeforeDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	r, err := cl.WorkflowService().PollActivityTaskQueue(ctx, &workflowservice.PollActivityTaskQueueRequest{
+		Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: fmt.Sprintf("empty-%d", time.Now().UnixNano())}, Identity: "go-e2e"})
+	must(t, err)
+	if len(r.TaskToken) != 0 || time.Since(t0) < 2*time.Second {
+		t.Fatalf("poll returned %v after %v", r, time.Since(t0))
+	}
+}
+
+func TestStickyFallbackAfterWorkerShutdown(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	q := fmt.Sprintf("go-sticky-%d", time.Now().UnixNano())
+	w1 := worker.New(cl, q, worker.Options{})
+	w1.RegisterWorkflow(WaitSignalWorkflow)
+	must(t, w1.Start())
+	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: q}, WaitSignalWorkflow, 2)
+	must(t, err)
+	must(t, cl.SignalWorkflow(ctx, id, "", "add", "one"))
+	for i := 0; i < 50; i++ {
+		v, err := cl.QueryWorkflow(ctx, id, "", "get_items")
+		var items []string
+		if err == nil && v.Get(&items) == nil && len(items) == 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w1.Stop() // sends ShutdownWorker
+	w2 := worker.New(cl, q, worker.Options{})
+	w2.RegisterWorkflow(WaitSignalWorkflow)
+	must(t, w2.Start())
+	defer w2.Stop()
+	t0 := time.Now()
+	must(t, cl.SignalWorkflow(ctx, id, "", "add", "two"))
+	var items []string
+	must(t, run.Get(ctx, &items))
+	if strings.Join(items, ",") != "one,two" || time.Since(t0) > 25*time.Second {
+		t.Fatalf("%v after %v", items, time.Since(t0))
+	}
+}
+
+// ------------------------------------------------------------------ namespaces, system
+
+func TestNamespaces(t *testing.T) {
+	ctx := ctxT(t)
+	name := fmt.Sprintf("go-ns-%d", time.Now().UnixNano())
+	nc, err := client.NewNamespaceClient(client.Options{HostPort: srv.addr, Logger: quietLogger{}})
+	must(t, err)
+	defer nc.Close()
+	must(t, nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: name, Description: "go e2e",
+		WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}))
+	var exists *serviceerror.NamespaceAlreadyExists
+	if err := nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: name,
+		WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}); !errors.As(err, &exists) {
+		t.Fatalf("duplicate register: %v", err)
+	}
+	d, err := nc.Describe(ctx, name)
+	must(t, err)
+	if d.NamespaceInfo.Description != "go e2e" || d.NamespaceInfo.Capabilities == nil {
+		t.Fatalf("describe %+v", d.NamespaceInfo)
+	}
+	lr, err := cl.WorkflowService().ListNamespaces(ctx, &workflowservice.ListNamespacesRequest{PageSize: 1000})
+	must(t, err)
+	found := map[string]bool{}
+	for _, n := range lr.Namespaces {
+		found[n.NamespaceInfo.Name] = true
+	}
+	if !found[name] || !found["default"] || !found[extraNS] {
+		t.Fatalf("list %v", found)
+	}
+	must(t, nc.Update(ctx, &workflowservice.UpdateNamespaceRequest{Namespace: name,
+		UpdateInfo: &namespacepb.UpdateNamespaceInfo{Description: "updated"}}))
+	d, err = nc.Describe(ctx, name)
+	must(t, err)
+	if d.NamespaceInfo.Description != "updated" {
+		t.Fatalf("update not applied: %q", d.NamespaceInfo.Description)
+	}
+	var nf *serviceerror.NamespaceNotFound
+	if _, err := nc.Describe(ctx, "missing-"+name); !errors.As(err, &nf) {
+		t.Fatalf("missing namespace: %T %v", err, err)
+	}
+	// workflows run in a pre-created non-default namespace
+	c2, err := client.Dial(client.Options{HostPort: srv.addr, Namespace: extraNS, Logger: quietLogger{}})
+	must(t, err)
+	defer c2.Close()
+	q := fmt.Sprintf("go-ns-%d", time.Now().UnixNano())
+	w := worker.New(c2, q, worker.Options{})
+	w.RegisterWorkflow(HelloWorkflow)
+	w.RegisterActivity(Hello)
+	must(t, w.Start())
+	defer w.Stop()
+	run, err := c2.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: q, TaskQueue: q}, HelloWorkflow, "ns")
+	must(t, err)
+	var r string
+	must(t, run.Get(ctx, &r))
+	if r != "Hello, ns!" {
+		t.Fatalf("%q", r)
+	}
+}
+
+func TestSystemInfoAndHealth(t *testing.T) {
+	ctx := ctxT(t)
+	si, err := cl.WorkflowService().GetSystemInfo(ctx, &workflowservice.GetSystemInfoRequest{})
+	must(t, err)
+	if si.Capabilities == nil {
+		t.Fatalf("no capabilities")
+	}
+	if _, err := cl.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		t.Fatalf("health: %v", err)
+	}
+}
