@@ -84,11 +84,13 @@ pub fn timeouts(values: &[&Option<sundial_proto::prost_types::Duration>]) -> Res
     Ok(())
 }
 
+/// Checks the combination of id policies. Values this server does not know are treated as
+/// unspecified, as Temporal does (it accepts them).
 pub fn policies(reuse: i32, conflict: i32) -> Result<()> {
-    let reuse_policy = WorkflowIdReusePolicy::try_from(reuse)
-        .map_err(|_| Error::invalid(format!("Invalid WorkflowIdReusePolicy: {reuse}")))?;
+    let reuse_policy =
+        WorkflowIdReusePolicy::try_from(reuse).unwrap_or(WorkflowIdReusePolicy::Unspecified);
     let conflict_policy = WorkflowIdConflictPolicy::try_from(conflict)
-        .map_err(|_| Error::invalid(format!("Invalid WorkflowIdConflictPolicy: {conflict}")))?;
+        .unwrap_or(WorkflowIdConflictPolicy::Unspecified);
     #[allow(deprecated)]
     if reuse_policy == WorkflowIdReusePolicy::TerminateIfRunning
         && conflict_policy != WorkflowIdConflictPolicy::Unspecified

@@ -40,11 +40,25 @@ async fn bad_input_gets_clear_statuses() {
     assert_eq!(error.code(), Code::InvalidArgument);
     assert_eq!(error.message(), "Blob data size exceeds limit.");
 
-    let mut bad_policy = start_request("wf-policy", "q");
-    bad_policy.workflow_id_reuse_policy = 99;
+    // Temporal accepts policy values it does not know, and so does Sundial.
+    let mut unknown_policy = start_request("wf-policy", "q-policies");
+    unknown_policy.workflow_id_reuse_policy = 99;
+    assert!(
+        client
+            .start_workflow_execution(unknown_policy)
+            .await
+            .unwrap()
+            .into_inner()
+            .started
+    );
+    let mut bad_combination = start_request("wf-policy-2", "q-policies");
+    bad_combination.workflow_id_reuse_policy =
+        sundial_proto::api::enums::v1::WorkflowIdReusePolicy::RejectDuplicate as i32;
+    bad_combination.workflow_id_conflict_policy =
+        sundial_proto::api::enums::v1::WorkflowIdConflictPolicy::TerminateExisting as i32;
     assert_eq!(
         client
-            .start_workflow_execution(bad_policy)
+            .start_workflow_execution(bad_combination)
             .await
             .unwrap_err()
             .code(),
