@@ -8,6 +8,7 @@
 pub mod constraints;
 pub mod convert;
 pub mod duration;
+pub mod file;
 pub mod handle;
 pub mod load;
 pub mod memory;
@@ -18,6 +19,7 @@ pub mod source;
 pub mod value;
 
 pub use constraints::{ConstrainedValue, Constraints};
+pub use file::FileSource;
 pub use handle::{DynamicConfig, Handle};
 pub use memory::MemorySource;
 pub use metrics::Metrics;

@@ -1,0 +1,1 @@
+//! Fake Kubernetes API server (see the crate docs).
