@@ -8,6 +8,7 @@
 pub mod constraints;
 pub mod convert;
 pub mod duration;
+pub mod etcd;
 pub mod file;
 pub mod handle;
 pub mod load;
@@ -19,6 +20,7 @@ pub mod source;
 pub mod value;
 
 pub use constraints::{ConstrainedValue, Constraints};
+pub use etcd::{EtcdConfig, EtcdSource};
 pub use file::FileSource;
 pub use handle::{DynamicConfig, Handle};
 pub use memory::MemorySource;

@@ -184,11 +184,14 @@ impl SourceState {
             loaded: true,
             map: merged,
         }));
-        for (operation, name) in &labels {
-            self.metrics
-                .key_updates
-                .with_label_values(&[*operation, name.as_str()])
-                .inc();
+        // The first load is not an update: only later changes are counted.
+        if old.loaded {
+            for (operation, name) in &labels {
+                self.metrics
+                    .key_updates
+                    .with_label_values(&[*operation, name.as_str()])
+                    .inc();
+            }
         }
         drop(_guard);
         if !changes.is_empty() {
@@ -430,7 +433,8 @@ mod tests {
             state
                 .metrics()
                 .key_updates(OPERATION_UPDATE, "frontend.rps"),
-            2
+            1,
+            "the first load is not counted"
         );
         assert_eq!(seen.lock().len(), 2, "no callback for the empty change-set");
     }

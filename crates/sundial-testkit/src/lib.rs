@@ -3,6 +3,7 @@
 //!
 //! Nothing here is used by production code.
 
+pub mod etcd;
 pub mod fake_kube;
 
 use std::future::Future;
@@ -35,10 +36,19 @@ pub async fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut
     .await
 }
 
-/// A free loopback TCP port (bound, then released).
+/// A free loopback TCP port (bound, then released). Ports handed out by one process are
+/// never repeated, so two calls in a row cannot collide.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind a loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("bind a loopback port");
+        let mut given = GIVEN.lock().expect("port list lock");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
