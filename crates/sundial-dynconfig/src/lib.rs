@@ -5,6 +5,7 @@
 //! This crate depends on no other Sundial crate; services depend on it, never the reverse.
 //! Spec: `specs/dynconfig.md` in the shared project notes.
 
+pub mod configmap;
 pub mod constraints;
 pub mod convert;
 pub mod duration;
@@ -19,6 +20,7 @@ pub mod settings;
 pub mod source;
 pub mod value;
 
+pub use configmap::{ConfigMapConfig, ConfigMapSource};
 pub use constraints::{ConstrainedValue, Constraints};
 pub use etcd::{EtcdConfig, EtcdSource};
 pub use file::FileSource;
