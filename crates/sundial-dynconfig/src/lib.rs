@@ -5,6 +5,7 @@
 //! This crate depends on no other Sundial crate; services depend on it, never the reverse.
 //! Spec: `specs/dynconfig.md` in the shared project notes.
 
+pub mod cli;
 pub mod configmap;
 pub mod constraints;
 pub mod convert;
@@ -15,6 +16,7 @@ pub mod handle;
 pub mod load;
 pub mod memory;
 pub mod metrics;
+pub mod open;
 pub mod setting;
 pub mod settings;
 pub mod source;
@@ -27,6 +29,7 @@ pub use file::FileSource;
 pub use handle::{DynamicConfig, Handle};
 pub use memory::MemorySource;
 pub use metrics::Metrics;
+pub use open::{OpenOptions, SourceUrl, open_source};
 pub use setting::{AnySetting, Filter, Kind, Registry, Setting};
 pub use source::{ChangeSet, Error, Source, SourceState, Subscription};
 pub use value::Value;

@@ -238,6 +238,24 @@ impl SourceState {
             .collect()
     }
 
+    /// The live map as JSON, for the debug endpoint on the metrics port:
+    /// `{"loaded": true, "keys": {"frontend.rps": [{"value": 1, "constraints": {}}]}}`.
+    pub fn debug_json(&self) -> serde_json::Value {
+        let snapshot = self.snapshot.load();
+        let mut keys = serde_json::Map::new();
+        let mut entries: Vec<&KeyEntry> = snapshot.map.values().collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        for entry in entries {
+            let list: Vec<serde_json::Value> = entry
+                .entries
+                .iter()
+                .map(|cv| serde_json::json!({"value": cv.value.to_json(), "constraints": cv.constraints.to_value().to_json()}))
+                .collect();
+            keys.insert(entry.name.clone(), serde_json::Value::Array(list));
+        }
+        serde_json::json!({"loaded": snapshot.loaded, "keys": keys})
+    }
+
     /// Logs the whole map at INFO (spec §2).
     pub fn log_all(&self, source: &str) {
         let snapshot = self.snapshot.load();
