@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the dynamic-config tests need: an etcd server binary (for the etcd source
-# tests) and protoc (the etcd-client crate compiles its protos at build time).
+# tests), protoc (the etcd-client crate compiles its protos at build time) and openssl
+# (the mutual-TLS test makes certificates with deploy/etcd/gen-certs.sh).
 # Idempotent: does nothing when both are already present. Prints the etcd binary path last.
 set -euo pipefail
 
@@ -27,6 +28,10 @@ apt_install() {
 
 if ! command -v protoc >/dev/null 2>&1; then
   apt_install protobuf-compiler || { echo "install-etcd: cannot install protoc" >&2; exit 1; }
+fi
+
+if ! command -v openssl >/dev/null 2>&1; then
+  apt_install openssl || { echo "install-etcd: cannot install openssl" >&2; exit 1; }
 fi
 
 if ! have_etcd >/dev/null; then

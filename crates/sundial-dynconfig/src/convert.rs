@@ -14,6 +14,9 @@ use crate::value::Value;
 pub trait SettingValue: Clone + Send + Sync + 'static {
     /// Name shown by `validate`/`explain`.
     const TYPE_NAME: &'static str;
+    /// True when `convert` layers onto `default` (structs). Scalars ignore it, so the hot
+    /// path skips resolving the constrained default for them.
+    const USES_DEFAULT: bool = false;
     /// Converts a stored value. `default` is the value a struct setting layers onto.
     fn convert(value: &Value, default: &Self) -> Result<Self, String>;
     /// The value as it would be written in YAML (defaults in dumps and seeding).
@@ -223,6 +226,7 @@ macro_rules! struct_setting_value {
     ($ty:ty, $name:literal) => {
         impl $crate::convert::SettingValue for $ty {
             const TYPE_NAME: &'static str = $name;
+            const USES_DEFAULT: bool = true;
             fn convert(value: &$crate::Value, default: &Self) -> Result<Self, String> {
                 $crate::convert::convert_struct(value, default)
             }

@@ -303,10 +303,14 @@ impl<T: SettingValue> Setting<T> {
     ) -> (T, Result<Origin, String>) {
         match self.resolve(entries, filter) {
             Origin::Entry(index) => {
-                let default = self.default_for(filter);
-                match T::convert(&entries[index].value, &default) {
+                let base = if T::USES_DEFAULT {
+                    self.default_for(filter)
+                } else {
+                    (self.default)()
+                };
+                match T::convert(&entries[index].value, &base) {
                     Ok(value) => (value, Ok(Origin::Entry(index))),
-                    Err(error) => (default, Err(error)),
+                    Err(error) => (self.default_for(filter), Err(error)),
                 }
             }
             Origin::ConstrainedDefault(index) => (

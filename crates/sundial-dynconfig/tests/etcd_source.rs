@@ -435,3 +435,82 @@ async fn startup_fails_fast_without_etcd() {
         started.elapsed()
     );
 }
+
+/// The deployment example's mutual TLS: certificates from deploy/etcd/gen-certs.sh, an etcd
+/// that requires client certificates, and a source configured with CA, cert and key.
+#[tokio::test]
+async fn mutual_tls_with_the_deploy_example_certificates() {
+    let certs = tempfile::tempdir().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/etcd/gen-certs.sh"
+    );
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .arg(certs.path())
+        .status()
+        .expect("run gen-certs.sh (needs openssl)");
+    assert!(status.success());
+    let server = EtcdServer::start_with_tls(Some(certs.path().to_path_buf()));
+    server.etcdctl(&[
+        "put",
+        "--",
+        &format!("{PREFIX}frontend.rps"),
+        "- value: 321",
+    ]);
+
+    let file = |name: &str| certs.path().join(name).to_string_lossy().to_string();
+    let mut config = EtcdConfig::new(vec![server.endpoint()], PREFIX);
+    config.seed_defaults = false;
+    config.disable_tls = false;
+    config.client_tls_ca_cert_file = file("ca.crt");
+    config.client_tls_cert_file = file("client.crt");
+    config.client_tls_key_file = file("client.key");
+    config.tls_server_name = "localhost".into();
+    let source = EtcdSource::connect(
+        config.clone(),
+        Arc::new(Registry::builtin()),
+        Metrics::unregistered(),
+    )
+    .await
+    .expect("connect over mutual TLS");
+    assert_eq!(int_of(&source, "frontend.rps"), Some(321));
+    server.etcdctl(&[
+        "put",
+        "--",
+        &format!("{PREFIX}frontend.rps"),
+        "- value: 322",
+    ]);
+    wait_until(WAIT, "update over TLS", || {
+        int_of(&source, "frontend.rps") == Some(322)
+    })
+    .await;
+    source.stop().await;
+
+    // A client certificate from another CA is refused: construction fails.
+    let strangers = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .arg(strangers.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stranger = config;
+    stranger.client_tls_cert_file = strangers
+        .path()
+        .join("client.crt")
+        .to_string_lossy()
+        .to_string();
+    stranger.client_tls_key_file = strangers
+        .path()
+        .join("client.key")
+        .to_string_lossy()
+        .to_string();
+    let refused = EtcdSource::connect(
+        stranger,
+        Arc::new(Registry::builtin()),
+        Metrics::unregistered(),
+    )
+    .await;
+    assert!(refused.is_err());
+}

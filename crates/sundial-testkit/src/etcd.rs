@@ -13,6 +13,8 @@ pub struct EtcdServer {
     data_dir: tempfile_dir::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Directory with ca.crt, server.crt/key and client.crt/key when serving mutual TLS.
+    tls: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -58,11 +60,18 @@ fn find_file(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
 impl EtcdServer {
     /// Starts etcd and waits until it answers on its client port.
     pub fn start() -> EtcdServer {
+        Self::start_with_tls(None)
+    }
+
+    /// Starts etcd requiring client certificates, with the files in `cert_dir` (as made by
+    /// `deploy/etcd/gen-certs.sh`).
+    pub fn start_with_tls(cert_dir: Option<PathBuf>) -> EtcdServer {
         let mut server = EtcdServer {
             binary: etcd_binary(),
             data_dir: tempfile_dir::TempDir::new(),
             client_port: crate::free_port(),
             peer_port: crate::free_port(),
+            tls: cert_dir,
             child: None,
         };
         server.spawn();
@@ -75,7 +84,8 @@ impl EtcdServer {
     }
 
     pub fn client_url(&self) -> String {
-        format!("http://{}", self.endpoint())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.endpoint())
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -87,7 +97,18 @@ impl EtcdServer {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log =
             std::fs::File::create(self.data_dir.path().join("etcd.log")).expect("create etcd log");
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(certs) = &self.tls {
+            command
+                .arg("--client-cert-auth")
+                .arg("--trusted-ca-file")
+                .arg(certs.join("ca.crt"))
+                .arg("--cert-file")
+                .arg(certs.join("server.crt"))
+                .arg("--key-file")
+                .arg(certs.join("server.key"));
+        }
+        let child = command
             .arg("--name")
             .arg("t")
             .arg("--data-dir")
@@ -102,7 +123,6 @@ impl EtcdServer {
             .arg(&peer)
             .arg("--initial-cluster")
             .arg(format!("t={peer}"))
-            .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
@@ -123,7 +143,9 @@ impl EtcdServer {
                     .unwrap_or_default();
                 panic!("etcd exited early with {status}:\n{log}");
             }
-            if std::net::TcpStream::connect(&health).is_ok() && self.http_health() {
+            let ready = std::net::TcpStream::connect(&health).is_ok()
+                && (self.tls.is_some() || self.http_health());
+            if ready {
                 return;
             }
             assert!(
@@ -172,7 +194,17 @@ impl EtcdServer {
         } else {
             PathBuf::from("etcdctl")
         };
-        let output = Command::new(&program)
+        let mut command = Command::new(&program);
+        if let Some(certs) = &self.tls {
+            command
+                .arg("--cacert")
+                .arg(certs.join("ca.crt"))
+                .arg("--cert")
+                .arg(certs.join("client.crt"))
+                .arg("--key")
+                .arg(certs.join("client.key"));
+        }
+        let output = command
             .env("ETCDCTL_API", "3")
             .arg("--endpoints")
             .arg(self.client_url())
