@@ -318,7 +318,9 @@ impl Inner {
         for (name, entries) in parsed.keys {
             map.insert(normalize_key(&name), KeyEntry::new(name, entries));
         }
-        self.state.publish(map);
+        let changes = self.state.swap(map);
+        drop(applied);
+        self.state.notify(&changes);
         Ok(())
     }
 

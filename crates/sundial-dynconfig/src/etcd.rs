@@ -429,8 +429,9 @@ impl Inner {
         *known = Known { keys, revision };
         let entries = known.entries();
         let count = entries.len();
-        self.state.publish(entries);
+        let changes = self.state.swap(entries);
         drop(known);
+        self.state.notify(&changes);
         let metrics = self.state.metrics();
         metrics.keys_loaded.set(count as i64);
         metrics
@@ -506,7 +507,9 @@ impl Inner {
         known.revision = newest;
         if changed {
             let entries = known.entries();
-            self.state.publish(entries);
+            let changes = self.state.swap(entries);
+            drop(known);
+            self.state.notify(&changes);
         }
     }
 

@@ -138,6 +138,15 @@ impl SourceState {
     /// Replaces the map with `new_map`, publishing the difference (spec §2.1). Entry lists
     /// equal to the current ones keep their `Arc` identity. Returns the change-set.
     pub fn publish(&self, new_map: ConfigEntries) -> ChangeSet {
+        let changes = self.swap(new_map);
+        self.notify(&changes);
+        changes
+    }
+
+    /// Like [`SourceState::publish`] without calling subscribers: a source that holds a
+    /// lock of its own swaps under it, releases it, then calls [`SourceState::notify`], so
+    /// callbacks never run under a source lock.
+    pub fn swap(&self, new_map: ConfigEntries) -> ChangeSet {
         let _guard = self.publish_lock.lock();
         if self.stopped.load(Ordering::Acquire) {
             return ChangeSet::new();
@@ -194,13 +203,14 @@ impl SourceState {
             }
         }
         drop(_guard);
-        if !changes.is_empty() {
-            self.notify(&changes);
-        }
         changes
     }
 
-    fn notify(&self, changes: &ChangeSet) {
+    /// Calls every subscriber with `changes` (nothing for an empty change-set).
+    pub fn notify(&self, changes: &ChangeSet) {
+        if changes.is_empty() {
+            return;
+        }
         let callbacks: Vec<Callback> = self
             .subscribers
             .lock()

@@ -380,3 +380,24 @@ async fn api_server_errors_reconnect_with_backoff() {
     .await;
     source.stop().await;
 }
+
+/// Callbacks run without source locks: a callback may call back into the source.
+#[tokio::test]
+async fn callbacks_may_call_into_the_source() {
+    let fake = FakeKube::start().await;
+    fake.set_data(NS, NAME, KEY, "frontend.rps:\n  - value: 1\n");
+    let mut cfg = config(&fake);
+    cfg.seed_defaults = false;
+    let source = Arc::new(start(cfg).await);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (sink, inner) = (seen.clone(), Arc::downgrade(&source));
+    let _subscription = source.state().subscribe(move |_| {
+        if let Some(source) = inner.upgrade() {
+            sink.lock().push(source.resource_version());
+        }
+    });
+    fake.set_data(NS, NAME, KEY, "frontend.rps:\n  - value: 2\n");
+    wait_until(WAIT, "callback ran", || seen.lock().len() == 1).await;
+    assert_eq!(seen.lock()[0], fake.resource_version().to_string());
+    source.stop().await;
+}
