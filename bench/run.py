@@ -338,6 +338,10 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def lat(r: dict) -> dict:
+    return r.get("latency") if (r.get("latency") or {}).get("n") else (r.get("latency_all") or {})
+
+
 def summarize(sessions: list[dict]) -> dict:
     out: dict = {}
     for kind in sorted({s["server"] for s in sessions}):
@@ -363,9 +367,12 @@ def summarize(sessions: list[dict]) -> dict:
                 "reps": len(rs),
                 "failed_runs": [r["failed"] for r in rs if "failed" in r],
                 "throughput_per_s": med([r.get("throughput_per_s") for r in ok]),
-                "p50_ms": med([r["latency"]["p50_ms"] for r in ok if r.get("latency", {}).get("n")]),
-                "p95_ms": med([r["latency"]["p95_ms"] for r in ok if r.get("latency", {}).get("n")]),
-                "p99_ms": med([r["latency"]["p99_ms"] for r in ok if r.get("latency", {}).get("n")]),
+                "throughput_overall_per_s": med([r.get("throughput_overall_per_s") for r in ok]),
+                # latency of units begun after warm-up; if none completed (overload), of all units
+                "latency_includes_warmup": any(not r.get("latency", {}).get("n") for r in ok),
+                "p50_ms": med([lat(r)["p50_ms"] for r in ok if lat(r).get("n")]),
+                "p95_ms": med([lat(r)["p95_ms"] for r in ok if lat(r).get("n")]),
+                "p99_ms": med([lat(r)["p99_ms"] for r in ok if lat(r).get("n")]),
                 "server_cpu_per_unit_ms": med([r.get("server_cpu_per_unit_ms") for r in ok]),
                 "driver_cpu_per_unit_ms": med([r.get("driver_cpu_per_unit_ms") for r in ok]),
                 "timer_late_hist_p50_ms": med([(r.get("timer_lateness_history") or {}).get("p50_ms") for r in ok]),
@@ -432,7 +439,10 @@ def markdown(meta: dict, summary: dict) -> str:
         w = [summary[k]["workloads"].get(key, {}) for k in kinds]
         unit = {"start": "starts", "signal": "signals"}.get(key.split("/")[0], "workflows")
         row(f"**{key}** throughput ({unit}/s)", [x.get("throughput_per_s") for x in w], "higher")
-        row(f"{key} latency p50 (ms)", [x.get("p50_ms") for x in w], "lower")
+        row(f"{key} throughput over the whole run incl. warm-up and drain (/s)",
+            [x.get("throughput_overall_per_s") for x in w], "higher")
+        note = " (all units: none begun after warm-up completed)" if any(x.get("latency_includes_warmup") for x in w) else ""
+        row(f"{key} latency p50 (ms){note}", [x.get("p50_ms") for x in w], "lower")
         row(f"{key} latency p95 (ms)", [x.get("p95_ms") for x in w], "lower")
         row(f"{key} latency p99 (ms)", [x.get("p99_ms") for x in w], "lower")
         row(f"{key} server CPU per unit (ms)", [x.get("server_cpu_per_unit_ms") for x in w], "lower")
@@ -480,7 +490,7 @@ def chart(summary: dict, path: Path) -> None:
         ax.set_xticks([x + width * (len(kinds) - 1) / 2 for x in range(len(ks))])
         ax.set_xticklabels(ks, rotation=30, ha="right", fontsize=8)
         ax.set_title(title)
-        if log:
+        if log and any(summary[k]["workloads"].get(key, {}).get(metric) for k in kinds for key in ks):
             ax.set_yscale("log")
         ax.legend()
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -63,11 +64,32 @@ func cmdRun(ctx context.Context, args []string) int {
 	fs.IntVar(&cfg.Conns, "conns", 0, "gRPC connections (0: one per 64 concurrent streams)")
 	fs.IntVar(&cfg.Pollers, "pollers", 0, "workflow (and activity) pollers (0: = concurrency)")
 	fs.DurationVar(&cfg.TimerDelay, "timer", time.Second, "timer workload: timer duration")
+	fs.DurationVar(&cfg.HeadStart, "poller-head-start", time.Second, "start pollers this long before the first workflow")
 	out := fs.String("out", "", "also write the JSON result to this file")
+	tracePath := fs.String("trace", "", "debug: log every workflow task received and answered to this file")
+	cpuprof := fs.String("cpuprofile", "", "write a Go CPU profile of the driver to this file")
 	_ = fs.Parse(args)
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if cfg.Concurrency < 1 || cfg.Duration <= 0 || cfg.Duration > time.Hour || cfg.MaxUnits < 0 {
 		fmt.Fprintln(os.Stderr, "bad -concurrency/-duration/-max")
 		return 2
+	}
+	if *tracePath != "" {
+		f, err := os.Create(*tracePath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		cfg.Trace = f
 	}
 	b, err := newBench(cfg)
 	if err != nil {

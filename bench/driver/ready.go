@@ -13,9 +13,9 @@ import (
 )
 
 type readyResult struct {
-	SystemInfoS float64 `json:"system_info_s"`          // first successful GetSystemInfo
-	NamespaceS  float64 `json:"namespace_s"`            // first successful DescribeNamespace
-	FirstStartS float64 `json:"first_start_s"`          // first successful StartWorkflowExecution
+	SystemInfoS float64 `json:"system_info_s"` // first successful GetSystemInfo
+	NamespaceS  float64 `json:"namespace_s"`   // first successful DescribeNamespace
+	FirstStartS float64 `json:"first_start_s"` // first successful StartWorkflowExecution
 	Attempts    int     `json:"system_info_attempts"`
 	LastError   string  `json:"last_error,omitempty"`
 }
