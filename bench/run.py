@@ -223,7 +223,9 @@ class Server:
 def make_server(kind: str, args, data_dir: Path) -> Server:
     port = free_port()
     db = data_dir / f"{kind}.db"
-    if kind == "temporal":
+    if kind == "mock":
+        argv = [str(DRIVER), "mock", "-addr", f"127.0.0.1:{port}", "-for", "3h"]
+    elif kind == "temporal":
         argv = [str(args.temporal_bin), "server", "start-dev", "--headless",
                 "--ip", "127.0.0.1", "--port", str(port), "--db-filename", str(db),
                 "--log-level", "warn"]
@@ -407,8 +409,8 @@ def ratio(a, b):
 
 
 def markdown(meta: dict, summary: dict) -> str:
-    kinds = [k for k in ("sundial", "temporal") if k in summary]
-    both = len(kinds) == 2
+    kinds = [k for k in ("sundial", "temporal", "mock") if k in summary]
+    both = kinds[:2] == ["sundial", "temporal"] and len(kinds) == 2
     L = [f"Run {meta['date']} on {meta['machine']['cpus']} CPUs ({meta['machine']['cpu_model']}), "
          f"{meta['machine']['mem_mib']} MiB, kernel {meta['machine']['kernel']}, load average at start "
          f"{meta['machine']['loadavg_at_start']}. fsync probe: "
@@ -472,8 +474,8 @@ def chart(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = [k for k in ("sundial", "temporal") if k in summary]
-    colors = {"sundial": "#d98c1f", "temporal": "#444444"}
+    kinds = [k for k in ("sundial", "temporal", "mock") if k in summary]
+    colors = {"sundial": "#d98c1f", "temporal": "#444444", "mock": "#4a7ab5"}
     keys = []
     for k in kinds:
         for key in summary[k]["workloads"]:
@@ -517,7 +519,9 @@ def chart(summary: dict, path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["sundial", "temporal"], help="run one server only")
+    ap.add_argument("--only", choices=["sundial", "temporal", "mock"],
+                    help="run one server only; `mock` is the driver's in-memory stand-in "
+                         "(measures the driver's own ceiling; smoke test without any server)")
     ap.add_argument("--quick", action="store_true", help="smoke run: short windows, small matrix, 1 repetition")
     ap.add_argument("--reps", type=int, help="repetitions per server (default 2, quick 1)")
     ap.add_argument("--duration", type=float, help="measurement window per run, s (default 10, quick 1.5)")
@@ -555,7 +559,7 @@ def main() -> int:
         matrix = list(QUICK_MATRIX if args.quick else FULL_MATRIX)
         if args.overload:
             matrix += OVERLOAD
-    if args.no_sdk:
+    if args.no_sdk or args.only == "mock":
         matrix = [m for m in matrix if m[0] != "sdk"]
 
     kinds = [args.only] if args.only else ["sundial", "temporal"]

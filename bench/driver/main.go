@@ -4,6 +4,7 @@
 //
 //	bench-driver run   -addr 127.0.0.1:7233 -workload activity -concurrency 32 -duration 10s
 //	bench-driver ready -addr 127.0.0.1:7233 -since <unix-nanos of the server spawn>
+//	bench-driver mock  -addr 127.0.0.1:7299   (in-memory stand-in server: driver ceiling, smoke tests)
 //
 // Both print one JSON object on stdout and a short summary on stderr.
 package main
@@ -28,7 +29,7 @@ func selfCPU() float64 {
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: bench-driver run|ready [flags]  (bench-driver run -h for flags)\n")
+	fmt.Fprintf(os.Stderr, "usage: bench-driver run|ready|mock [flags]  (bench-driver run -h for flags)\n")
 	os.Exit(2)
 }
 
@@ -43,6 +44,8 @@ func main() {
 		os.Exit(cmdRun(ctx, os.Args[2:]))
 	case "ready":
 		os.Exit(cmdReady(ctx, os.Args[2:]))
+	case "mock":
+		os.Exit(cmdMock(ctx, os.Args[2:]))
 	default:
 		usage()
 	}

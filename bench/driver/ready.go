@@ -61,9 +61,16 @@ func cmdReady(ctx context.Context, args []string) int {
 	}
 	ok := true
 	svc := p.get()
+	// A fresh connection per attempt: a gRPC channel whose connect failed waits out a
+	// reconnect backoff (1 s at first), which would quantize the measurement.
 	r.SystemInfoS, ok = try(func(c context.Context) error {
 		r.Attempts++
-		_, err := svc.GetSystemInfo(c, &workflowservice.GetSystemInfoRequest{})
+		fresh, err := dialPool(*addr, 1)
+		if err != nil {
+			return err
+		}
+		defer fresh.close()
+		_, err = fresh.get().GetSystemInfo(c, &workflowservice.GetSystemInfoRequest{})
 		return err
 	})
 	if ok {
