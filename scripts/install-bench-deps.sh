@@ -5,7 +5,7 @@
 #     matplotlib (the chart);
 #   - the Go modules of the load driver, and the driver binary (bench/driver/bench-driver);
 #   - the fsync probe (bench/fsync/fsync-probe).
-# Needs: python3 (>= 3.9) with venv, Go (>= 1.22). On Debian as root it apt-installs
+# Needs: python3 (>= 3.9) with venv, Go (>= 1.26, what the gRPC and Temporal API modules require). On Debian as root it apt-installs
 # python3-venv / golang if they are missing.
 set -euo pipefail
 
