@@ -113,6 +113,19 @@ def loadavg() -> list[float]:
         return [float(x) for x in f.read().split()[:3]]
 
 
+def cpu_pressure() -> float | None:
+    """/proc/pressure/cpu "some avg10": % of the last 10 s in which runnable tasks waited
+    for a CPU. On a shared machine this says how much the numbers were disturbed."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            for line in f:
+                if line.startswith("some"):
+                    return float(line.split()[1].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
 def machine_info() -> dict:
     model = ""
     try:
@@ -135,6 +148,7 @@ def machine_info() -> dict:
         "mem_mib": mem,
         "kernel": platform.release(),
         "loadavg_at_start": loadavg(),
+        "cpu_pressure_at_start": cpu_pressure(),
     }
 
 
@@ -269,11 +283,12 @@ def run_workload(srv: Server, workload: str, conc: int, args) -> dict:
                "-concurrency", str(conc), "-duration", f"{dur}s", "-warmup", f"{warm}s",
                "-verify", str(args.verify), "-wf-timeout", f"{wf_timeout}s",
                f"-eager={'true' if args.eager else 'false'}"]
-    la = loadavg()
+    la, pressure = loadavg(), cpu_pressure()
     cpu0, t0 = srv.cpu(), time.monotonic()
     res, err = run_json(cmd, timeout=warm + dur + wf_timeout + 240)
     cpu1, el = srv.cpu(), time.monotonic() - t0
     row = {"workload": workload, "concurrency": conc, "loadavg_before": la,
+           "cpu_pressure_before": pressure, "cpu_pressure_after": cpu_pressure(),
            "server_alive": srv.alive(), "wall_s": round(el, 3)}
     if res is None:
         row["failed"] = err or "no result"
@@ -354,6 +369,7 @@ def summarize(sessions: list[dict]) -> dict:
         k["idle_rss_mb"] = med([s.get("idle_rss_bytes", 0) / 2**20 for s in ss if s.get("idle_rss_bytes")])
         k["peak_rss_mb"] = max([s.get("peak_rss_bytes", 0) / 2**20 for s in ss] or [0]) or None
         k["idle_cpu_util"] = med([s.get("idle_cpu_util") for s in ss])
+        k["cpu_pressure_median"] = med([r.get("cpu_pressure_after") for s in ss for r in s["runs"]])
         k["journal_mode"] = sorted({s.get("db_journal_mode", "?") for s in ss})
         k["session_failures"] = [s["failed"] for s in ss if s.get("failed")]
         keys = []
@@ -432,6 +448,7 @@ def markdown(meta: dict, summary: dict) -> str:
     row("idle RSS (MiB)", g(None, "idle_rss_mb"), "lower")
     row("peak RSS (MiB)", g(None, "peak_rss_mb"), "lower")
     row("idle CPU (cores)", g(None, "idle_cpu_util"), "lower")
+    row("machine CPU pressure during its runs (% some avg10, median; other load)", g(None, "cpu_pressure_median"), "–")
     keys = []
     for k in kinds:
         for key in summary[k]["workloads"]:
@@ -462,8 +479,9 @@ def markdown(meta: dict, summary: dict) -> str:
              + "; ".join(f"{k}: {', '.join(summary[k]['journal_mode'])}" for k in kinds) + ".")
     for k in kinds:
         for key, w in summary[k]["workloads"].items():
-            for s in w.get("failed_runs", []) + w.get("error_samples", []) + w.get("check_samples", []):
-                L.append(f"- {k} {key}: `{s[:300]}`")
+            shown = (w.get("failed_runs", []) + w.get("error_samples", [])[:3] + w.get("check_samples", [])[:3])
+            for s in shown:
+                L.append(f"- {k} {key}: `{s[:400]}`")
         for s in summary[k]["session_failures"]:
             L.append(f"- {k}: `{s[:500]}`")
     return "\n".join(L) + "\n"
@@ -513,6 +531,19 @@ def chart(summary: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def scrub(obj, repl: list[tuple[str, str]]):
+    """Replaces this machine's paths in results (they are committed) with placeholders."""
+    if isinstance(obj, str):
+        for a, b in repl:
+            obj = obj.replace(a, b)
+        return obj
+    if isinstance(obj, list):
+        return [scrub(x, repl) for x in obj]
+    if isinstance(obj, dict):
+        return {k: scrub(v, repl) for k, v in obj.items()}
+    return obj
 
 
 # ---- main ----------------------------------------------------------------------------
@@ -616,6 +647,10 @@ def main() -> int:
             # write partial results as we go
             (out_dir / "results.json").write_text(json.dumps({"meta": meta, "sessions": sessions}, indent=1))
 
+    repl = [(str(out_dir.resolve()), "<run-dir>"), (str(out_dir), "<run-dir>"), (str(ROOT), "<repo>"),
+            (str(Path.home()), "~")]
+    sessions = scrub(sessions, repl)
+    meta = scrub(meta, repl)
     summary = summarize(sessions)
     (out_dir / "results.json").write_text(json.dumps({"meta": meta, "summary": summary, "sessions": sessions},
                                                      indent=1))

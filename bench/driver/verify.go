@@ -105,6 +105,9 @@ func checkStructure(events []*historypb.HistoryEvent) error {
 // checkExact compares a history with an exact expected sequence of event types.
 func checkExact(events []*historypb.HistoryEvent, want []int32) error {
 	got := typeSeq(events)
+	if err := checkStructure(events); err != nil {
+		return fmt.Errorf("%v in [%s]", err, names(got))
+	}
 	if seqString(got) != seqString(want) {
 		return fmt.Errorf("events [%s], want [%s]", names(got), names(want))
 	}
@@ -115,6 +118,9 @@ func checkExact(events []*historypb.HistoryEvent, want []int32) error {
 // "s" signals plus one "done".
 func checkSignal(events []*historypb.HistoryEvent, signals int64) error {
 	got := typeSeq(events)
+	if err := checkStructure(events); err != nil {
+		return fmt.Errorf("%v in [%s]", err, names(got))
+	}
 	if !signalGrammar.MatchString(seqString(got)) {
 		return fmt.Errorf("events [%s] do not match the signal grammar %s", names(got), signalGrammar)
 	}
