@@ -170,6 +170,46 @@ def sqlite_journal_mode(db: Path) -> str:
         return "no file"
 
 
+class SyncCounter:
+    """Counts the server's fsync/fdatasync calls with `perf stat` on the syscall tracepoints
+    (kernel-side counting, no ptrace, negligible overhead). Unavailable → counts are None."""
+
+    EVENTS = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync"
+
+    def __init__(self, pid: int, out: Path):
+        self.out, self.proc = out, None
+        if shutil.which("perf"):
+            try:
+                self.proc = subprocess.Popen(["perf", "stat", "-x,", "-e", self.EVENTS, "-p", str(pid),
+                                              "-o", str(out)], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                time.sleep(0.2)  # let it attach
+            except OSError:
+                self.proc = None
+
+    def stop(self) -> dict | None:
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            return None
+        counts = {}
+        try:
+            for line in self.out.read_text().splitlines():
+                f = line.split(",")
+                if len(f) > 2 and f[2].startswith("syscalls:sys_enter_"):
+                    counts[f[2].split("sys_enter_")[1]] = int(f[0]) if f[0].isdigit() else None
+        except OSError:
+            return None
+        if not counts or any(v is None for v in counts.values()):
+            return None
+        return counts
+
+
 # ---- servers -------------------------------------------------------------------------
 
 class Server:
@@ -284,9 +324,11 @@ def run_workload(srv: Server, workload: str, conc: int, args) -> dict:
                "-verify", str(args.verify), "-wf-timeout", f"{wf_timeout}s",
                f"-eager={'true' if args.eager else 'false'}"]
     la, pressure = loadavg(), cpu_pressure()
+    syncs = SyncCounter(srv.proc.pid, srv.data_dir / "perf-stat.txt") if args.count_syncs else None
     cpu0, t0 = srv.cpu(), time.monotonic()
     res, err = run_json(cmd, timeout=warm + dur + wf_timeout + 240)
     cpu1, el = srv.cpu(), time.monotonic() - t0
+    sync_counts = syncs.stop() if syncs else None
     row = {"workload": workload, "concurrency": conc, "loadavg_before": la,
            "cpu_pressure_before": pressure, "cpu_pressure_after": cpu_pressure(),
            "server_alive": srv.alive(), "wall_s": round(el, 3)}
@@ -298,6 +340,9 @@ def run_workload(srv: Server, workload: str, conc: int, args) -> dict:
     units = res.get("units_total") or 0
     row["server_cpu_per_unit_ms"] = (cpu1 - cpu0) * 1000 / units if units else None
     row["server_cpu_util"] = (cpu1 - cpu0) / el if el > 0 else None
+    row["server_syncs"] = sync_counts
+    if sync_counts is not None and units:
+        row["server_syncs_per_unit"] = sum(sync_counts.values()) / units
     row["check_failures"] = (res.get("inline_failed", 0) + res.get("verify_failed", 0)
                              + res.get("unexpected_workflow_tasks", 0))
     return row
@@ -392,6 +437,8 @@ def summarize(sessions: list[dict]) -> dict:
                 "p95_ms": med([lat(r)["p95_ms"] for r in ok if lat(r).get("n")]),
                 "p99_ms": med([lat(r)["p99_ms"] for r in ok if lat(r).get("n")]),
                 "server_cpu_per_unit_ms": med([r.get("server_cpu_per_unit_ms") for r in ok]),
+                "syncs_per_unit": med([r.get("server_syncs_per_unit") for r in ok]),
+                "server_cpu_util": med([r.get("server_cpu_util") for r in ok]),
                 "driver_cpu_per_unit_ms": med([r.get("driver_cpu_per_unit_ms") for r in ok]),
                 "timer_late_hist_p50_ms": med([(r.get("timer_lateness_history") or {}).get("p50_ms") for r in ok]),
                 "timer_late_hist_p99_ms": med([(r.get("timer_lateness_history") or {}).get("p99_ms") for r in ok]),
@@ -465,6 +512,9 @@ def markdown(meta: dict, summary: dict) -> str:
         row(f"{key} latency p95 (ms)", [x.get("p95_ms") for x in w], "lower")
         row(f"{key} latency p99 (ms)", [x.get("p99_ms") for x in w], "lower")
         row(f"{key} server CPU per unit (ms)", [x.get("server_cpu_per_unit_ms") for x in w], "lower")
+        row(f"{key} server CPU used (cores)", [x.get("server_cpu_util") for x in w], "–")
+        if any(x.get("syncs_per_unit") is not None for x in w):
+            row(f"{key} server fsync+fdatasync calls per unit", [x.get("syncs_per_unit") for x in w], "lower")
         if key.startswith("timer"):
             row(f"{key} timer fire lateness p50 (ms, from history)", [x.get("timer_late_hist_p50_ms") for x in w], "lower")
             row(f"{key} timer fire lateness p99 (ms, from history)", [x.get("timer_late_hist_p99_ms") for x in w], "lower")
@@ -571,6 +621,8 @@ def main() -> int:
     ap.add_argument("--out", help="output directory (default bench/results/runs/<timestamp>)")
     ap.add_argument("--latest", action="store_true",
                     help="also copy results.{json,md,png} to bench/results/latest/")
+    ap.add_argument("--no-sync-count", dest="count_syncs", action="store_false",
+                    help="do not count the server's fsync/fdatasync calls (perf stat on syscall tracepoints)")
     ap.add_argument("--keep-data", action="store_true", help="keep the database files")
     args = ap.parse_args()
 

@@ -30,6 +30,12 @@ if ! command -v go >/dev/null; then
   if [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; else apt_install golang-go; fi
 fi
 
+# perf (optional): the runner counts the servers' fsync calls with `perf stat` on syscall
+# tracepoints; without it that column is left out.
+if ! command -v perf >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt_install linux-perf || echo "linux-perf not installed; fsync counts will be skipped" >&2
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
