@@ -56,7 +56,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	var cfg config
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7233", "server gRPC address (loopback only)")
 	fs.StringVar(&cfg.Namespace, "namespace", "default", "namespace")
-	fs.StringVar(&cfg.Workload, "workload", "activity", "start | activity | signal | timer")
+	fs.StringVar(&cfg.Workload, "workload", "activity", "start | activity | signal | timer | sysinfo (GetSystemInfo loop: RPC floor)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "workflows (or RPC loops) in flight")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measurement window after warm-up")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up excluded from throughput and latency")

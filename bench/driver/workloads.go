@@ -534,6 +534,31 @@ func (b *bench) runStart(ctx context.Context) {
 	wg.Wait()
 }
 
+// runSysInfo: GetSystemInfo in a closed loop: the server's RPC floor (no storage).
+func (b *bench) runSysInfo(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < b.cfg.Concurrency; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			b.rampDelay(ctx, i)
+			for n := 0; ctx.Err() == nil && time.Now().Before(b.stopAt()) && (b.cfg.MaxUnits == 0 || n < b.cfg.MaxUnits); n++ {
+				begun := time.Now()
+				cctx, cancel := unaryCtx(ctx)
+				_, err := b.p.get().GetSystemInfo(cctx, &workflowservice.GetSystemInfoRequest{})
+				cancel()
+				if err != nil {
+					b.errs.add("GetSystemInfo", err)
+					sleepCtx(ctx, 100*time.Millisecond)
+					continue
+				}
+				b.recordUnit(begun, time.Now())
+			}
+		}(i)
+	}
+	wg.Wait()
+}
+
 // runSignal: one open workflow per concurrency slot; each slot sends signals to its
 // workflow back to back (the worker answers each resulting workflow task with no
 // commands), then a "done" signal, on which the worker completes the workflow.
@@ -657,6 +682,8 @@ func (b *bench) run(ctx context.Context) (*result, error) {
 		b.runClosedLoop(ctx, "bench-timer")
 	case "signal":
 		b.runSignal(ctx)
+	case "sysinfo":
+		b.runSysInfo(ctx)
 	default:
 		return nil, fmt.Errorf("unknown workload %q", b.cfg.Workload)
 	}
