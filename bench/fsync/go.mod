@@ -1,0 +1,3 @@
+module sundial.dev/bench/fsync
+
+go 1.22

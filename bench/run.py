@@ -1,0 +1,730 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of Sundial and Temporal's dev server, in one invocation.
+
+For each repetition and each server (order alternating between repetitions), on fresh
+data: spawn the server, time spawn-to-first-successful-GetSystemInfo, let it settle and
+read its idle RSS and idle CPU, run the workload matrix with the Go driver (and the
+Python-SDK workload), reading the server's CPU seconds from /proc around every run and
+sampling its RSS, then stop it. Writes results.json, results.md (table with Sundial /
+Temporal ratios) and results.png into the output directory.
+
+Everything targets 127.0.0.1 and every loop is bounded in count and time.
+Run through bench/run.sh (it uses the venv made by scripts/install-bench-deps.sh).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+DRIVER = BENCH / "driver" / "bench-driver"
+FSYNC = BENCH / "fsync" / "fsync-probe"
+SDK = BENCH / "sdk" / "sdk_bench.py"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# (workload, concurrency). `sdk` runs the Python SDK script, the rest the Go driver.
+FULL_MATRIX = [
+    ("start", 8), ("start", 32),
+    ("activity", 1), ("activity", 8), ("activity", 32), ("activity", 128),
+    ("signal", 32),
+    ("timer", 32),
+    ("sdk", 8),
+]
+QUICK_MATRIX = [("start", 8), ("activity", 1), ("activity", 8), ("signal", 8), ("timer", 8), ("sdk", 2)]
+OVERLOAD = [("activity", 1024)]
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+# ---- /proc helpers -------------------------------------------------------------------
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            kids.setdefault(int(rest[1]), []).append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return kids
+
+
+def proc_tree(pid: int) -> list[int]:
+    kids = _children_map()
+    out, todo = [], [pid]
+    while todo and len(out) < 10000:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of the process tree rooted at pid (all threads)."""
+    total = 0.0
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # after the comm: state=0 ... utime=11 stime=12 (0-based in this slice)
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def rss_bytes(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS VmHWM) summed over the process tree."""
+    cur = hwm = 0
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        cur += int(line.split()[1]) * 1024
+                    elif line.startswith("VmHWM:"):
+                        hwm += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return cur, hwm
+
+
+def loadavg() -> list[float]:
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def cpu_pressure() -> float | None:
+    """/proc/pressure/cpu "some avg10": % of the last 10 s in which runnable tasks waited
+    for a CPU. On a shared machine this says how much the numbers were disturbed."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            for line in f:
+                if line.startswith("some"):
+                    return float(line.split()[1].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+def machine_info() -> dict:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "mem_mib": mem,
+        "kernel": platform.release(),
+        "loadavg_at_start": loadavg(),
+        "cpu_pressure_at_start": cpu_pressure(),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sqlite_journal_mode(db: Path) -> str:
+    """From the database header: bytes 18/19 are 2 for WAL, 1 for the rollback journal."""
+    try:
+        with open(db, "rb") as f:
+            h = f.read(20)
+        if len(h) < 20 or not h.startswith(b"SQLite format 3\0"):
+            return "unknown (not an SQLite file)"
+        return {1: "rollback journal", 2: "wal"}.get(h[18], f"unknown ({h[18]})")
+    except OSError:
+        return "no file"
+
+
+class SyncCounter:
+    """Counts the server's fsync/fdatasync calls with `perf stat` on the syscall tracepoints
+    (kernel-side counting, no ptrace, negligible overhead). Unavailable → counts are None."""
+
+    EVENTS = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync"
+
+    def __init__(self, pid: int, out: Path):
+        self.out, self.proc = out, None
+        if shutil.which("perf"):
+            try:
+                self.proc = subprocess.Popen(["perf", "stat", "-x,", "-e", self.EVENTS, "-p", str(pid),
+                                              "-o", str(out)], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                time.sleep(0.2)  # let it attach
+            except OSError:
+                self.proc = None
+
+    def stop(self) -> dict | None:
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            return None
+        counts = {}
+        try:
+            for line in self.out.read_text().splitlines():
+                f = line.split(",")
+                if len(f) > 2 and f[2].startswith("syscalls:sys_enter_"):
+                    counts[f[2].split("sys_enter_")[1]] = int(f[0]) if f[0].isdigit() else None
+        except OSError:
+            return None
+        if not counts or any(v is None for v in counts.values()):
+            return None
+        return counts
+
+
+# ---- servers -------------------------------------------------------------------------
+
+class Server:
+    def __init__(self, kind: str, argv: list[str], port: int, data_dir: Path, db: Path):
+        self.kind, self.argv, self.port, self.data_dir, self.db = kind, argv, port, data_dir, db
+        self.proc: subprocess.Popen | None = None
+        self.peak_rss = 0
+        self._stop_sampler = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def spawn(self) -> int:
+        out = open(self.data_dir / "server.log", "wb")
+        t0 = time.time_ns()
+        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     cwd=self.data_dir)
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+        return t0
+
+    def _sample(self):
+        while not self._stop_sampler.wait(0.05):
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            cur, hwm = rss_bytes(self.proc.pid)
+            self.peak_rss = max(self.peak_rss, cur, hwm)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid) if self.alive() else float("nan")
+
+    def rss(self) -> int:
+        return rss_bytes(self.proc.pid)[0] if self.alive() else 0
+
+    def stop(self) -> dict:
+        info = {"exit_code": None, "stop_s": None, "killed": False}
+        if self.proc is None:
+            return info
+        cur, hwm = rss_bytes(self.proc.pid) if self.alive() else (0, 0)
+        self.peak_rss = max(self.peak_rss, cur, hwm)
+        self._stop_sampler.set()
+        t = time.monotonic()
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                info["killed"] = True
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        info["exit_code"] = self.proc.returncode
+        info["stop_s"] = round(time.monotonic() - t, 3)
+        return info
+
+
+def make_server(kind: str, args, data_dir: Path) -> Server:
+    port = free_port()
+    db = data_dir / f"{kind}.db"
+    if kind == "mock":
+        argv = [str(DRIVER), "mock", "-addr", f"127.0.0.1:{port}", "-for", "3h"]
+    elif kind == "temporal":
+        argv = [str(args.temporal_bin), "server", "start-dev", "--headless",
+                "--ip", "127.0.0.1", "--port", str(port), "--db-filename", str(db),
+                "--log-level", "warn"]
+        for p in args.temporal_pragma:
+            argv += ["--sqlite-pragma", p]
+    else:
+        argv = [str(args.sundial_bin), "server", "start-dev", "--port", str(port),
+                "--db-filename", str(db)] + list(args.sundial_arg)
+    return Server(kind, argv, port, data_dir, db)
+
+
+# ---- one server session --------------------------------------------------------------
+
+def run_json(cmd: list[str], timeout: float) -> tuple[dict | None, str]:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        return None, f"timed out after {timeout}s: {(e.stderr or '')[-2000:] if isinstance(e.stderr, str) else ''}"
+    err = p.stderr.strip()
+    if err:
+        for line in err.splitlines()[-25:]:
+            log("   |", line)
+    try:
+        return json.loads(p.stdout), err
+    except json.JSONDecodeError:
+        return None, f"exit {p.returncode}: {err[-2000:]}"
+
+
+def run_workload(srv: Server, workload: str, conc: int, args) -> dict:
+    warm, dur = args.warmup, args.duration
+    wf_timeout = 30.0
+    if conc >= 1024:
+        dur, wf_timeout = max(dur, 20.0), 120.0
+    if workload == "sdk":
+        cmd = [sys.executable, str(SDK), "--addr", srv.addr, "--concurrency", str(conc),
+               "--duration", str(dur), "--warmup", str(warm + 1.0), "--verify", str(args.verify),
+               "--wf-timeout", str(wf_timeout)]
+    else:
+        cmd = [str(DRIVER), "run", "-addr", srv.addr, "-workload", workload,
+               "-concurrency", str(conc), "-duration", f"{dur}s", "-warmup", f"{warm}s",
+               "-verify", str(args.verify), "-wf-timeout", f"{wf_timeout}s",
+               f"-eager={'true' if args.eager else 'false'}"]
+    la, pressure = loadavg(), cpu_pressure()
+    syncs = SyncCounter(srv.proc.pid, srv.data_dir / "perf-stat.txt") if args.count_syncs else None
+    cpu0, t0 = srv.cpu(), time.monotonic()
+    res, err = run_json(cmd, timeout=warm + dur + wf_timeout + 240)
+    cpu1, el = srv.cpu(), time.monotonic() - t0
+    sync_counts = syncs.stop() if syncs else None
+    row = {"workload": workload, "concurrency": conc, "loadavg_before": la,
+           "cpu_pressure_before": pressure, "cpu_pressure_after": cpu_pressure(),
+           "server_alive": srv.alive(), "wall_s": round(el, 3)}
+    if res is None:
+        row["failed"] = err or "no result"
+        return row
+    row.update(res)
+    row["server_cpu_s"] = cpu1 - cpu0
+    units = res.get("units_total") or 0
+    row["server_cpu_per_unit_ms"] = (cpu1 - cpu0) * 1000 / units if units else None
+    row["server_cpu_util"] = (cpu1 - cpu0) / el if el > 0 else None
+    row["server_syncs"] = sync_counts
+    if sync_counts is not None and units:
+        row["server_syncs_per_unit"] = sum(sync_counts.values()) / units
+    row["check_failures"] = (res.get("inline_failed", 0) + res.get("verify_failed", 0)
+                             + res.get("unexpected_workflow_tasks", 0))
+    return row
+
+
+def session(kind: str, rep: int, args, out_dir: Path, matrix) -> dict:
+    data_dir = out_dir / "tmp" / f"{kind}-rep{rep}"
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    srv = make_server(kind, args, data_dir)
+    log(f"[{kind} rep {rep}] spawn: {' '.join(srv.argv)}")
+    sess = {"server": kind, "rep": rep, "argv": srv.argv, "runs": []}
+    t0 = srv.spawn()
+    try:
+        ready, err = run_json([str(DRIVER), "ready", "-addr", srv.addr, "-since", str(t0),
+                               "-timeout", "60s"], timeout=90)
+        sess["ready"] = ready
+        if ready is None or not srv.alive():
+            sess["failed"] = f"not ready: {err}; server alive={srv.alive()}"
+            log(f"[{kind} rep {rep}] NOT READY: {err}")
+            return sess
+        log(f"[{kind} rep {rep}] ready: GetSystemInfo {ready['system_info_s']:.3f}s, "
+            f"first start {ready['first_start_s']:.3f}s")
+        settle = 1.0 if args.quick else 3.0
+        c0 = srv.cpu()
+        time.sleep(settle)
+        sess["idle_cpu_util"] = (srv.cpu() - c0) / settle
+        sess["idle_rss_bytes"] = srv.rss()
+        for workload, conc in matrix:
+            if not srv.alive():
+                sess["runs"].append({"workload": workload, "concurrency": conc,
+                                     "failed": "server process exited"})
+                continue
+            log(f"[{kind} rep {rep}] {workload} c={conc}")
+            sess["runs"].append(run_workload(srv, workload, conc, args))
+    finally:
+        sess["alive_at_end"] = srv.alive()
+        sess["stop"] = srv.stop()
+        sess["peak_rss_bytes"] = srv.peak_rss
+        sess["db_journal_mode"] = sqlite_journal_mode(srv.db)
+        sess["db_bytes"] = sum(p.stat().st_size for p in data_dir.glob(f"{kind}.db*"))
+        log_tail = (data_dir / "server.log").read_bytes()[-3000:].decode("utf-8", "replace")
+        sess["server_log_tail"] = log_tail
+        if not args.keep_data:
+            for p in data_dir.glob(f"{kind}.db*"):
+                p.unlink()
+    return sess
+
+
+# ---- summary -------------------------------------------------------------------------
+
+def med(xs):
+    xs = [x for x in xs if isinstance(x, (int, float)) and x == x]
+    return statistics.median(xs) if xs else None
+
+
+def lat(r: dict) -> dict:
+    return r.get("latency") if (r.get("latency") or {}).get("n") else (r.get("latency_all") or {})
+
+
+def summarize(sessions: list[dict]) -> dict:
+    out: dict = {}
+    for kind in sorted({s["server"] for s in sessions}):
+        ss = [s for s in sessions if s["server"] == kind]
+        k = out.setdefault(kind, {"workloads": {}})
+        k["ready_system_info_s"] = med([(s.get("ready") or {}).get("system_info_s") for s in ss])
+        k["ready_first_start_s"] = med([(s.get("ready") or {}).get("first_start_s") for s in ss])
+        k["idle_rss_mb"] = med([s.get("idle_rss_bytes", 0) / 2**20 for s in ss if s.get("idle_rss_bytes")])
+        k["peak_rss_mb"] = max([s.get("peak_rss_bytes", 0) / 2**20 for s in ss] or [0]) or None
+        k["idle_cpu_util"] = med([s.get("idle_cpu_util") for s in ss])
+        k["cpu_pressure_median"] = med([r.get("cpu_pressure_after") for s in ss for r in s["runs"]])
+        k["journal_mode"] = sorted({s.get("db_journal_mode", "?") for s in ss})
+        k["session_failures"] = [s["failed"] for s in ss if s.get("failed")]
+        keys = []
+        for s in ss:
+            for r in s["runs"]:
+                key = f"{r['workload']}/c{r['concurrency']}"
+                if key not in keys:
+                    keys.append(key)
+        for key in keys:
+            rs = [r for s in ss for r in s["runs"] if f"{r['workload']}/c{r['concurrency']}" == key]
+            ok = [r for r in rs if "failed" not in r]
+            k["workloads"][key] = {
+                "reps": len(rs),
+                "failed_runs": [r["failed"] for r in rs if "failed" in r],
+                "throughput_per_s": med([r.get("throughput_per_s") for r in ok]),
+                "throughput_overall_per_s": med([r.get("throughput_overall_per_s") for r in ok]),
+                # latency of units begun after warm-up; if none completed (overload), of all units
+                "latency_includes_warmup": any(not r.get("latency", {}).get("n") for r in ok),
+                "p50_ms": med([lat(r)["p50_ms"] for r in ok if lat(r).get("n")]),
+                "p95_ms": med([lat(r)["p95_ms"] for r in ok if lat(r).get("n")]),
+                "p99_ms": med([lat(r)["p99_ms"] for r in ok if lat(r).get("n")]),
+                "server_cpu_per_unit_ms": med([r.get("server_cpu_per_unit_ms") for r in ok]),
+                "syncs_per_unit": med([r.get("server_syncs_per_unit") for r in ok]),
+                "server_cpu_util": med([r.get("server_cpu_util") for r in ok]),
+                "driver_cpu_per_unit_ms": med([r.get("driver_cpu_per_unit_ms") for r in ok]),
+                "timer_late_hist_p50_ms": med([(r.get("timer_lateness_history") or {}).get("p50_ms") for r in ok]),
+                "timer_late_hist_p99_ms": med([(r.get("timer_lateness_history") or {}).get("p99_ms") for r in ok]),
+                "errors": sum(r.get("error_count", 0) for r in ok),
+                "check_failures": sum(r.get("check_failures", 0) for r in ok),
+                "units_total": sum(r.get("units_total", 0) for r in ok),
+                "error_samples": sorted({e for r in ok for e in (r.get("error_samples") or [])})[:10],
+                "check_samples": sorted({e for r in ok for e in (r.get("inline_failure_samples") or [])
+                                          + (r.get("verify_failure_samples") or [])})[:10],
+            }
+    return out
+
+
+def fmt(x, nd=1):
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        if abs(x) >= 100:
+            return f"{x:,.0f}"
+        if abs(x) >= 10:
+            return f"{x:.1f}"
+        return f"{x:.{max(nd, 2)}f}" if abs(x) < 1 else f"{x:.{nd + 1}f}"
+    return str(x)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    r = a / b
+    return f"{r:.3g}×"
+
+
+def markdown(meta: dict, summary: dict) -> str:
+    kinds = [k for k in ("sundial", "temporal", "mock") if k in summary]
+    both = kinds[:2] == ["sundial", "temporal"] and len(kinds) == 2
+    L = [f"Run {meta['date']} on {meta['machine']['cpus']} CPUs ({meta['machine']['cpu_model']}), "
+         f"{meta['machine']['mem_mib']} MiB, kernel {meta['machine']['kernel']}, load average at start "
+         f"{meta['machine']['loadavg_at_start']}. fsync probe: "
+         f"{fmt((meta.get('fsync') or {}).get('fsync', {}).get('per_s'))} fsync/s, "
+         f"{fmt((meta.get('fsync') or {}).get('fdatasync', {}).get('per_s'))} fdatasync/s "
+         f"(4 KiB appends). {meta['reps']} repetition(s), medians shown; window {meta['duration_s']} s "
+         f"after {meta['warmup_s']} s warm-up; eager activity requested: {meta['eager']}.", ""]
+    head = "| metric | " + " | ".join(kinds) + (" | Sundial / Temporal | better |" if both else " |")
+    L += [head, "|" + "---|" * (len(kinds) + 1 + (2 if both else 0))]
+
+    def row(name, vals, better):
+        cells = [fmt(v) for v in vals]
+        extra = f" | {ratio(vals[0], vals[1])} | {better} |" if both else " |"
+        L.append(f"| {name} | " + " | ".join(cells) + extra)
+
+    g = lambda k, f: [summary[x].get(f) for x in kinds]  # noqa: E731
+    row("spawn → first OK GetSystemInfo (s)", g(None, "ready_system_info_s"), "lower")
+    row("spawn → first OK StartWorkflowExecution (s)", g(None, "ready_first_start_s"), "lower")
+    row("idle RSS (MiB)", g(None, "idle_rss_mb"), "lower")
+    row("peak RSS (MiB)", g(None, "peak_rss_mb"), "lower")
+    row("idle CPU (cores)", g(None, "idle_cpu_util"), "lower")
+    row("machine CPU pressure during its runs (% some avg10, median; other load)", g(None, "cpu_pressure_median"), "–")
+    keys = []
+    for k in kinds:
+        for key in summary[k]["workloads"]:
+            if key not in keys:
+                keys.append(key)
+    for key in keys:
+        w = [summary[k]["workloads"].get(key, {}) for k in kinds]
+        unit = {"start": "starts", "signal": "signals"}.get(key.split("/")[0], "workflows")
+        row(f"**{key}** throughput ({unit}/s)", [x.get("throughput_per_s") for x in w], "higher")
+        row(f"{key} throughput over the whole run incl. warm-up and drain (/s)",
+            [x.get("throughput_overall_per_s") for x in w], "higher")
+        note = " (all units: none begun after warm-up completed)" if any(x.get("latency_includes_warmup") for x in w) else ""
+        row(f"{key} latency p50 (ms){note}", [x.get("p50_ms") for x in w], "lower")
+        row(f"{key} latency p95 (ms)", [x.get("p95_ms") for x in w], "lower")
+        row(f"{key} latency p99 (ms)", [x.get("p99_ms") for x in w], "lower")
+        row(f"{key} server CPU per unit (ms)", [x.get("server_cpu_per_unit_ms") for x in w], "lower")
+        row(f"{key} server CPU used (cores)", [x.get("server_cpu_util") for x in w], "–")
+        if any(x.get("syncs_per_unit") is not None for x in w):
+            row(f"{key} server fsync+fdatasync calls per unit", [x.get("syncs_per_unit") for x in w], "lower")
+        if key.startswith("timer"):
+            row(f"{key} timer fire lateness p50 (ms, from history)", [x.get("timer_late_hist_p50_ms") for x in w], "lower")
+            row(f"{key} timer fire lateness p99 (ms, from history)", [x.get("timer_late_hist_p99_ms") for x in w], "lower")
+        cf = [x.get("check_failures") for x in w]
+        er = [x.get("errors") for x in w]
+        fr = [len(x.get("failed_runs") or []) for x in w]
+        L.append(f"| {key} history-check failures / RPC errors / failed runs | "
+                 + " | ".join(f"{a} / {b} / {c}" for a, b, c in zip(cf, er, fr))
+                 + (" | | 0 |" if both else " |"))
+    L.append("")
+    L.append("Journal mode found in each server's database file after the run: "
+             + "; ".join(f"{k}: {', '.join(summary[k]['journal_mode'])}" for k in kinds) + ".")
+    for k in kinds:
+        for key, w in summary[k]["workloads"].items():
+            shown = (w.get("failed_runs", []) + w.get("error_samples", [])[:3] + w.get("check_samples", [])[:3])
+            for s in shown:
+                L.append(f"- {k} {key}: `{s[:400]}`")
+        for s in summary[k]["session_failures"]:
+            L.append(f"- {k}: `{s[:500]}`")
+    return "\n".join(L) + "\n"
+
+
+def chart(summary: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in ("sundial", "temporal", "mock") if k in summary]
+    colors = {"sundial": "#d98c1f", "temporal": "#444444", "mock": "#4a7ab5"}
+    keys = []
+    for k in kinds:
+        for key in summary[k]["workloads"]:
+            if key not in keys:
+                keys.append(key)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+    width = 0.8 / max(1, len(kinds))
+
+    def bars(ax, metric, title, log=True, subset=None):
+        ks = [k for k in keys if subset is None or k.startswith(subset)]
+        for i, kind in enumerate(kinds):
+            vals = [summary[kind]["workloads"].get(key, {}).get(metric) or 0 for key in ks]
+            ax.bar([x + i * width for x in range(len(ks))], vals, width, label=kind, color=colors[kind])
+        ax.set_xticks([x + width * (len(kinds) - 1) / 2 for x in range(len(ks))])
+        ax.set_xticklabels(ks, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title)
+        if log and any(summary[k]["workloads"].get(key, {}).get(metric) for k in kinds for key in ks):
+            ax.set_yscale("log")
+        ax.legend()
+
+    bars(axes[0][0], "throughput_per_s", "throughput (units/s, log)")
+    bars(axes[0][1], "p50_ms", "activity workflow latency p50 (ms, log)", subset="activity")
+    bars(axes[1][0], "server_cpu_per_unit_ms", "server CPU per unit (ms, log)")
+    ax = axes[1][1]
+    metrics = [("idle_rss_mb", "idle RSS MiB"), ("peak_rss_mb", "peak RSS MiB"),
+               ("ready_system_info_s", "ready s ×100")]
+    for i, kind in enumerate(kinds):
+        vals = [(summary[kind].get(m) or 0) * (100 if m.endswith("_s") else 1) for m, _ in metrics]
+        ax.bar([x + i * width for x in range(len(metrics))], vals, width, label=kind, color=colors[kind])
+    ax.set_xticks([x + width * (len(kinds) - 1) / 2 for x in range(len(metrics))])
+    ax.set_xticklabels([n for _, n in metrics])
+    ax.set_title("footprint (log)")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def scrub(obj, repl: list[tuple[str, str]]):
+    """Replaces this machine's paths in results (they are committed) with placeholders."""
+    if isinstance(obj, str):
+        for a, b in repl:
+            obj = obj.replace(a, b)
+        return obj
+    if isinstance(obj, list):
+        return [scrub(x, repl) for x in obj]
+    if isinstance(obj, dict):
+        return {k: scrub(v, repl) for k, v in obj.items()}
+    return obj
+
+
+# ---- main ----------------------------------------------------------------------------
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=["sundial", "temporal", "mock"],
+                    help="run one server only; `mock` is the driver's in-memory stand-in "
+                         "(measures the driver's own ceiling; smoke test without any server)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: short windows, small matrix, 1 repetition")
+    ap.add_argument("--reps", type=int, help="repetitions per server (default 2, quick 1)")
+    ap.add_argument("--duration", type=float, help="measurement window per run, s (default 10, quick 1.5)")
+    ap.add_argument("--warmup", type=float, help="warm-up per run, s (default 2, quick 0.5)")
+    ap.add_argument("--verify", type=int, help="histories checked per run (default 20, quick 5)")
+    ap.add_argument("--workloads", help="comma list of workload/c pairs, e.g. activity/1,activity/32,start/8")
+    ap.add_argument("--overload", action="store_true", help="add activity at concurrency 1024")
+    ap.add_argument("--no-sdk", action="store_true", help="skip the Python-SDK workload")
+    ap.add_argument("--no-eager", dest="eager", action="store_false",
+                    help="do not request eager activity dispatch")
+    ap.add_argument("--sundial-bin", default=os.environ.get("SUNDIAL_BIN", str(ROOT / "target/release/sundial")))
+    ap.add_argument("--sundial-arg", action="append", default=[], help="extra argument for sundial start-dev")
+    ap.add_argument("--temporal-bin", default=os.environ.get("TEMPORAL_BIN", str(Path(sys.executable).parent / "temporal")))
+    ap.add_argument("--temporal-pragma", action="append", default=[],
+                    help="pass --sqlite-pragma to Temporal (e.g. journal_mode=wal); default: none, as shipped")
+    ap.add_argument("--out", help="output directory (default bench/results/runs/<timestamp>)")
+    ap.add_argument("--latest", action="store_true",
+                    help="also copy results.{json,md,png} to bench/results/latest/")
+    ap.add_argument("--no-sync-count", dest="count_syncs", action="store_false",
+                    help="do not count the server's fsync/fdatasync calls (perf stat on syscall tracepoints)")
+    ap.add_argument("--keep-data", action="store_true", help="keep the database files")
+    args = ap.parse_args()
+
+    args.reps = args.reps or (1 if args.quick else 2)
+    args.duration = args.duration or (1.5 if args.quick else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 2.0)
+    args.verify = args.verify if args.verify is not None else (5 if args.quick else 20)
+    if not (1 <= args.reps <= 20 and 0 < args.duration <= 600):
+        ap.error("reps must be 1..20 and duration 0..600 s")
+
+    if args.workloads:
+        matrix = []
+        for item in args.workloads.split(","):
+            w, c = item.split("/")
+            matrix.append((w, int(c.lstrip("c"))))
+    else:
+        matrix = list(QUICK_MATRIX if args.quick else FULL_MATRIX)
+        if args.overload:
+            matrix += OVERLOAD
+    if args.no_sdk or args.only == "mock":
+        matrix = [m for m in matrix if m[0] != "sdk"]
+
+    kinds = [args.only] if args.only else ["sundial", "temporal"]
+    for path, what in [(DRIVER, "driver"), (FSYNC, "fsync probe")]:
+        if not path.exists():
+            sys.exit(f"{what} not built ({path}); run scripts/install-bench-deps.sh")
+    if "sundial" in kinds and not os.access(args.sundial_bin, os.X_OK):
+        sys.exit(f"sundial binary not found at {args.sundial_bin} (build it, pass --sundial-bin, or use --only temporal)")
+    if "temporal" in kinds and not os.access(args.temporal_bin, os.X_OK):
+        sys.exit(f"temporal CLI not found at {args.temporal_bin}; run scripts/install-bench-deps.sh")
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(args.out) if args.out else BENCH / "results" / "runs" / stamp
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    meta = {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "reps": args.reps, "duration_s": args.duration, "warmup_s": args.warmup,
+        "verify_per_run": args.verify, "eager": args.eager, "quick": args.quick,
+        "matrix": [f"{w}/c{c}" for w, c in matrix],
+    }
+    try:
+        meta["temporal_version"] = subprocess.run([args.temporal_bin, "--version"], capture_output=True,
+                                                  text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        meta["temporal_version"] = None
+    if "sundial" in kinds:
+        try:
+            meta["sundial_version"] = subprocess.run([args.sundial_bin, "--version"], capture_output=True,
+                                                     text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            meta["sundial_version"] = None
+        try:
+            meta["sundial_git"] = subprocess.run(["git", "-C", str(Path(args.sundial_bin).resolve().parent),
+                                                  "log", "-1", "--format=%h %s"], capture_output=True,
+                                                 text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+    log("fsync probe")
+    (out_dir / "tmp").mkdir(exist_ok=True)
+    fs, _ = run_json([str(FSYNC), "-dir", str(out_dir / "tmp"),
+                      "-duration", "0.5s" if args.quick else "2s"], timeout=60)
+    meta["fsync"] = fs
+    if fs:
+        log(f"fsync {fs['fsync']['per_s']:.0f}/s, fdatasync {fs['fdatasync']['per_s']:.0f}/s")
+
+    sessions = []
+    for rep in range(1, args.reps + 1):
+        order = kinds if rep % 2 == 1 else list(reversed(kinds))
+        for kind in order:
+            sessions.append(session(kind, rep, args, out_dir, matrix))
+            # write partial results as we go
+            (out_dir / "results.json").write_text(json.dumps({"meta": meta, "sessions": sessions}, indent=1))
+
+    repl = [(str(out_dir.resolve()), "<run-dir>"), (str(out_dir), "<run-dir>"), (str(ROOT), "<repo>"),
+            (str(Path.home()), "~")]
+    sessions = scrub(sessions, repl)
+    meta = scrub(meta, repl)
+    summary = summarize(sessions)
+    (out_dir / "results.json").write_text(json.dumps({"meta": meta, "summary": summary, "sessions": sessions},
+                                                     indent=1))
+    md = markdown(meta, summary)
+    (out_dir / "results.md").write_text(md)
+    try:
+        chart(summary, out_dir / "results.png")
+    except Exception as e:  # noqa: BLE001 — the numbers matter more than the picture
+        log("chart failed:", e)
+    if not args.keep_data:
+        shutil.rmtree(out_dir / "tmp", ignore_errors=True)
+    if args.latest:
+        latest = BENCH / "results" / "latest"
+        latest.mkdir(parents=True, exist_ok=True)
+        for n in ("results.json", "results.md", "results.png"):
+            if (out_dir / n).exists():
+                shutil.copy(out_dir / n, latest / n)
+    print(md)
+    log(f"results in {out_dir}")
+    bad = sum(w["check_failures"] for k in summary.values() for w in k["workloads"].values())
+    return 1 if bad or any(s.get("failed") for s in sessions) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
