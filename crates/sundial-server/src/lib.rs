@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 use tonic::codec::CompressionEncoding;
 use tracing::info;
 
+pub mod dynamic;
+
 /// Temporal accepts messages far above gRPC's 4 MiB default (payload limits are enforced per blob).
 const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
@@ -37,6 +39,11 @@ pub struct DevServerOptions {
     pub limits: sundial_history_core::Limits,
     /// Frontend request rates; `start-dev` runs without limits unless configured.
     pub rate_limits: sundial_frontend::rate_limit::RateLimits,
+    /// Dynamic config source URL (`file://`, `etcd://`, `configmap://`). When set, limits and
+    /// rates come from it and follow its changes; `limits` and `rate_limits` are ignored.
+    pub dynamic_config: Option<String>,
+    /// Where to serve `/metrics` and `/debug/dynconfig` (port 0 picks one); `None` serves nothing.
+    pub metrics_address: Option<SocketAddr>,
 }
 
 /// A running all-in-one server.
@@ -45,6 +52,10 @@ pub struct DevServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     store: Arc<SqliteStore>,
+    /// Where metrics are served, when they are.
+    pub metrics_address: Option<SocketAddr>,
+    settings: Arc<dynamic::Settings>,
+    _config_subscription: sundial_dynconfig::Subscription,
 }
 
 impl DevServer {
@@ -58,10 +69,18 @@ impl DevServer {
         );
         let dyn_store: Arc<dyn Store> = store.clone();
         let matching = Arc::new(Matching::new());
+        let prometheus = prometheus::Registry::new();
+        let settings = Arc::new(
+            dynamic::Settings::open(options.dynamic_config.as_deref(), &prometheus).await?,
+        );
+        let (history_limits, rate_limits) = match options.dynamic_config {
+            Some(_) => (settings.history_limits(), settings.rate_limits()),
+            None => (options.limits.clone(), options.rate_limits),
+        };
         let config = HistoryConfig {
             num_shards: options.num_shards,
-            limits: options.limits.clone(),
-            ..HistoryConfig::default()
+            limits: history_limits,
+            cache_capacity: settings.cache_size(),
         };
         let limits = config.limits.clone();
         let history = HistoryService::new(
@@ -86,6 +105,7 @@ impl DevServer {
                 .with_context(|| format!("create namespace {namespace}"))?;
         }
         history.start().await.context("start history service")?;
+        let history_handle = history.clone();
         let frontend = Arc::new(Frontend {
             history: Arc::new(history),
             matching,
@@ -93,8 +113,35 @@ impl DevServer {
             limits: RwLock::new(Arc::new(limits)),
             num_shards: options.num_shards,
             store: dyn_store,
-            rate_limiter: sundial_frontend::rate_limit::RateLimiter::new(options.rate_limits),
+            rate_limiter: sundial_frontend::rate_limit::RateLimiter::new(rate_limits),
         });
+        let config_subscription = {
+            let settings_for_changes = settings.clone();
+            let frontend = frontend.clone();
+            let history = history_handle.clone();
+            let follow = options.dynamic_config.is_some();
+            settings.source().subscribe(Box::new(move |changes| {
+                if !follow {
+                    return;
+                }
+                let limits = settings_for_changes.history_limits();
+                history.set_limits(limits.clone());
+                *frontend.limits.write() = Arc::new(limits);
+                frontend
+                    .rate_limiter
+                    .set_limits(settings_for_changes.rate_limits());
+                info!(
+                    changed_keys = changes.len(),
+                    "applied dynamic config change"
+                );
+            }))
+        };
+        let metrics_address = match options.metrics_address {
+            Some(address) => {
+                Some(dynamic::serve_metrics(address, prometheus, settings.source().clone()).await?)
+            }
+            None => None,
+        };
         let listener = TcpListener::bind((options.ip.as_str(), options.port))
             .await
             .with_context(|| format!("bind {}:{}", options.ip, options.port))?;
@@ -138,6 +185,9 @@ impl DevServer {
             address,
             shutdown: Some(shutdown),
             task,
+            metrics_address,
+            settings,
+            _config_subscription: config_subscription,
             store,
         })
     }
@@ -148,6 +198,7 @@ impl DevServer {
             let _ = shutdown.send(());
         }
         let outcome = (&mut self.task).await;
+        self.settings.source().stop().await;
         self.store.close();
         outcome.context("server task")?
     }

@@ -29,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: ServerCommand,
     },
+    /// Operate dynamic config in a file, an etcd prefix or a Kubernetes ConfigMap.
+    Dynconfig(sundial_dynconfig::cli::DynconfigArgs),
     /// Print the version.
     Version,
 }
@@ -62,6 +64,13 @@ struct StartDevArgs {
     /// Number of history shards (fixed when the database is created).
     #[arg(long, default_value_t = 4)]
     num_shards: u32,
+    /// Dynamic config source: file:///path.yaml, etcd://host:port[,host:port]/prefix/ or
+    /// configmap://namespace/name[?key=config.yaml]. Changes apply without a restart.
+    #[arg(long, env = "SUNDIAL_DYNAMIC_CONFIG")]
+    dynamic_config: Option<String>,
+    /// Port for Prometheus `/metrics` and `/debug/dynconfig` (off unless given).
+    #[arg(long)]
+    metrics_port: Option<u16>,
 }
 
 fn default_db_path() -> PathBuf {
@@ -103,6 +112,10 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         namespaces: args.namespaces,
         num_shards: args.num_shards,
         limits: sundial_history_core::Limits::default(),
+        dynamic_config: args.dynamic_config,
+        metrics_address: args
+            .metrics_port
+            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port))),
         rate_limits: sundial_frontend::rate_limit::RateLimits {
             rps: 0.0,
             namespace_rps: 0.0,
@@ -111,6 +124,9 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);
+    if let Some(metrics) = server.metrics_address {
+        eprintln!("Metrics on http://{metrics}/metrics");
+    }
     wait_for_signal().await;
     info!("shutting down; press Ctrl+C again to exit at once");
     tokio::spawn(async {
@@ -133,6 +149,13 @@ fn main() -> anyhow::Result<()> {
         Command::Version => {
             println!("sundial {}", env!("CARGO_PKG_VERSION"));
             Ok(())
+        }
+        Command::Dynconfig(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let code = runtime.block_on(sundial_dynconfig::cli::run(args))?;
+            std::process::exit(code);
         }
         Command::Server {
             command: ServerCommand::StartDev(args),

@@ -8,6 +8,7 @@ mod common;
 
 mod api {
     pub mod activities;
+    pub mod dynconfig;
     pub mod errors;
     pub mod lifecycle;
     pub mod restart;

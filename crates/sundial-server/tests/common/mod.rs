@@ -37,6 +37,8 @@ pub fn options(db: PathBuf) -> DevServerOptions {
         namespaces: vec!["other".into()],
         num_shards: 4,
         limits: sundial_history_core::Limits::default(),
+        dynamic_config: None,
+        metrics_address: None,
         rate_limits: sundial_frontend::rate_limit::RateLimits {
             rps: 0.0,
             namespace_rps: 0.0,

@@ -1,0 +1,164 @@
+//! Dynamic config wiring: opens the configured source (or an empty one), derives the limits the
+//! frontend and history honour, re-derives them on every pushed change, and serves Prometheus
+//! metrics and the live map on the metrics port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sundial_dynconfig::setting::Filter;
+use sundial_dynconfig::{
+    DynamicConfig, Handle, MemorySource, Metrics, OpenOptions, Registry, Source, open_source,
+    settings,
+};
+use sundial_frontend::rate_limit::RateLimits;
+use sundial_history_core::Limits;
+use tracing::info;
+
+/// The typed handles of every setting Sundial reads.
+pub struct Settings {
+    source: Arc<dyn Source>,
+    frontend_rps: Handle<i64>,
+    namespace_rps: Handle<i64>,
+    global_namespace_rps: Handle<i64>,
+    blob_size_error: Handle<i64>,
+    history_count_error: Handle<i64>,
+    history_size_error: Handle<i64>,
+    history_count_suggest: Handle<i64>,
+    history_size_suggest: Handle<i64>,
+    max_id_length: Handle<i64>,
+    signals_per_execution: Handle<i64>,
+    workflow_task_timeout: Handle<std::time::Duration>,
+    workflow_task_retry_max_interval: Handle<std::time::Duration>,
+    activity_retry: Handle<settings::RetrySettings>,
+    cache_size: Handle<i64>,
+}
+
+impl Settings {
+    pub async fn open(
+        url: Option<&str>,
+        prometheus: &prometheus::Registry,
+    ) -> anyhow::Result<Settings> {
+        let registry = Arc::new(Registry::builtin());
+        let metrics = Metrics::register(prometheus, "frontend,history,matching,worker")
+            .context("register dynamic config metrics")?;
+        let source: Arc<dyn Source> = match url {
+            Some(url) => open_source(url, registry, metrics, OpenOptions::SERVER)
+                .await
+                .with_context(|| format!("open dynamic config {url}"))?,
+            None => Arc::new(MemorySource::with_metrics(registry, metrics)),
+        };
+        source.log_all();
+        let config = DynamicConfig::new(source.clone());
+        Ok(Settings {
+            frontend_rps: config.handle(&settings::FRONTEND_RPS),
+            namespace_rps: config.handle(&settings::FRONTEND_NAMESPACE_RPS),
+            global_namespace_rps: config.handle(&settings::FRONTEND_GLOBAL_NAMESPACE_RPS),
+            blob_size_error: config.handle(&settings::LIMIT_BLOB_SIZE_ERROR),
+            history_count_error: config.handle(&settings::LIMIT_HISTORY_COUNT_ERROR),
+            history_size_error: config.handle(&settings::LIMIT_HISTORY_SIZE_ERROR),
+            history_count_suggest: config
+                .handle(&settings::LIMIT_HISTORY_COUNT_SUGGEST_CONTINUE_AS_NEW),
+            history_size_suggest: config
+                .handle(&settings::LIMIT_HISTORY_SIZE_SUGGEST_CONTINUE_AS_NEW),
+            max_id_length: config.handle(&settings::LIMIT_MAX_ID_LENGTH),
+            signals_per_execution: config.handle(&settings::HISTORY_MAXIMUM_SIGNALS_PER_EXECUTION),
+            workflow_task_timeout: config.handle(&settings::HISTORY_DEFAULT_WORKFLOW_TASK_TIMEOUT),
+            workflow_task_retry_max_interval: config
+                .handle(&settings::HISTORY_WORKFLOW_TASK_RETRY_MAX_INTERVAL),
+            activity_retry: config.handle(&settings::HISTORY_DEFAULT_ACTIVITY_RETRY_POLICY),
+            cache_size: config.handle(&settings::HISTORY_HOST_LEVEL_CACHE_MAX_SIZE),
+            source,
+        })
+    }
+
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    fn is_set(&self, key: &str) -> bool {
+        self.source
+            .dump_all()
+            .contains_key(&key.to_ascii_lowercase())
+    }
+
+    /// Request rates. `start-dev` enforces them only once they are set in the source, so a
+    /// development server without dynamic config is never throttled.
+    pub fn rate_limits(&self) -> RateLimits {
+        let read = |handle: &Handle<i64>, key: &str| {
+            if self.is_set(key) {
+                handle.get(&Filter::GLOBAL) as f64
+            } else {
+                0.0
+            }
+        };
+        RateLimits {
+            rps: read(&self.frontend_rps, "frontend.rps"),
+            namespace_rps: read(&self.namespace_rps, "frontend.namespaceRPS"),
+            global_namespace_rps: read(&self.global_namespace_rps, "frontend.globalNamespaceRPS"),
+        }
+    }
+
+    pub fn history_limits(&self) -> Limits {
+        let global = Filter::GLOBAL;
+        let retry = self.activity_retry.get(&global);
+        let initial_ms = retry.initial_interval.as_millis() as i64;
+        Limits {
+            default_workflow_task_timeout_ms: self.workflow_task_timeout.get(&global).as_millis()
+                as i64,
+            max_id_length: self.max_id_length.get(&global).max(1) as usize,
+            blob_size_error: self.blob_size_error.get(&global).max(0) as usize,
+            history_count_error: self.history_count_error.get(&global),
+            history_size_error: self.history_size_error.get(&global),
+            history_count_suggest_continue_as_new: self.history_count_suggest.get(&global),
+            history_size_suggest_continue_as_new: self.history_size_suggest.get(&global),
+            max_signals_per_execution: self.signals_per_execution.get(&global),
+            default_retry_initial_interval_ms: initial_ms.max(1),
+            default_retry_backoff_coefficient: retry.backoff_coefficient,
+            default_retry_maximum_interval_factor: retry.maximum_interval_coefficient.max(1.0)
+                as i64,
+            workflow_task_retry_max_interval_ms: self
+                .workflow_task_retry_max_interval
+                .get(&global)
+                .as_millis() as i64,
+            ..Limits::default()
+        }
+    }
+
+    pub fn cache_size(&self) -> usize {
+        self.cache_size.get(&Filter::GLOBAL).max(16) as usize
+    }
+}
+
+/// Serves `/metrics` (Prometheus text) and `/debug/dynconfig` (the live map as JSON).
+pub async fn serve_metrics(
+    address: SocketAddr,
+    prometheus: prometheus::Registry,
+    source: Arc<dyn Source>,
+) -> anyhow::Result<SocketAddr> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("bind metrics port {address}"))?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let prometheus = prometheus.clone();
+                async move { sundial_dynconfig::metrics::render(&prometheus) }
+            }),
+        )
+        .route(
+            "/debug/dynconfig",
+            get(move || {
+                let source = source.clone();
+                async move { axum::Json(source.state().debug_json()) }
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    info!(address = %bound, "metrics and dynamic config debug endpoint listening");
+    Ok(bound)
+}

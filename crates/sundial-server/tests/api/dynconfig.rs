@@ -1,0 +1,164 @@
+//! Dynamic config changes the running server's behaviour within a second, from each source:
+//! a watched file, a real etcd (changed with `etcdctl`), and a ConfigMap on the in-process fake
+//! Kubernetes API server (no real API server can run here). Deleting the key reverts it.
+
+use std::time::{Duration, Instant};
+
+use sundial_proto::api::common::v1::WorkflowExecution;
+use sundial_proto::api::workflowservice::v1 as ws;
+use sundial_server::DevServer;
+use sundial_testkit::eventually;
+use tonic::Code;
+
+use crate::common::*;
+
+const LIVE: Duration = Duration::from_secs(1);
+
+async fn server_with(dynamic_config: String) -> (TestServer, Client) {
+    let server = TestServer::start_with(|options| {
+        options.dynamic_config = Some(dynamic_config);
+        options.metrics_address = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let client = server.client.clone();
+    (server, client)
+}
+
+/// A signal whose input is about 500 bytes: accepted under Temporal's default blob limit.
+async fn big_signal(client: &mut Client, workflow_id: &str) -> Result<(), tonic::Status> {
+    client
+        .signal_workflow_execution(ws::SignalWorkflowExecutionRequest {
+            namespace: "default".into(),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: workflow_id.into(),
+                run_id: String::new(),
+            }),
+            signal_name: "s".into(),
+            input: payloads(&"z".repeat(500)),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+}
+
+async fn expect_blob_limit(client: &mut Client, workflow_id: &str, limited: bool) {
+    let started = Instant::now();
+    eventually(LIVE, "the blob limit to follow dynamic config", || {
+        let mut client = client.clone();
+        async move {
+            let outcome = big_signal(&mut client, workflow_id).await;
+            match (limited, outcome) {
+                (true, Err(status)) if status.code() == Code::InvalidArgument => Some(()),
+                (false, Ok(())) => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert!(
+        started.elapsed() <= LIVE,
+        "the change took {:?}",
+        started.elapsed()
+    );
+}
+
+fn metrics_text(server: &DevServer) -> String {
+    let address = server.metrics_address.expect("metrics are served");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    use std::io::{Read, Write};
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_edits_apply_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dynamic.yaml");
+    std::fs::write(&path, "frontend.rps:\n  - value: 0\n").unwrap();
+    let (server, mut client) = server_with(format!("file://{}", path.display())).await;
+    start(&mut client, "wf-dyn-file", "q-dyn").await;
+    big_signal(&mut client, "wf-dyn-file").await.unwrap();
+    std::fs::write(&path, "limit.blobSize.error:\n  - value: 200\n").unwrap();
+    expect_blob_limit(&mut client, "wf-dyn-file", true).await;
+    std::fs::write(&path, "frontend.rps:\n  - value: 0\n").unwrap();
+    expect_blob_limit(&mut client, "wf-dyn-file", false).await;
+    let metrics = metrics_text(server.server.as_ref().unwrap());
+    assert!(metrics.contains("dynconfig_key_updates_total"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_changes_apply_live() {
+    let etcd = sundial_testkit::etcd::EtcdServer::start();
+    let (_server, mut client) =
+        server_with(format!("etcd://{}/sundial-e2e/", etcd.endpoint())).await;
+    start(&mut client, "wf-dyn-etcd", "q-dyn").await;
+    big_signal(&mut client, "wf-dyn-etcd").await.unwrap();
+    etcd.etcdctl(&[
+        "put",
+        "--",
+        "/sundial-e2e/limit.blobSize.error",
+        "- value: 200",
+    ]);
+    expect_blob_limit(&mut client, "wf-dyn-etcd", true).await;
+    etcd.etcdctl(&["del", "/sundial-e2e/limit.blobSize.error"]);
+    expect_blob_limit(&mut client, "wf-dyn-etcd", false).await;
+    // A namespace rate limit set with etcdctl throttles requests at once.
+    etcd.etcdctl(&[
+        "put",
+        "--",
+        "/sundial-e2e/frontend.namespaceRPS",
+        "- value: 2",
+    ]);
+    eventually(LIVE, "namespace rate limit", || {
+        let mut client = client.clone();
+        async move {
+            for _ in 0..10 {
+                if let Err(status) = client.get_system_info(ws::GetSystemInfoRequest {}).await {
+                    panic!("system info is not rate limited: {status}");
+                }
+                let describe = client
+                    .describe_workflow_execution(ws::DescribeWorkflowExecutionRequest {
+                        namespace: "default".into(),
+                        execution: Some(WorkflowExecution {
+                            workflow_id: "wf-dyn-etcd".into(),
+                            run_id: String::new(),
+                        }),
+                    })
+                    .await;
+                if let Err(status) = describe
+                    && status.code() == Code::ResourceExhausted
+                {
+                    return Some(());
+                }
+            }
+            None
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_edits_apply_live() {
+    let fake = sundial_testkit::fake_kube::FakeKube::start().await;
+    let url = format!(
+        "configmap://sundial/dynamic-config?key=config.yaml&server={}",
+        fake.url()
+    );
+    let (_server, mut client) = server_with(url).await;
+    start(&mut client, "wf-dyn-cm", "q-dyn").await;
+    big_signal(&mut client, "wf-dyn-cm").await.unwrap();
+    let original = fake
+        .data("sundial", "dynamic-config", "config.yaml")
+        .unwrap_or_default();
+    fake.set_data(
+        "sundial",
+        "dynamic-config",
+        "config.yaml",
+        "limit.blobSize.error:\n  - value: 200\n",
+    );
+    expect_blob_limit(&mut client, "wf-dyn-cm", true).await;
+    fake.set_data("sundial", "dynamic-config", "config.yaml", &original);
+    expect_blob_limit(&mut client, "wf-dyn-cm", false).await;
+}
