@@ -162,3 +162,69 @@ async fn configmap_edits_apply_live() {
     fake.set_data("sundial", "dynamic-config", "config.yaml", &original);
     expect_blob_limit(&mut client, "wf-dyn-cm", false).await;
 }
+
+/// Three `sundial` processes (the real binary) against one etcd: one `etcdctl put` changes all
+/// three within a second, and deleting the key reverts all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_follow_one_etcd() {
+    let etcd = sundial_testkit::etcd::EtcdServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("etcd://{}/sundial-three/", etcd.endpoint());
+    let mut processes = Vec::new();
+    let mut clients = Vec::new();
+    for index in 0..3 {
+        let port = sundial_testkit::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sundial"))
+            .args([
+                "server",
+                "start-dev",
+                "--port",
+                &port.to_string(),
+                "--log-level",
+                "warn",
+            ])
+            .arg("--db-filename")
+            .arg(dir.path().join(format!("node-{index}.db")))
+            .args(["--dynamic-config", &url])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn sundial");
+        processes.push(KillOnDrop(child));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = eventually(Duration::from_secs(20), "sundial to accept connections", || {
+            let endpoint = endpoint.clone();
+            async move { sundial_proto::workflowservice::workflow_service_client::WorkflowServiceClient::connect(endpoint).await.ok() }
+        })
+        .await;
+        clients.push(client);
+    }
+    for (index, client) in clients.iter_mut().enumerate() {
+        start(client, &format!("wf-three-{index}"), "q-three").await;
+        big_signal(client, &format!("wf-three-{index}"))
+            .await
+            .unwrap();
+    }
+    etcd.etcdctl(&[
+        "put",
+        "--",
+        "/sundial-three/limit.blobSize.error",
+        "- value: 200",
+    ]);
+    for (index, client) in clients.iter_mut().enumerate() {
+        expect_blob_limit(client, &format!("wf-three-{index}"), true).await;
+    }
+    etcd.etcdctl(&["del", "/sundial-three/limit.blobSize.error"]);
+    for (index, client) in clients.iter_mut().enumerate() {
+        expect_blob_limit(client, &format!("wf-three-{index}"), false).await;
+    }
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
