@@ -65,6 +65,13 @@ pub fn payloads(payloads: Option<&Payloads>, limits: &Limits) -> Result<()> {
                 .sum()
         })
         .unwrap_or(0);
+    if size > limits.blob_size_warn && size <= limits.blob_size_error {
+        tracing::warn!(
+            size,
+            warn_limit = limits.blob_size_warn,
+            "payload is over the blob size warning limit"
+        );
+    }
     if size > limits.blob_size_error {
         return Err(Error::invalid("Blob data size exceeds limit."));
     }

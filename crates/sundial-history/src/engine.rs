@@ -79,7 +79,7 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub limits: RwLock<Arc<Limits>>,
     pub num_shards: u32,
-    cache_capacity: usize,
+    cache_capacity: std::sync::atomic::AtomicUsize,
     range_ids: Mutex<HashMap<u32, i64>>,
     next_task_id: AtomicI64,
     slots: Mutex<HashMap<WorkflowKey, Arc<tokio::sync::Mutex<Slot>>>>,
@@ -112,7 +112,7 @@ impl HistoryService {
             clock: clock.clone(),
             limits: RwLock::new(Arc::new(config.limits)),
             num_shards: config.num_shards.max(1),
-            cache_capacity: config.cache_capacity.max(16),
+            cache_capacity: std::sync::atomic::AtomicUsize::new(config.cache_capacity.max(16)),
             range_ids: Mutex::new(HashMap::new()),
             next_task_id: AtomicI64::new(clock.now_millis() * 1000),
             slots: Mutex::new(HashMap::new()),
@@ -126,6 +126,13 @@ impl HistoryService {
         HistoryService {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Changes how many runs stay cached (dynamic config `history.hostLevelCacheMaxSize`).
+    pub fn set_cache_capacity(&self, capacity: usize) {
+        self.inner
+            .cache_capacity
+            .store(capacity.max(16), Ordering::Relaxed);
     }
 
     /// Replaces the limits used by later transitions (dynamic config).
@@ -214,7 +221,7 @@ impl Inner {
 
     fn slot(&self, key: &WorkflowKey) -> Arc<tokio::sync::Mutex<Slot>> {
         let mut slots = self.slots.lock();
-        if slots.len() >= self.cache_capacity && !slots.contains_key(key) {
+        if slots.len() >= self.cache_capacity.load(Ordering::Relaxed) && !slots.contains_key(key) {
             // Evict runs nobody is using; their state is in the database.
             slots.retain(|_, slot| Arc::strong_count(slot) > 1);
         }

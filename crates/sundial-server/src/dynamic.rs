@@ -22,6 +22,7 @@ pub struct Settings {
     namespace_rps: Handle<i64>,
     global_namespace_rps: Handle<i64>,
     blob_size_error: Handle<i64>,
+    blob_size_warn: Handle<i64>,
     history_count_error: Handle<i64>,
     history_size_error: Handle<i64>,
     history_count_suggest: Handle<i64>,
@@ -55,6 +56,7 @@ impl Settings {
             namespace_rps: config.handle(&settings::FRONTEND_NAMESPACE_RPS),
             global_namespace_rps: config.handle(&settings::FRONTEND_GLOBAL_NAMESPACE_RPS),
             blob_size_error: config.handle(&settings::LIMIT_BLOB_SIZE_ERROR),
+            blob_size_warn: config.handle(&settings::LIMIT_BLOB_SIZE_WARN),
             history_count_error: config.handle(&settings::LIMIT_HISTORY_COUNT_ERROR),
             history_size_error: config.handle(&settings::LIMIT_HISTORY_SIZE_ERROR),
             history_count_suggest: config
@@ -108,6 +110,7 @@ impl Settings {
                 as i64,
             max_id_length: self.max_id_length.get(&global).max(1) as usize,
             blob_size_error: self.blob_size_error.get(&global).max(0) as usize,
+            blob_size_warn: self.blob_size_warn.get(&global).max(0) as usize,
             history_count_error: self.history_count_error.get(&global),
             history_size_error: self.history_size_error.get(&global),
             history_count_suggest_continue_as_new: self.history_count_suggest.get(&global),

@@ -126,6 +126,7 @@ impl DevServer {
                 }
                 let limits = settings_for_changes.history_limits();
                 history.set_limits(limits.clone());
+                history.set_cache_capacity(settings_for_changes.cache_size());
                 *frontend.limits.write() = Arc::new(limits);
                 frontend
                     .rate_limiter
