@@ -378,12 +378,17 @@ impl Inner {
             self.evict(key);
             return Err(error);
         }
+        let closed = !state.is_running();
         guard.loaded = Some(Loaded {
             state,
             db_version: db_version + 1,
             events,
         });
         drop(guard);
+        if closed {
+            // Closed runs are rarely read again: keep memory for the open ones.
+            self.evict(key);
+        }
         self.after_write(dispatch).await;
         value
     }

@@ -160,8 +160,11 @@ fn main() -> anyhow::Result<()> {
         Command::Server {
             command: ServerCommand::StartDev(args),
         } => {
+            // Blocking work is SQLite reads on a handful of connections; a small pool keeps
+            // memory (stacks and per-thread allocator heaps) bounded under load.
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .max_blocking_threads(16)
                 .build()?;
             runtime.block_on(start_dev(args))
         }
