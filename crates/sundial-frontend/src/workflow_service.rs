@@ -54,6 +54,21 @@ impl WorkflowHandler {
         Ok(namespace)
     }
 
+    /// The task token of an activity's started attempt, for the `...ById` RPCs.
+    async fn token_by_id(
+        &self,
+        namespace: &sundial_rpc::NamespaceRef,
+        workflow_id: &str,
+        run_id: &str,
+        activity_id: &str,
+    ) -> Result<TaskToken, Status> {
+        self.frontend
+            .history
+            .activity_token_by_id(namespace, workflow_id, run_id, activity_id)
+            .await
+            .map_err(to_status)
+    }
+
     fn default_deadline<T>(request: &Request<T>) -> Instant {
         validate::deadline(request).unwrap_or_else(|| Instant::now() + Duration::from_secs(30))
     }
@@ -607,16 +622,13 @@ impl WorkflowService for WorkflowHandler {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let token = self
-            .frontend
-            .history
-            .activity_token_by_id(
+            .token_by_id(
                 &namespace,
                 &request.workflow_id,
                 &request.run_id,
                 &request.activity_id,
             )
-            .await
-            .map_err(to_status)?;
+            .await?;
         let response = self
             .frontend
             .history
@@ -652,16 +664,13 @@ impl WorkflowService for WorkflowHandler {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let token = self
-            .frontend
-            .history
-            .activity_token_by_id(
+            .token_by_id(
                 &namespace,
                 &request.workflow_id,
                 &request.run_id,
                 &request.activity_id,
             )
-            .await
-            .map_err(to_status)?;
+            .await?;
         self.frontend
             .history
             .respond_activity_task_completed(token, request.result, request.identity)
@@ -702,16 +711,13 @@ impl WorkflowService for WorkflowHandler {
             return Err(to_status(Error::invalid("Failure is not set on request.")));
         };
         let token = self
-            .frontend
-            .history
-            .activity_token_by_id(
+            .token_by_id(
                 &namespace,
                 &request.workflow_id,
                 &request.run_id,
                 &request.activity_id,
             )
-            .await
-            .map_err(to_status)?;
+            .await?;
         self.frontend
             .history
             .respond_activity_task_failed(
@@ -746,16 +752,13 @@ impl WorkflowService for WorkflowHandler {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let token = self
-            .frontend
-            .history
-            .activity_token_by_id(
+            .token_by_id(
                 &namespace,
                 &request.workflow_id,
                 &request.run_id,
                 &request.activity_id,
             )
-            .await
-            .map_err(to_status)?;
+            .await?;
         self.frontend
             .history
             .respond_activity_task_canceled(token, request.details, request.identity)
