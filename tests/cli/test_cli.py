@@ -111,3 +111,23 @@ def test_workflow_cancel_and_terminate(server, worker):
     assert last["workflowExecutionTerminatedEventAttributes"]["reason"] == "cli says stop"
     p = cli(server, "workflow", "terminate", "--workflow-id", w2, check=False)
     assert p.returncode != 0  # already closed
+
+
+def test_task_queue_partitions(server):
+    # No worker polls this queue: its workflow tasks wait, spread over Temporal's default of four
+    # write partitions, and the CLI reads them per partition and in total.
+    queue = "cli-parts-" + uuid.uuid4().hex[:8]
+    for i in range(8):
+        cli(server, "workflow", "start", "--type", "HelloWorkflow", "--task-queue", queue,
+            "--workflow-id", f"{queue}-{i}")
+    listed = cli_json(server, "task-queue", "list-partition", "--task-queue", queue)
+    keys = [p["key"] for p in listed["workflowTaskQueuePartitions"]]
+    assert keys == [queue] + [f"/_sys/{queue}/{n}" for n in (1, 2, 3)], listed
+    assert len(listed["activityTaskQueuePartitions"]) == 4, listed
+    legacy = cli_json(server, "task-queue", "describe", "--task-queue", queue, "--legacy-mode",
+                      "--partitions-legacy", "4")
+    backlogs = [p.get("backlog_count_hint", 0) for p in legacy["taskQueues"]]
+    assert backlogs == [2, 2, 2, 2], legacy
+    described = cli_json(server, "task-queue", "describe", "--task-queue", queue)
+    by_type = {s["taskQueueType"]: s["approximateBacklogCount"] for s in described["stats"]}
+    assert by_type == {"workflow": 8, "activity": 0}, described

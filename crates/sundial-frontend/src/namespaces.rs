@@ -96,6 +96,20 @@ impl Namespaces {
         })
     }
 
+    /// The name of the namespace with this id, if there is one.
+    pub fn name_of(&self, id: &str) -> Option<String> {
+        self.by_name
+            .read()
+            .iter()
+            .find(|(_, description)| {
+                description
+                    .namespace_info
+                    .as_ref()
+                    .is_some_and(|i| i.id == id)
+            })
+            .map(|(name, _)| name.clone())
+    }
+
     pub fn resolve(&self, name: &str) -> Result<NamespaceRef> {
         if name.is_empty() {
             return Err(Error::invalid("Namespace not set on request."));

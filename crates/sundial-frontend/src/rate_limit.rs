@@ -3,6 +3,7 @@
 //! of the cluster). Rates can change at any time; buckets follow on their next use.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
@@ -57,8 +58,13 @@ impl Bucket {
     }
 }
 
+/// Per-namespace rates: `(namespace_rps, global_namespace_rps)` for a namespace name, so values
+/// constrained to one namespace apply to it.
+pub type NamespaceRates = Arc<dyn Fn(&str) -> (f64, f64) + Send + Sync>;
+
 pub struct RateLimiter {
     limits: RwLock<RateLimits>,
+    namespace_rates: RwLock<Option<NamespaceRates>>,
     /// Frontends sharing the cluster-wide namespace rate.
     frontend_count: u32,
     global: Mutex<Option<Bucket>>,
@@ -69,6 +75,7 @@ impl RateLimiter {
     pub fn new(limits: RateLimits) -> Self {
         RateLimiter {
             limits: RwLock::new(limits),
+            namespace_rates: RwLock::new(None),
             frontend_count: 1,
             global: Mutex::new(None),
             namespaces: Mutex::new(HashMap::new()),
@@ -79,15 +86,24 @@ impl RateLimiter {
         *self.limits.write() = limits;
     }
 
+    /// Replaces the namespace rates of `RateLimits` with a per-namespace lookup (or stops).
+    pub fn set_namespace_rates(&self, rates: Option<NamespaceRates>) {
+        *self.namespace_rates.write() = rates;
+    }
+
     pub fn limits(&self) -> RateLimits {
         *self.limits.read()
     }
 
-    fn namespace_rate(&self, limits: &RateLimits) -> f64 {
-        if limits.global_namespace_rps > 0.0 {
-            limits.global_namespace_rps / f64::from(self.frontend_count.max(1))
+    fn namespace_rate(&self, limits: &RateLimits, namespace: &str) -> f64 {
+        let (namespace_rps, global_namespace_rps) = match &*self.namespace_rates.read() {
+            Some(rates) => rates(namespace),
+            None => (limits.namespace_rps, limits.global_namespace_rps),
+        };
+        if global_namespace_rps > 0.0 {
+            global_namespace_rps / f64::from(self.frontend_count.max(1))
         } else {
-            limits.namespace_rps
+            namespace_rps
         }
     }
 
@@ -108,7 +124,7 @@ impl RateLimiter {
                 });
             }
         }
-        let namespace_rate = self.namespace_rate(&limits);
+        let namespace_rate = self.namespace_rate(&limits, namespace);
         if namespace_rate > 0.0 {
             let mut namespaces = self.namespaces.lock();
             let bucket = namespaces
@@ -135,6 +151,27 @@ mod tests {
         (0..count)
             .filter(|_| limiter.admit_at(namespace, now).is_ok())
             .count()
+    }
+
+    #[test]
+    fn per_namespace_rates_apply_to_their_namespace_only() {
+        let limiter = RateLimiter::new(RateLimits {
+            rps: 0.0,
+            namespace_rps: 0.0,
+            global_namespace_rps: 0.0,
+        });
+        limiter.set_namespace_rates(Some(Arc::new(|namespace: &str| {
+            if namespace == "small" {
+                (5.0, 0.0)
+            } else {
+                (0.0, 0.0)
+            }
+        })));
+        let now = Instant::now();
+        assert_eq!(admitted(&limiter, "small", 20, now), 5);
+        assert_eq!(admitted(&limiter, "other", 20, now), 20);
+        limiter.set_namespace_rates(None);
+        assert_eq!(admitted(&limiter, "small", 20, now), 20);
     }
 
     #[test]

@@ -813,20 +813,120 @@ impl WorkflowService for WorkflowHandler {
         &self,
         request: Request<ws::DescribeTaskQueueRequest>,
     ) -> Reply<ws::DescribeTaskQueueResponse> {
+        use sundial_proto::api::enums::v1::{DescribeTaskQueueMode, TaskQueueType};
+        use sundial_proto::api::taskqueue::v1::{
+            TaskQueue, TaskQueueStatus, TaskQueueTypeInfo, TaskQueueVersionInfo,
+        };
+        let request = request.into_inner();
+        let namespace = self.namespace(&request.namespace)?;
+        // A partition may be named directly (`/_sys/<queue>/<n>`, as the CLI's legacy mode does).
+        let requested = request.task_queue.as_ref().map_or("", |q| q.name.as_str());
+        let (queue, partition) = sundial_rpc::parse_partition_name(requested);
+        let one_partition = requested.starts_with("/_sys/").then_some(partition);
+        let base = TaskQueue {
+            name: queue.to_string(),
+            ..request.task_queue.clone().unwrap_or_default()
+        };
+        let task_queue =
+            validate::task_queue(Some(&base), &self.frontend.limits()).map_err(to_status)?;
+        let describe = |task_type: i32| {
+            let matching = self.frontend.matching.clone();
+            let namespace_id = namespace.id.clone();
+            let task_queue = task_queue.clone();
+            async move {
+                let activity = task_type == TaskQueueType::Activity as i32;
+                matching
+                    .describe_task_queue(&namespace_id, &task_queue, activity)
+                    .await
+            }
+        };
+        #[allow(deprecated)]
+        if request.api_mode == DescribeTaskQueueMode::Enhanced as i32 {
+            // Aggregated over all partitions, per task type, under the unversioned build id.
+            let mut types = request.task_queue_types.clone();
+            if types.is_empty() {
+                types = vec![
+                    TaskQueueType::Workflow as i32,
+                    TaskQueueType::Activity as i32,
+                ];
+            }
+            let mut types_info = HashMap::new();
+            for task_type in types {
+                let partitions = describe(task_type).await;
+                let summary = summarize_partitions(&partitions, None);
+                types_info.insert(
+                    task_type,
+                    TaskQueueTypeInfo {
+                        pollers: if request.report_pollers {
+                            summary.0
+                        } else {
+                            Vec::new()
+                        },
+                        stats: request.report_stats.then_some(summary.1),
+                    },
+                );
+            }
+            let info = TaskQueueVersionInfo {
+                types_info,
+                task_reachability: 0,
+            };
+            return ok(ws::DescribeTaskQueueResponse {
+                versions_info: HashMap::from([(String::new(), info)]),
+                ..Default::default()
+            });
+        }
+        let partitions = describe(request.task_queue_type).await;
+        let (pollers, stats) = summarize_partitions(&partitions, one_partition);
+        #[allow(deprecated)]
+        let task_queue_status = request.include_task_queue_status.then(|| {
+            // Legacy status describes one partition: the root unless another is named.
+            let one = partitions.iter().find(|p| p.index == partition);
+            let added = one.map_or(0, |p| p.added);
+            let backlog = one.map_or(0, |p| p.backlog);
+            TaskQueueStatus {
+                backlog_count_hint: backlog,
+                read_level: added,
+                ack_level: added - backlog,
+                // Sundial does not throttle dispatch; Temporal reports this rate when unlimited.
+                rate_per_second: 100_000.0,
+                task_id_block: None,
+            }
+        });
+        #[allow(deprecated)]
+        ok(ws::DescribeTaskQueueResponse {
+            pollers,
+            stats: request.report_stats.then_some(stats),
+            task_queue_status,
+            ..Default::default()
+        })
+    }
+
+    async fn list_task_queue_partitions(
+        &self,
+        request: Request<ws::ListTaskQueuePartitionsRequest>,
+    ) -> Reply<ws::ListTaskQueuePartitionsResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let task_queue = validate::task_queue(request.task_queue.as_ref(), &self.frontend.limits())
             .map_err(to_status)?;
-        let activity = request.task_queue_type
-            == sundial_proto::api::enums::v1::TaskQueueType::Activity as i32;
-        let pollers = self
-            .frontend
-            .matching
-            .describe_task_queue(&namespace.id, &task_queue, activity)
-            .await;
-        ok(ws::DescribeTaskQueueResponse {
-            pollers,
-            ..Default::default()
+        let list = |activity: bool| {
+            let count =
+                self.frontend
+                    .matching
+                    .read_partitions(&namespace.id, &task_queue, activity);
+            (0..count)
+                .map(
+                    |index| sundial_proto::api::taskqueue::v1::TaskQueuePartitionMetadata {
+                        key: sundial_rpc::partition_name(&task_queue, index),
+                        // Matching runs inside this process.
+                        owner_host_name: "in-process".into(),
+                    },
+                )
+                .collect()
+        };
+        ok(ws::ListTaskQueuePartitionsResponse {
+            activity_task_queue_partitions: list(true),
+            workflow_task_queue_partitions: list(false),
         })
     }
 
@@ -838,4 +938,45 @@ impl WorkflowService for WorkflowHandler {
             keys: crate::operator::system_search_attributes(),
         })
     }
+}
+
+/// Pollers (each identity once, latest poll) and backlog statistics of a queue's partitions,
+/// or of one partition. Describing the whole queue lists every worker: idle polls wait at the
+/// root in Temporal too.
+fn summarize_partitions(
+    partitions: &[sundial_rpc::PartitionDescription],
+    only: Option<usize>,
+) -> (
+    Vec<sundial_proto::api::taskqueue::v1::PollerInfo>,
+    sundial_proto::api::taskqueue::v1::TaskQueueStats,
+) {
+    use sundial_proto::api::taskqueue::v1::{PollerInfo, TaskQueueStats};
+    let chosen: Vec<_> = partitions
+        .iter()
+        .filter(|p| only.is_none_or(|index| p.index == index))
+        .collect();
+    let seen_at = |info: &PollerInfo| info.last_access_time.as_ref().map(|t| (t.seconds, t.nanos));
+    let mut pollers: Vec<PollerInfo> = Vec::new();
+    for poller in chosen.iter().flat_map(|p| p.pollers.iter()) {
+        match pollers.iter_mut().find(|p| p.identity == poller.identity) {
+            Some(known) if seen_at(poller) > seen_at(known) => *known = poller.clone(),
+            Some(_) => {}
+            None => pollers.push(poller.clone()),
+        }
+    }
+    let age = chosen
+        .iter()
+        .filter_map(|p| p.oldest_backlog)
+        .min()
+        .and_then(|at| at.elapsed().ok())
+        .unwrap_or_default();
+    let stats = TaskQueueStats {
+        approximate_backlog_count: chosen.iter().map(|p| p.backlog).sum(),
+        approximate_backlog_age: Some(sundial_proto::prost_types::Duration {
+            seconds: age.as_secs() as i64,
+            nanos: age.subsec_nanos() as i32,
+        }),
+        ..Default::default()
+    };
+    (pollers, stats)
 }

@@ -2,6 +2,16 @@
 //! match) or keeps them until one polls. Queues live in memory: history owns durability and
 //! re-adds every pending task when it loads a run, so a restart loses nothing. A task handed to
 //! a poll that has gone away goes back to the queue instead of being lost.
+//!
+//! A normal task queue is split into partitions, as in Temporal: partition 0 is the root,
+//! partition n is `/_sys/<queue>/<n>`. Adds go to the write partitions and polls start at the
+//! read partitions, in turn (Temporal picks at random), with both counts read live from
+//! `matching.numTaskqueueWritePartitions` / `ReadPartitions`. As in Temporal, an idle poll
+//! waits at the root too (poll forwarding), so any waiting poller takes any new task; a poll
+//! that finds its own partition empty takes from the root and then from the other partitions
+//! (Temporal's child partitions forward their backlog to the root). Because of that last step,
+//! a task in a partition beyond the read count (read lowered below write) is still dispatched,
+//! where Temporal would leave it until the partition is read again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -12,7 +22,10 @@ use parking_lot::Mutex;
 use sundial_common::{Error, Result, new_uuid};
 use sundial_proto::api::taskqueue::v1::PollerInfo;
 use sundial_proto::api::workflowservice::v1::PollWorkflowTaskQueueResponse;
-use sundial_rpc::{MatchingApi, QueryAnswer, TaskRef, WorkflowTaskMatch};
+use sundial_rpc::{
+    MatchingApi, PartitionDescription, QueryAnswer, TaskRef, WorkflowTaskMatch,
+    parse_partition_name,
+};
 use tokio::sync::oneshot;
 
 /// A sticky queue with no poll for this long has lost its worker.
@@ -20,6 +33,27 @@ const STICKY_WORKER_MEMORY: Duration = Duration::from_secs(10);
 
 /// How long a queue remembers a poller for "no poller seen recently".
 const POLLER_MEMORY: Duration = Duration::from_secs(20);
+
+/// How long DescribeTaskQueue lists a poller after its last poll.
+const POLLER_LISTED_FOR: Duration = Duration::from_secs(300);
+
+/// How many partitions a normal task queue has now. Read on every add and poll.
+pub trait PartitionCounts: Send + Sync + 'static {
+    /// (read, write) partition counts; values below 1 count as 1.
+    fn partitions(&self, namespace_id: &str, task_queue: &str, activity: bool) -> (usize, usize);
+}
+
+/// The same counts for every queue.
+pub struct FixedPartitions {
+    pub read: usize,
+    pub write: usize,
+}
+
+impl PartitionCounts for FixedPartitions {
+    fn partitions(&self, _: &str, _: &str, _: bool) -> (usize, usize) {
+        (self.read, self.write)
+    }
+}
 
 #[derive(Debug)]
 enum Item {
@@ -30,41 +64,97 @@ enum Item {
 }
 
 #[derive(Default)]
-struct Queue {
-    items: VecDeque<Item>,
-    pollers: VecDeque<oneshot::Sender<Item>>,
-    last_poll: Option<Instant>,
+struct Partition {
+    items: VecDeque<(Item, Instant)>,
     poller_identities: HashMap<String, SystemTime>,
+    added: i64,
 }
 
-impl Queue {
-    /// Gives an item to the first poller still waiting, or keeps it.
-    fn offer(&mut self, mut item: Item) {
-        while let Some(poller) = self.pollers.pop_front() {
+/// All partitions of one queue, with the polls waiting on it.
+#[derive(Default)]
+struct Family {
+    partitions: Vec<Partition>,
+    /// Waiting polls and the partition each started at.
+    pollers: VecDeque<(usize, oneshot::Sender<Item>)>,
+    last_poll: Option<Instant>,
+    next_read: usize,
+    next_write: usize,
+}
+
+impl Family {
+    fn partition(&mut self, index: usize) -> &mut Partition {
+        if self.partitions.len() <= index {
+            self.partitions.resize_with(index + 1, Partition::default);
+        }
+        &mut self.partitions[index]
+    }
+
+    fn pick(next: &mut usize, count: usize) -> usize {
+        let index = *next % count.max(1);
+        *next = next.wrapping_add(1);
+        index
+    }
+
+    /// Gives an item to the first poller still waiting, or keeps it in `partition`.
+    fn offer(&mut self, partition: usize, mut item: Item) {
+        if !matches!(item, Item::Wake) {
+            self.partition(partition).added += 1;
+        }
+        while let Some((_, poller)) = self.pollers.pop_front() {
             match poller.send(item) {
                 Ok(()) => return,
                 Err(returned) => item = returned,
             }
         }
         if !matches!(item, Item::Wake) {
-            self.items.push_back(item);
+            self.partition(partition)
+                .items
+                .push_back((item, Instant::now()));
         }
+    }
+
+    /// Takes a waiting item for a poll that started at `first`: its own partition, then the
+    /// root, then the others. Items `keep` rejects are dropped.
+    fn take(&mut self, first: usize, keep: impl Fn(&Item) -> bool) -> Option<Item> {
+        let count = self.partitions.len();
+        let order = std::iter::once(first)
+            .chain(std::iter::once(0))
+            .chain(1..count)
+            .filter(|&index| index < count);
+        for (position, index) in order.enumerate() {
+            if position > 0 && index == first {
+                continue;
+            }
+            while let Some((item, _)) = self.partitions[index].items.pop_front() {
+                if keep(&item) {
+                    return Some(item);
+                }
+            }
+        }
+        None
     }
 }
 
 type QueueKey = (String, String, bool);
 
-#[derive(Default)]
 pub struct Matching {
-    queues: Mutex<HashMap<QueueKey, Arc<Mutex<Queue>>>>,
+    queues: Mutex<HashMap<QueueKey, Arc<Mutex<Family>>>>,
     queries: Mutex<HashMap<String, oneshot::Sender<QueryAnswer>>>,
+    partitions: Box<dyn PartitionCounts>,
+}
+
+impl Default for Matching {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A poll in progress. If it is dropped after an item was handed to it but before the item was
-/// taken, the item goes back to the front of its queue.
+/// taken, the item goes back to the front of the partition the poll started at.
 struct PendingPoll {
     receiver: oneshot::Receiver<Item>,
-    queue: Arc<Mutex<Queue>>,
+    family: Arc<Mutex<Family>>,
+    partition: usize,
 }
 
 impl Drop for PendingPoll {
@@ -73,20 +163,58 @@ impl Drop for PendingPoll {
         if let Ok(item) = self.receiver.try_recv()
             && !matches!(item, Item::Wake)
         {
-            let mut queue = self.queue.lock();
-            queue.items.push_front(item);
+            let mut family = self.family.lock();
+            family
+                .partition(self.partition)
+                .items
+                .push_front((item, Instant::now()));
         }
     }
 }
 
 impl Matching {
+    /// Matching with one partition per queue.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_partitions(Box::new(FixedPartitions { read: 1, write: 1 }))
     }
 
-    fn queue(&self, namespace_id: &str, task_queue: &str, activity: bool) -> Arc<Mutex<Queue>> {
+    pub fn with_partitions(partitions: Box<dyn PartitionCounts>) -> Self {
+        Matching {
+            queues: Mutex::default(),
+            queries: Mutex::default(),
+            partitions,
+        }
+    }
+
+    fn family(&self, namespace_id: &str, task_queue: &str, activity: bool) -> Arc<Mutex<Family>> {
         let key = (namespace_id.to_string(), task_queue.to_string(), activity);
         self.queues.lock().entry(key).or_default().clone()
+    }
+
+    /// (read, write) partitions of a queue; sticky queues have one.
+    fn counts(
+        &self,
+        namespace_id: &str,
+        task_queue: &str,
+        activity: bool,
+        sticky: bool,
+    ) -> (usize, usize) {
+        if sticky {
+            return (1, 1);
+        }
+        let (read, write) = self
+            .partitions
+            .partitions(namespace_id, task_queue, activity);
+        (read.max(1), write.max(1))
+    }
+
+    fn is_live(&self, item: &Item) -> bool {
+        match item {
+            Item::Workflow(WorkflowTaskMatch::Query { query_id, .. }) => {
+                self.queries.lock().contains_key(query_id)
+            }
+            _ => true,
+        }
     }
 
     async fn poll(
@@ -94,54 +222,69 @@ impl Matching {
         namespace_id: &str,
         task_queue: &str,
         activity: bool,
+        sticky: bool,
         identity: &str,
         deadline: Instant,
     ) -> Option<Item> {
-        let queue = self.queue(namespace_id, task_queue, activity);
-        let receiver = {
-            let mut locked = queue.lock();
+        let (read, _) = self.counts(namespace_id, task_queue, activity, sticky);
+        let family = self.family(namespace_id, task_queue, activity);
+        let (receiver, partition) = {
+            let mut locked = family.lock();
             locked.last_poll = Some(Instant::now());
+            let partition = Family::pick(&mut locked.next_read, read);
             locked
+                .partition(partition)
                 .poller_identities
                 .insert(identity.to_string(), SystemTime::now());
-            loop {
-                match locked.items.pop_front() {
-                    Some(Item::Workflow(WorkflowTaskMatch::Query { query_id, .. }))
-                        if !self.queries.lock().contains_key(&query_id) =>
-                    {
-                        continue;
-                    }
-                    Some(item) => return Some(item),
-                    None => break,
-                }
+            if let Some(item) = locked.take(partition, |item| self.is_live(item)) {
+                return Some(item);
             }
             let (sender, receiver) = oneshot::channel();
-            locked.pollers.push_back(sender);
-            receiver
+            locked.pollers.push_back((partition, sender));
+            (receiver, partition)
         };
         let mut pending = PendingPoll {
             receiver,
-            queue: queue.clone(),
+            family: family.clone(),
+            partition,
         };
         let outcome = tokio::time::timeout_at(deadline.into(), &mut pending.receiver).await;
         match outcome {
             // Woken by ShutdownWorker: the worker is leaving, so this poll does not count as seen.
             Ok(Ok(Item::Wake)) => None,
             Ok(Ok(item)) => {
-                queue.lock().last_poll = Some(Instant::now());
+                family.lock().last_poll = Some(Instant::now());
                 Some(item)
             }
             // Timed out: the drop guard returns anything that raced in.
             _ => {
-                queue.lock().last_poll = Some(Instant::now());
+                family.lock().last_poll = Some(Instant::now());
                 None
             }
         }
     }
 
     fn add(&self, namespace_id: &str, task_queue: &str, activity: bool, item: Item) {
-        let queue = self.queue(namespace_id, task_queue, activity);
-        queue.lock().offer(item);
+        let (_, write) = self.counts(namespace_id, task_queue, activity, false);
+        let family = self.family(namespace_id, task_queue, activity);
+        let mut locked = family.lock();
+        let partition = Family::pick(&mut locked.next_write, write);
+        locked.offer(partition, item);
+    }
+}
+
+fn poller_info(identity: &str, seen: SystemTime) -> PollerInfo {
+    let since_epoch = seen
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    PollerInfo {
+        identity: identity.to_string(),
+        last_access_time: Some(sundial_proto::prost_types::Timestamp {
+            seconds: since_epoch.as_secs() as i64,
+            nanos: since_epoch.subsec_nanos() as i32,
+        }),
+        rate_per_second: 0.0,
+        ..Default::default()
     }
 }
 
@@ -149,8 +292,9 @@ impl Matching {
 impl MatchingApi for Matching {
     async fn add_workflow_task(&self, task_queue: &str, task: TaskRef, sticky: bool) -> bool {
         let namespace_id = task.namespace_id.clone();
-        let queue = self.queue(&namespace_id, task_queue, false);
-        let mut locked = queue.lock();
+        let (_, write) = self.counts(&namespace_id, task_queue, false, sticky);
+        let family = self.family(&namespace_id, task_queue, false);
+        let mut locked = family.lock();
         if sticky {
             let worker_present = !locked.pollers.is_empty()
                 || locked
@@ -160,7 +304,8 @@ impl MatchingApi for Matching {
                 return false;
             }
         }
-        locked.offer(Item::Workflow(WorkflowTaskMatch::Task(task)));
+        let partition = Family::pick(&mut locked.next_write, write);
+        locked.offer(partition, Item::Workflow(WorkflowTaskMatch::Task(task)));
         true
     }
 
@@ -173,13 +318,13 @@ impl MatchingApi for Matching {
         &self,
         namespace_id: &str,
         task_queue: &str,
-        _sticky: bool,
+        sticky: bool,
         identity: &str,
         deadline: Instant,
     ) -> Option<WorkflowTaskMatch> {
         loop {
             match self
-                .poll(namespace_id, task_queue, false, identity, deadline)
+                .poll(namespace_id, task_queue, false, sticky, identity, deadline)
                 .await?
             {
                 Item::Workflow(WorkflowTaskMatch::Query { query_id, .. })
@@ -202,7 +347,7 @@ impl MatchingApi for Matching {
     ) -> Option<TaskRef> {
         loop {
             match self
-                .poll(namespace_id, task_queue, true, identity, deadline)
+                .poll(namespace_id, task_queue, true, false, identity, deadline)
                 .await?
             {
                 Item::Activity(task) => return Some(task),
@@ -218,9 +363,9 @@ impl MatchingApi for Matching {
         response: PollWorkflowTaskQueueResponse,
         deadline: Instant,
     ) -> Result<QueryAnswer> {
-        let queue = self.queue(namespace_id, task_queue, false);
+        let family = self.family(namespace_id, task_queue, false);
         let seen_recently = {
-            let locked = queue.lock();
+            let locked = family.lock();
             !locked.pollers.is_empty()
                 || locked
                     .last_poll
@@ -262,11 +407,11 @@ impl MatchingApi for Matching {
     }
 
     async fn shutdown_worker(&self, namespace_id: &str, sticky_task_queue: &str) {
-        let queue = self.queue(namespace_id, sticky_task_queue, false);
-        let mut locked = queue.lock();
+        let family = self.family(namespace_id, sticky_task_queue, false);
+        let mut locked = family.lock();
         // The worker is gone: its sticky queue takes no more tasks until it polls again.
         locked.last_poll = None;
-        while let Some(poller) = locked.pollers.pop_front() {
+        while let Some((_, poller)) = locked.pollers.pop_front() {
             let _ = poller.send(Item::Wake);
         }
     }
@@ -276,32 +421,42 @@ impl MatchingApi for Matching {
         namespace_id: &str,
         task_queue: &str,
         activity: bool,
-    ) -> Vec<PollerInfo> {
-        let queue = self.queue(namespace_id, task_queue, activity);
-        let locked = queue.lock();
+    ) -> Vec<PartitionDescription> {
+        let (queue, _) = parse_partition_name(task_queue);
+        let (read, write) = self.counts(namespace_id, queue, activity, false);
+        let family = self.family(namespace_id, queue, activity);
+        let mut locked = family.lock();
+        locked.partition(read.max(write) - 1);
+        let now = Instant::now();
+        let wall_now = SystemTime::now();
         locked
-            .poller_identities
+            .partitions
             .iter()
-            .filter(|(_, seen)| {
-                seen.elapsed()
-                    .map(|age| age < Duration::from_secs(300))
-                    .unwrap_or(false)
-            })
-            .map(|(identity, seen)| {
-                let since_epoch = seen
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default();
-                PollerInfo {
-                    identity: identity.clone(),
-                    last_access_time: Some(sundial_proto::prost_types::Timestamp {
-                        seconds: since_epoch.as_secs() as i64,
-                        nanos: since_epoch.subsec_nanos() as i32,
-                    }),
-                    rate_per_second: 0.0,
-                    ..Default::default()
-                }
+            .enumerate()
+            .map(|(index, partition)| PartitionDescription {
+                index,
+                pollers: partition
+                    .poller_identities
+                    .iter()
+                    .filter(|(_, seen)| {
+                        seen.elapsed()
+                            .map(|age| age < POLLER_LISTED_FOR)
+                            .unwrap_or(false)
+                    })
+                    .map(|(identity, seen)| poller_info(identity, *seen))
+                    .collect(),
+                backlog: partition.items.len() as i64,
+                added: partition.added,
+                oldest_backlog: partition
+                    .items
+                    .front()
+                    .map(|(_, at)| wall_now - now.duration_since(*at)),
             })
             .collect()
+    }
+
+    fn read_partitions(&self, namespace_id: &str, task_queue: &str, activity: bool) -> usize {
+        self.counts(namespace_id, task_queue, activity, false).0
     }
 }
 
@@ -351,7 +506,7 @@ mod tests {
                     .await
             })
         };
-        while matching.queue("ns", "q", true).lock().pollers.is_empty() {
+        while matching.family("ns", "q", true).lock().pollers.is_empty() {
             tokio::task::yield_now().await;
         }
         matching.add_activity_task("q", task(7)).await;
@@ -369,7 +524,7 @@ mod tests {
                     .await
             })
         };
-        while matching.queue("ns", "q", true).lock().pollers.is_empty() {
+        while matching.family("ns", "q", true).lock().pollers.is_empty() {
             tokio::task::yield_now().await;
         }
         // The poll goes away; a task offered to it afterwards must not be lost.
@@ -381,6 +536,120 @@ mod tests {
             matching.poll_activity_task("ns", "q", "w", deadline).await,
             Some(task(9))
         );
+    }
+
+    fn partitioned(read: usize, write: usize) -> Matching {
+        Matching::with_partitions(Box::new(FixedPartitions { read, write }))
+    }
+
+    async fn backlogs(matching: &Matching) -> Vec<i64> {
+        matching
+            .describe_task_queue("ns", "q", true)
+            .await
+            .iter()
+            .map(|partition| partition.backlog)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn adds_spread_over_write_partitions() {
+        let matching = partitioned(4, 4);
+        for id in 0..8 {
+            matching.add_activity_task("q", task(id)).await;
+        }
+        assert_eq!(backlogs(&matching).await, vec![2, 2, 2, 2]);
+        let one = partitioned(1, 1);
+        for id in 0..8 {
+            one.add_activity_task("q", task(id)).await;
+        }
+        assert_eq!(backlogs(&one).await, vec![8]);
+    }
+
+    #[tokio::test]
+    async fn every_partition_is_drained_even_beyond_the_read_count() {
+        // Read lowered below write: Temporal would strand partitions 1..3; Sundial does not.
+        let matching = partitioned(1, 4);
+        for id in 0..8 {
+            matching.add_activity_task("q", task(id)).await;
+        }
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let mut taken = Vec::new();
+        while let Some(task) = matching.poll_activity_task("ns", "q", "w", deadline).await {
+            taken.push(task.scheduled_event_id);
+        }
+        taken.sort();
+        assert_eq!(taken, (0..8).collect::<Vec<_>>());
+        assert_eq!(backlogs(&matching).await, vec![0, 0, 0, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_poll_takes_a_task_added_to_another_partition() {
+        let matching = Arc::new(partitioned(4, 4));
+        // Four polls start at partitions 0..3 and wait; four adds land on partitions 0..3.
+        let polls: Vec<_> = (0..4)
+            .map(|_| {
+                let matching = matching.clone();
+                tokio::spawn(async move {
+                    matching
+                        .poll_activity_task("ns", "q", "w", Instant::now() + Duration::from_secs(5))
+                        .await
+                })
+            })
+            .collect();
+        while matching.family("ns", "q", true).lock().pollers.len() < 4 {
+            tokio::task::yield_now().await;
+        }
+        // Skip partition 0 so every task lands on a partition whose own poll is not first.
+        matching.family("ns", "q", true).lock().next_write = 1;
+        for id in 0..4 {
+            matching.add_activity_task("q", task(id)).await;
+        }
+        let mut taken = Vec::new();
+        for poll in polls {
+            taken.push(poll.await.unwrap().unwrap().scheduled_event_id);
+        }
+        taken.sort();
+        assert_eq!(taken, vec![0, 1, 2, 3]);
+        assert_eq!(backlogs(&matching).await, vec![0, 0, 0, 0]);
+    }
+
+    #[tokio::test]
+    async fn pollers_are_listed_by_the_partition_they_polled() {
+        let matching = partitioned(2, 2);
+        let short = Instant::now() + Duration::from_millis(5);
+        matching.poll_activity_task("ns", "q", "a", short).await;
+        let short = Instant::now() + Duration::from_millis(5);
+        matching.poll_activity_task("ns", "q", "b", short).await;
+        let described = matching.describe_task_queue("ns", "/_sys/q/1", true).await;
+        let names: Vec<Vec<String>> = described
+            .iter()
+            .map(|partition| {
+                partition
+                    .pollers
+                    .iter()
+                    .map(|p| p.identity.clone())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(names, vec![vec!["a".to_string()], vec!["b".to_string()]]);
+        assert_eq!(matching.read_partitions("ns", "q", true), 2);
+    }
+
+    #[tokio::test]
+    async fn sticky_queues_have_one_partition() {
+        let matching = partitioned(4, 4);
+        // A recent poll makes the sticky worker present.
+        let short = Instant::now() + Duration::from_millis(1);
+        matching
+            .poll_workflow_task("ns", "sticky", true, "w", short)
+            .await;
+        for id in 0..3 {
+            assert!(matching.add_workflow_task("sticky", task(id), true).await);
+        }
+        let family = matching.family("ns", "sticky", false);
+        let locked = family.lock();
+        assert_eq!(locked.partitions.len(), 1);
+        assert_eq!(locked.partitions[0].items.len(), 3);
     }
 
     #[tokio::test]
@@ -416,7 +685,7 @@ mod tests {
             })
         };
         while matching
-            .queue("ns", "sticky", false)
+            .family("ns", "sticky", false)
             .lock()
             .pollers
             .is_empty()

@@ -128,13 +128,51 @@ pub trait MatchingApi: Send + Sync + 'static {
     async fn respond_query(&self, query_id: &str, answer: QueryAnswer) -> Result<()>;
     /// Ends the polls waiting on a worker's sticky queue.
     async fn shutdown_worker(&self, namespace_id: &str, sticky_task_queue: &str);
-    /// Pollers seen on a queue recently, for DescribeTaskQueue.
+    /// Every partition of a queue (root first), for DescribeTaskQueue.
     async fn describe_task_queue(
         &self,
         namespace_id: &str,
         task_queue: &str,
         activity: bool,
-    ) -> Vec<sundial_proto::api::taskqueue::v1::PollerInfo>;
+    ) -> Vec<PartitionDescription>;
+    /// How many partitions polls of a queue are spread over now (ListTaskQueuePartitions).
+    fn read_partitions(&self, namespace_id: &str, task_queue: &str, activity: bool) -> usize;
+}
+
+/// One partition of a task queue as matching sees it.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionDescription {
+    /// 0 is the root partition, named like the queue; partition n is `/_sys/<queue>/<n>`.
+    pub index: usize,
+    /// Pollers that polled this partition in the last five minutes.
+    pub pollers: Vec<sundial_proto::api::taskqueue::v1::PollerInfo>,
+    /// Tasks waiting in this partition for a poller.
+    pub backlog: i64,
+    /// Tasks ever added to this partition since the process started.
+    pub added: i64,
+    /// When the oldest waiting task was added.
+    pub oldest_backlog: Option<std::time::SystemTime>,
+}
+
+/// The name of partition `index` of `task_queue`, as Temporal spells it.
+pub fn partition_name(task_queue: &str, index: usize) -> String {
+    if index == 0 {
+        task_queue.to_string()
+    } else {
+        format!("/_sys/{task_queue}/{index}")
+    }
+}
+
+/// Splits a partition name into its queue and index; a plain name is partition 0.
+pub fn parse_partition_name(name: &str) -> (&str, usize) {
+    if let Some(rest) = name.strip_prefix("/_sys/")
+        && let Some((queue, index)) = rest.rsplit_once('/')
+        && let Ok(index) = index.parse::<usize>()
+        && !queue.is_empty()
+    {
+        return (queue, index);
+    }
+    (name, 0)
 }
 
 /// The namespace a request is for, resolved by the frontend.

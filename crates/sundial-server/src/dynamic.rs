@@ -33,6 +33,8 @@ pub struct Settings {
     workflow_task_retry_max_interval: Handle<std::time::Duration>,
     activity_retry: Handle<settings::RetrySettings>,
     cache_size: Handle<i64>,
+    read_partitions: Handle<i64>,
+    write_partitions: Handle<i64>,
 }
 
 impl Settings {
@@ -70,6 +72,8 @@ impl Settings {
                 .handle(&settings::HISTORY_WORKFLOW_TASK_RETRY_MAX_INTERVAL),
             activity_retry: config.handle(&settings::HISTORY_DEFAULT_ACTIVITY_RETRY_POLICY),
             cache_size: config.handle(&settings::HISTORY_HOST_LEVEL_CACHE_MAX_SIZE),
+            read_partitions: config.handle(&settings::MATCHING_NUM_TASKQUEUE_READ_PARTITIONS),
+            write_partitions: config.handle(&settings::MATCHING_NUM_TASKQUEUE_WRITE_PARTITIONS),
             source,
         })
     }
@@ -101,6 +105,28 @@ impl Settings {
         }
     }
 
+    /// Namespace rates read per namespace, so entries constrained to one namespace apply to it;
+    /// `None` while neither namespace rate key is set (no namespace limit in `start-dev`).
+    pub fn namespace_rates(&self) -> Option<sundial_frontend::rate_limit::NamespaceRates> {
+        let per_namespace = self.is_set("frontend.namespaceRPS");
+        let global = self.is_set("frontend.globalNamespaceRPS");
+        if !per_namespace && !global {
+            return None;
+        }
+        let namespace_rps = self.namespace_rps.clone();
+        let global_namespace_rps = self.global_namespace_rps.clone();
+        Some(Arc::new(move |namespace: &str| {
+            let filter = Filter::namespace(namespace);
+            let read = |handle: &Handle<i64>, set: bool| {
+                if set { handle.get(&filter) as f64 } else { 0.0 }
+            };
+            (
+                read(&namespace_rps, per_namespace),
+                read(&global_namespace_rps, global),
+            )
+        }))
+    }
+
     pub fn history_limits(&self) -> Limits {
         let global = Filter::GLOBAL;
         let retry = self.activity_retry.get(&global);
@@ -130,6 +156,34 @@ impl Settings {
 
     pub fn cache_size(&self) -> usize {
         self.cache_size.get(&Filter::GLOBAL).max(16) as usize
+    }
+}
+
+/// Task-queue partition counts read live from `matching.numTaskqueueReadPartitions` and
+/// `matching.numTaskqueueWritePartitions`, constrained by namespace, queue and task type.
+pub struct LivePartitions {
+    pub settings: Arc<Settings>,
+    pub namespaces: Arc<sundial_frontend::Namespaces>,
+}
+
+impl sundial_matching::PartitionCounts for LivePartitions {
+    fn partitions(&self, namespace_id: &str, task_queue: &str, activity: bool) -> (usize, usize) {
+        use sundial_proto::api::enums::v1::TaskQueueType;
+        let name = self.namespaces.name_of(namespace_id).unwrap_or_default();
+        let task_type = if activity {
+            TaskQueueType::Activity
+        } else {
+            TaskQueueType::Workflow
+        } as i32;
+        let filter = Filter {
+            namespace_id,
+            ..Filter::task_queue(&name, task_queue, task_type)
+        };
+        let read = self.settings.read_partitions.get(&filter);
+        let write = self.settings.write_partitions.get(&filter);
+        // Bounded so a typo cannot make every add scan thousands of partitions.
+        let clamp = |value: i64| value.clamp(1, 1000) as usize;
+        (clamp(read), clamp(write))
     }
 }
 

@@ -68,7 +68,11 @@ impl DevServer {
             .with_context(|| format!("open database {}", options.db_filename.display()))?,
         );
         let dyn_store: Arc<dyn Store> = store.clone();
-        let matching = Arc::new(Matching::new());
+        let namespaces = Arc::new(
+            Namespaces::load(dyn_store.clone())
+                .await
+                .context("load namespaces")?,
+        );
         let prometheus = prometheus::Registry::new();
         let settings = Arc::new(
             dynamic::Settings::open(options.dynamic_config.as_deref(), &prometheus).await?,
@@ -77,6 +81,12 @@ impl DevServer {
             Some(_) => (settings.history_limits(), settings.rate_limits()),
             None => (options.limits.clone(), options.rate_limits),
         };
+        let matching = Arc::new(Matching::with_partitions(Box::new(
+            dynamic::LivePartitions {
+                settings: settings.clone(),
+                namespaces: namespaces.clone(),
+            },
+        )));
         let config = HistoryConfig {
             num_shards: options.num_shards,
             limits: history_limits,
@@ -88,11 +98,6 @@ impl DevServer {
             matching.clone(),
             Arc::new(SystemClock),
             config,
-        );
-        let namespaces = Arc::new(
-            Namespaces::load(dyn_store.clone())
-                .await
-                .context("load namespaces")?,
         );
         namespaces
             .ensure("default")
@@ -115,6 +120,11 @@ impl DevServer {
             store: dyn_store,
             rate_limiter: sundial_frontend::rate_limit::RateLimiter::new(rate_limits),
         });
+        if options.dynamic_config.is_some() {
+            frontend
+                .rate_limiter
+                .set_namespace_rates(settings.namespace_rates());
+        }
         let config_subscription = {
             let settings_for_changes = settings.clone();
             let frontend = frontend.clone();
@@ -131,6 +141,9 @@ impl DevServer {
                 frontend
                     .rate_limiter
                     .set_limits(settings_for_changes.rate_limits());
+                frontend
+                    .rate_limiter
+                    .set_namespace_rates(settings_for_changes.namespace_rates());
                 info!(
                     changed_keys = changes.len(),
                     "applied dynamic config change"

@@ -228,3 +228,144 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+async fn partition_count(client: &mut Client, queue: &str) -> (usize, usize) {
+    let response = client
+        .list_task_queue_partitions(ws::ListTaskQueuePartitionsRequest {
+            namespace: "default".into(),
+            task_queue: task_queue(queue),
+        })
+        .await
+        .expect("list partitions")
+        .into_inner();
+    (
+        response.workflow_task_queue_partitions.len(),
+        response.activity_task_queue_partitions.len(),
+    )
+}
+
+/// Workflow tasks waiting in one partition, through the legacy status the CLI reads.
+async fn partition_backlog(client: &mut Client, queue: &str, partition: usize) -> i64 {
+    let name = if partition == 0 {
+        queue.to_string()
+    } else {
+        format!("/_sys/{queue}/{partition}")
+    };
+    #[allow(deprecated)]
+    let request = ws::DescribeTaskQueueRequest {
+        namespace: "default".into(),
+        task_queue: task_queue(&name),
+        include_task_queue_status: true,
+        ..Default::default()
+    };
+    #[allow(deprecated)]
+    let status = client
+        .describe_task_queue(request)
+        .await
+        .expect("describe partition")
+        .into_inner()
+        .task_queue_status
+        .expect("status was asked for");
+    status.backlog_count_hint
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_counts_apply_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dynamic.yaml");
+    let one = "matching.numTaskqueueReadPartitions:\n  - value: 1\n\
+               matching.numTaskqueueWritePartitions:\n  - value: 1\n";
+    std::fs::write(&path, one).unwrap();
+    let (_server, mut client) = server_with(format!("file://{}", path.display())).await;
+    let queue = "q-parts";
+    assert_eq!(partition_count(&mut client, queue).await, (1, 1));
+    for i in 0..8 {
+        start(&mut client, &format!("wf-part-a{i}"), queue).await;
+    }
+    assert_eq!(partition_backlog(&mut client, queue, 0).await, 8);
+    assert_eq!(partition_backlog(&mut client, queue, 1).await, 0);
+
+    // Deleting the keys reverts to Temporal's default of four partitions, within a second.
+    std::fs::write(&path, "frontend.rps:\n  - value: 0\n").unwrap();
+    let started = Instant::now();
+    eventually(LIVE, "four partitions", || {
+        let mut client = client.clone();
+        async move { (partition_count(&mut client, queue).await == (4, 4)).then_some(()) }
+    })
+    .await;
+    assert!(started.elapsed() <= LIVE, "took {:?}", started.elapsed());
+    for i in 0..8 {
+        start(&mut client, &format!("wf-part-b{i}"), queue).await;
+    }
+    let mut backlogs = Vec::new();
+    for partition in 0..4 {
+        backlogs.push(partition_backlog(&mut client, queue, partition).await);
+    }
+    assert_eq!(backlogs, vec![10, 2, 2, 2]);
+
+    // Read lowered below write: every partition is still drained by polls.
+    let skewed = "matching.numTaskqueueReadPartitions:\n  - value: 1\n";
+    std::fs::write(&path, skewed).unwrap();
+    eventually(LIVE, "one read partition", || {
+        let mut client = client.clone();
+        async move { (partition_count(&mut client, queue).await == (1, 1)).then_some(()) }
+    })
+    .await;
+    let mut polled = std::collections::BTreeSet::new();
+    for _ in 0..16 {
+        let task = poll_workflow_task(&mut client, queue).await;
+        polled.insert(task.workflow_execution.unwrap().workflow_id);
+    }
+    assert_eq!(polled.len(), 16);
+    for partition in 0..4 {
+        assert_eq!(partition_backlog(&mut client, queue, partition).await, 0);
+    }
+}
+
+/// Sends `count` describes to a namespace; how many were refused with ResourceExhausted.
+async fn throttled(client: &mut Client, namespace: &str, count: usize) -> usize {
+    let mut refused = 0;
+    for _ in 0..count {
+        let outcome = client
+            .describe_workflow_execution(ws::DescribeWorkflowExecutionRequest {
+                namespace: namespace.into(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: "no-such-workflow".into(),
+                    run_id: String::new(),
+                }),
+            })
+            .await;
+        match outcome {
+            Err(status) if status.code() == Code::ResourceExhausted => refused += 1,
+            Err(status) => assert_eq!(status.code(), Code::NotFound, "{status}"),
+            Ok(_) => panic!("the workflow does not exist"),
+        }
+    }
+    refused
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_rate_constrained_to_one_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dynamic.yaml");
+    std::fs::write(&path, "frontend.rps:\n  - value: 0\n").unwrap();
+    let server = TestServer::start_with(|options| {
+        options.dynamic_config = Some(format!("file://{}", path.display()));
+        options.namespaces = vec!["slow".into()];
+    })
+    .await;
+    let mut client = server.client.clone();
+    assert_eq!(throttled(&mut client, "slow", 20).await, 0);
+    std::fs::write(
+        &path,
+        "frontend.namespaceRPS:\n  - value: 2\n    constraints: {namespace: slow}\n",
+    )
+    .unwrap();
+    eventually(LIVE, "the rate of namespace slow", || {
+        let mut client = client.clone();
+        async move { (throttled(&mut client, "slow", 10).await > 0).then_some(()) }
+    })
+    .await;
+    // The value is constrained to `slow`; `default` keeps no limit.
+    assert_eq!(throttled(&mut client, "default", 50).await, 0);
+}
