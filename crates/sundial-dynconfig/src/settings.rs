@@ -298,6 +298,16 @@ pub static FRONTEND_ENABLE_UPDATE_WORKFLOW_EXECUTION: Setting<bool> = Setting::n
     "Allows UpdateWorkflowExecution in the namespace.",
 );
 
+/// Eager activity dispatch: activities a workflow task schedules with
+/// `request_eager_execution` start at once and return in the completion's response.
+/// Temporal's compiled default is off; its `start-dev` (and Sundial's) turns it on.
+pub static SYSTEM_ENABLE_ACTIVITY_EAGER_EXECUTION: Setting<bool> = Setting::new(
+    "system.enableActivityEagerExecution",
+    Kind::Namespace,
+    || false,
+    "Start activities requested for eager execution inside the workflow task completion.",
+);
+
 /// Matching request rate limit per instance.
 pub static MATCHING_RPS: Setting<i64> = Setting::new(
     "matching.rps",
@@ -723,6 +733,7 @@ pub static ALL: &[&dyn AnySetting] = &[
     &FRONTEND_KEEP_ALIVE_MIN_TIME,
     &FRONTEND_KEEP_ALIVE_MAX_CONNECTION_AGE,
     &FRONTEND_ENABLE_UPDATE_WORKFLOW_EXECUTION,
+    &SYSTEM_ENABLE_ACTIVITY_EAGER_EXECUTION,
     &MATCHING_RPS,
     &MATCHING_PERSISTENCE_MAX_QPS,
     &MATCHING_FORWARDER_MAX_OUTSTANDING_POLLS,

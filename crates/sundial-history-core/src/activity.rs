@@ -215,6 +215,59 @@ pub fn record_activity_started(
     })
 }
 
+/// Eager activity dispatch: starts, within the transition that scheduled them, the activities
+/// named in `activity_ids` (those a workflow task completion scheduled with
+/// `request_eager_execution`). Their dispatch tasks are dropped, since the worker receives them
+/// in the completion's response. Like Temporal, nothing is started when the run closed in the
+/// same completion, and an activity already cancelled by it is skipped.
+pub fn start_eager(
+    state: &mut MutableState,
+    env: &Env,
+    transition: &mut Transition,
+    activity_ids: &[&str],
+    identity: &str,
+) -> Result<Vec<ActivityInfo>> {
+    let mut started = Vec::new();
+    if activity_ids.is_empty() || !state.is_running() {
+        return Ok(started);
+    }
+    for activity_id in activity_ids {
+        let Some((scheduled_event_id, attempt)) = state
+            .activities
+            .values()
+            .find(|activity| {
+                activity.started_time_ms == 0
+                    && activity
+                        .scheduled
+                        .as_ref()
+                        .is_some_and(|s| s.activity_id == *activity_id)
+            })
+            .map(|activity| (activity.scheduled_event_id, activity.attempt))
+        else {
+            continue;
+        };
+        let Some(dispatch) = transition.tasks.iter().position(|task| {
+            task.kind() == Some(TaskType::ActivityTask) && task.event_id == scheduled_event_id
+        }) else {
+            continue;
+        };
+        transition.tasks.remove(dispatch);
+        let request_id = (env.new_id)();
+        let mut recorded = record_activity_started(
+            state,
+            env,
+            scheduled_event_id,
+            attempt,
+            &request_id,
+            identity,
+        )?;
+        transition.events.append(&mut recorded.transition.events);
+        transition.tasks.append(&mut recorded.transition.tasks);
+        started.push(recorded.activity);
+    }
+    Ok(started)
+}
+
 /// Finds the started attempt a task token names.
 fn started_attempt(
     state: &MutableState,

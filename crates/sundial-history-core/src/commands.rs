@@ -40,6 +40,9 @@ pub struct CompleteWorkflowTask {
     pub namespace: String,
     /// The worker's sticky queue and its schedule-to-start timeout; `None` turns stickiness off.
     pub sticky: Option<(String, i64)>,
+    /// Whether activities scheduled with `request_eager_execution` are started at once and
+    /// handed back in the response (`system.enableActivityEagerExecution`).
+    pub eager_activities: bool,
 }
 
 /// The outcome: what to persist, and the error to return to the worker even though something
@@ -48,6 +51,8 @@ pub struct CompleteWorkflowTask {
 pub struct WorkflowTaskCompletion {
     pub transition: Transition,
     pub error: Option<Error>,
+    /// Activities started eagerly by this completion, for the response's `activity_tasks`.
+    pub eager_activities: Vec<crate::state::ActivityInfo>,
 }
 
 /// A command that cannot be applied: the failure cause, and whether the run is terminated.
@@ -159,6 +164,7 @@ pub fn complete_workflow_task(
         return Ok(WorkflowTaskCompletion {
             transition: mutation.finish(),
             error: Some(Error::invalid("UnhandledCommand")),
+            eager_activities: Vec::new(),
         });
     }
     let snapshot = state.clone();
@@ -170,10 +176,34 @@ pub fn complete_workflow_task(
         }
     };
     let error = match outcome {
-        Ok(transition) => {
+        Ok(mut transition) => {
+            let eager_activities = if request.eager_activities {
+                let requested: Vec<&str> = request
+                    .commands
+                    .iter()
+                    .filter_map(|command| match &command.attributes {
+                        Some(C::ScheduleActivityTaskCommandAttributes(attributes))
+                            if attributes.request_eager_execution =>
+                        {
+                            Some(attributes.activity_id.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                crate::activity::start_eager(
+                    state,
+                    env,
+                    &mut transition,
+                    &requested,
+                    &request.identity,
+                )?
+            } else {
+                Vec::new()
+            };
             return Ok(WorkflowTaskCompletion {
                 transition,
                 error: None,
+                eager_activities,
             });
         }
         Err(error) => error,
@@ -207,6 +237,7 @@ pub fn complete_workflow_task(
     Ok(WorkflowTaskCompletion {
         transition: mutation.finish(),
         error: Some(Error::invalid(message)),
+        eager_activities: Vec::new(),
     })
 }
 

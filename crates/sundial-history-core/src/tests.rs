@@ -10,7 +10,7 @@ use sundial_proto::api::command::v1::{
     StartTimerCommandAttributes,
 };
 use sundial_proto::api::common::v1::{ActivityType, WorkflowType};
-use sundial_proto::api::enums::v1::{TaskQueueKind, WorkflowTaskFailedCause};
+use sundial_proto::api::enums::v1::{TaskQueueKind, TimeoutType, WorkflowTaskFailedCause};
 use sundial_proto::api::history::v1::history_event::Attributes;
 use sundial_proto::api::history::v1::{
     HistoryEvent, WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
@@ -275,6 +275,108 @@ fn activity_timeouts_are_normalised_and_retry_policy_filled() {
     assert_eq!(duration_ms(policy.initial_interval.as_ref()), 1_000);
     assert_eq!(duration_ms(policy.maximum_interval.as_ref()), 100_000);
     assert_eq!(policy.maximum_attempts, 0);
+}
+
+fn eager(command: Command) -> Command {
+    let mut command = command;
+    if let Some(C::ScheduleActivityTaskCommandAttributes(attributes)) = command.attributes.as_mut()
+    {
+        attributes.request_eager_execution = true;
+    }
+    command
+}
+
+fn complete_eager(
+    state: &mut MutableState,
+    fixture: &Fixture,
+    task: (i64, i32),
+    commands: Vec<Command>,
+    enabled: bool,
+) -> WorkflowTaskCompletion {
+    complete_workflow_task(
+        state,
+        &fixture.env(),
+        CompleteWorkflowTask {
+            scheduled_event_id: task.0,
+            attempt: task.1,
+            commands,
+            namespace: "default".into(),
+            identity: "worker-1".into(),
+            eager_activities: enabled,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn dispatches(transition: &Transition) -> Vec<i64> {
+    transition
+        .tasks
+        .iter()
+        .filter(|task| task.kind() == Some(TaskType::ActivityTask))
+        .map(|task| task.event_id)
+        .collect()
+}
+
+#[test]
+fn eager_activities_start_in_the_completing_transition() {
+    let fixture = Fixture::new();
+    let (mut state, _) = started(&fixture);
+    let mut history = Vec::new();
+    let task = take_task(&mut state, &fixture, &mut history);
+    let commands = vec![eager(activity("a", 5_000)), activity("b", 5_000)];
+    let completion = complete_eager(&mut state, &fixture, task, commands, true);
+    assert_eq!(completion.eager_activities.len(), 1);
+    let a = &completion.eager_activities[0];
+    assert_eq!(a.scheduled.as_ref().unwrap().activity_id, "a");
+    assert!(a.started_time_ms > 0);
+    assert_eq!(a.identity, "worker-1");
+    // Only `b` goes to matching; `a` has its start-to-close timer instead.
+    let b = state
+        .activities
+        .values()
+        .find(|x| x.scheduled.as_ref().unwrap().activity_id == "b")
+        .unwrap();
+    assert_eq!(
+        dispatches(&completion.transition),
+        vec![b.scheduled_event_id]
+    );
+    assert!(completion.transition.tasks.iter().any(|task| {
+        task.kind() == Some(TaskType::ActivityTimeout)
+            && task.event_id == a.scheduled_event_id
+            && task.timeout_type == TimeoutType::StartToClose as i32
+    }));
+    // The started event stays unwritten until the attempt ends, as for polled activities.
+    assert!(
+        !text(&completion.transition.events)
+            .iter()
+            .any(|e| e.contains("ActivityTaskStarted"))
+    );
+    assert!(state.activities[&a.scheduled_event_id].started_time_ms > 0);
+}
+
+#[test]
+fn eager_activities_off_or_run_closed_dispatch_normally() {
+    let fixture = Fixture::new();
+    let (mut state, _) = started(&fixture);
+    let mut history = Vec::new();
+    let task = take_task(&mut state, &fixture, &mut history);
+    let completion = complete_eager(
+        &mut state,
+        &fixture,
+        task,
+        vec![eager(activity("a", 5_000))],
+        false,
+    );
+    assert!(completion.eager_activities.is_empty());
+    assert_eq!(dispatches(&completion.transition).len(), 1);
+
+    let (mut state, _) = started(&fixture);
+    let task = take_task(&mut state, &fixture, &mut history);
+    let commands = vec![eager(activity("a", 5_000)), complete_command()];
+    let completion = complete_eager(&mut state, &fixture, task, commands, true);
+    assert!(completion.eager_activities.is_empty());
+    assert!(!state.is_running());
 }
 
 #[test]

@@ -38,6 +38,19 @@ fn already_started(message: String, start_request_id: String, run_id: String) ->
     }
 }
 
+/// Drops a workflow id's start lock from the slot map when its start is done, so finished
+/// starts do not each leave an entry behind.
+struct IdLockRelease<'a> {
+    inner: &'a Inner,
+    key: WorkflowKey,
+}
+
+impl Drop for IdLockRelease<'_> {
+    fn drop(&mut self) {
+        self.inner.release_unused_slot(&self.key);
+    }
+}
+
 impl Inner {
     /// Starts a run, applying the request-id dedupe and the conflict and reuse policies.
     pub(crate) async fn start_workflow(
@@ -52,6 +65,11 @@ impl Inner {
             request.workflow_id.clone(),
             String::new(),
         );
+        // Declared first so it runs last: forgets the lock once nobody holds or awaits it.
+        let _release = IdLockRelease {
+            inner: self,
+            key: id_lock_key.clone(),
+        };
         let id_lock = self.id_lock(&id_lock_key);
         let _held = id_lock.lock().await;
         let request_id = if request.request_id.is_empty() {
@@ -921,18 +939,46 @@ impl HistoryApi for HistoryService {
             force_create_new_workflow_task: request.force_create_new_workflow_task,
             namespace: namespace.name.clone(),
             sticky,
+            eager_activities: (self.inner.eager_activities.read())(&namespace.name),
         };
-        let error = self
+        let (error, eager) = self
             .inner
             .update(&key, |state, env| {
                 let outcome = core::complete_workflow_task(state, env, completion)?;
-                Ok((outcome.transition, outcome.error))
+                let eager = if outcome.eager_activities.is_empty() {
+                    None
+                } else {
+                    Some((
+                        outcome.eager_activities,
+                        responses::workflow_type(state),
+                        responses::execution(state),
+                    ))
+                };
+                Ok((outcome.transition, (outcome.error, eager)))
             })
             .await?;
         if let Some(error) = error {
             return Err(error);
         }
-        Ok(ws::RespondWorkflowTaskCompletedResponse::default())
+        let activity_tasks = match eager {
+            Some((activities, workflow_type, execution)) => activities
+                .iter()
+                .map(|activity| {
+                    responses::activity_task(
+                        &key,
+                        &namespace.name,
+                        &workflow_type,
+                        &execution,
+                        activity,
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(ws::RespondWorkflowTaskCompletedResponse {
+            activity_tasks,
+            ..Default::default()
+        })
     }
 
     async fn reset_sticky_task_queue(
@@ -984,7 +1030,7 @@ impl HistoryApi for HistoryService {
 
     async fn record_activity_task_started(
         &self,
-        _namespace: &NamespaceRef,
+        namespace: &NamespaceRef,
         task: &TaskRef,
         request: &ws::PollActivityTaskQueueRequest,
     ) -> Result<ws::PollActivityTaskQueueResponse> {
@@ -996,7 +1042,7 @@ impl HistoryApi for HistoryService {
         let request_id = new_uuid();
         let identity = request.identity.clone();
         let (scheduled, attempt) = (task.scheduled_event_id, task.attempt);
-        let (started, state) = self
+        let (activity, workflow_type, execution) = self
             .inner
             .update(&key, |state, env| {
                 let mut started = core::record_activity_started(
@@ -1008,42 +1054,21 @@ impl HistoryApi for HistoryService {
                     &identity,
                 )?;
                 let transition = std::mem::take(&mut started.transition);
-                Ok((transition, (started, state.clone())))
+                let found = (
+                    started.activity,
+                    responses::workflow_type(state),
+                    responses::execution(state),
+                );
+                Ok((transition, found))
             })
             .await?;
-        let activity = started.activity;
-        let scheduled = activity.scheduled.clone().unwrap_or_default();
-        let token = TaskToken {
-            kind: TOKEN_ACTIVITY_TASK,
-            namespace_id: key.namespace_id.clone(),
-            workflow_id: key.workflow_id.clone(),
-            run_id: key.run_id.clone(),
-            scheduled_event_id: activity.scheduled_event_id,
-            attempt: activity.attempt,
-            activity_id: activity.activity_id.clone(),
-            ..Default::default()
-        };
-        Ok(ws::PollActivityTaskQueueResponse {
-            task_token: token.encode(),
-            workflow_namespace: _namespace.name.clone(),
-            workflow_type: Some(responses::workflow_type(&state)),
-            workflow_execution: Some(responses::execution(&state)),
-            activity_type: scheduled.activity_type.clone(),
-            activity_id: activity.activity_id.clone(),
-            header: scheduled.header.clone(),
-            input: scheduled.input.clone(),
-            heartbeat_details: activity.heartbeat_details.clone(),
-            scheduled_time: timestamp(activity.first_scheduled_time_ms),
-            current_attempt_scheduled_time: timestamp(activity.scheduled_time_ms),
-            started_time: timestamp(activity.started_time_ms),
-            attempt: activity.attempt,
-            schedule_to_close_timeout: scheduled.schedule_to_close_timeout,
-            start_to_close_timeout: scheduled.start_to_close_timeout,
-            heartbeat_timeout: scheduled.heartbeat_timeout,
-            retry_policy: scheduled.retry_policy.clone(),
-            priority: scheduled.priority.clone(),
-            ..Default::default()
-        })
+        Ok(responses::activity_task(
+            &key,
+            &namespace.name,
+            &workflow_type,
+            &execution,
+            &activity,
+        ))
     }
 
     async fn record_activity_task_heartbeat(

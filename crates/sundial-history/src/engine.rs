@@ -90,7 +90,12 @@ pub(crate) struct Inner {
     /// Queries waiting to ride on a run's pending workflow task, and their answer channels.
     pub(crate) attached_queries: Mutex<HashMap<WorkflowKey, Vec<(String, WorkflowQuery)>>>,
     pub(crate) query_waiters: Mutex<HashMap<String, oneshot::Sender<QueryAnswer>>>,
+    /// Whether a namespace (by name) dispatches activities eagerly.
+    pub(crate) eager_activities: RwLock<EagerPolicy>,
 }
+
+/// Decides per namespace name whether eager activity dispatch is on.
+pub type EagerPolicy = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// The history service. Cheap to clone; every clone shares the same shards.
 #[derive(Clone)]
@@ -122,6 +127,7 @@ impl HistoryService {
             watchers: Mutex::new(HashMap::new()),
             attached_queries: Mutex::new(HashMap::new()),
             query_waiters: Mutex::new(HashMap::new()),
+            eager_activities: RwLock::new(Arc::new(|_: &str| true)),
         };
         HistoryService {
             inner: Arc::new(inner),
@@ -133,6 +139,12 @@ impl HistoryService {
         self.inner
             .cache_capacity
             .store(capacity.max(16), Ordering::Relaxed);
+    }
+
+    /// Sets which namespaces dispatch activities eagerly (`system.enableActivityEagerExecution`;
+    /// on everywhere until set).
+    pub fn set_eager_activities(&self, policy: EagerPolicy) {
+        *self.inner.eager_activities.write() = policy;
     }
 
     /// Replaces the limits used by later transitions (dynamic config).
@@ -226,6 +238,18 @@ impl Inner {
             slots.retain(|_, slot| Arc::strong_count(slot) > 1);
         }
         slots.entry(key.clone()).or_default().clone()
+    }
+
+    /// Removes a slot nobody holds (its `Arc` is only in the map). Clones are made under the
+    /// same lock, so the count cannot rise while this looks at it.
+    pub(crate) fn release_unused_slot(&self, key: &WorkflowKey) {
+        let mut slots = self.slots.lock();
+        if slots
+            .get(key)
+            .is_some_and(|slot| Arc::strong_count(slot) == 1)
+        {
+            slots.remove(key);
+        }
     }
 
     fn evict(&self, key: &WorkflowKey) {
@@ -390,6 +414,10 @@ impl Inner {
             self.evict(key);
         }
         self.after_write(dispatch).await;
+        if closed {
+            // Its timeouts and timers can no longer do anything.
+            self.timers.cancel_run(key);
+        }
         value
     }
 

@@ -13,4 +13,4 @@ mod responses;
 mod timers;
 mod transfer;
 
-pub use engine::{HistoryConfig, HistoryService};
+pub use engine::{EagerPolicy, HistoryConfig, HistoryService};

@@ -232,3 +232,45 @@ pub(crate) fn describe(state: &MutableState) -> ws::DescribeWorkflowExecutionRes
         ..Default::default()
     }
 }
+
+/// The activity task a worker receives, from a poll or eagerly in a workflow task completion.
+pub(crate) fn activity_task(
+    key: &WorkflowKey,
+    namespace_name: &str,
+    workflow_type: &WorkflowType,
+    execution: &WorkflowExecution,
+    activity: &sundial_history_core::state::ActivityInfo,
+) -> ws::PollActivityTaskQueueResponse {
+    let scheduled = activity.scheduled.clone().unwrap_or_default();
+    let token = sundial_rpc::TaskToken {
+        kind: sundial_rpc::TOKEN_ACTIVITY_TASK,
+        namespace_id: key.namespace_id.clone(),
+        workflow_id: key.workflow_id.clone(),
+        run_id: key.run_id.clone(),
+        scheduled_event_id: activity.scheduled_event_id,
+        attempt: activity.attempt,
+        activity_id: activity.activity_id.clone(),
+        ..Default::default()
+    };
+    ws::PollActivityTaskQueueResponse {
+        task_token: token.encode(),
+        workflow_namespace: namespace_name.to_string(),
+        workflow_type: Some(workflow_type.clone()),
+        workflow_execution: Some(execution.clone()),
+        activity_type: scheduled.activity_type,
+        activity_id: activity.activity_id.clone(),
+        header: scheduled.header,
+        input: scheduled.input,
+        heartbeat_details: activity.heartbeat_details.clone(),
+        scheduled_time: timestamp(activity.first_scheduled_time_ms),
+        current_attempt_scheduled_time: timestamp(activity.scheduled_time_ms),
+        started_time: timestamp(activity.started_time_ms),
+        attempt: activity.attempt,
+        schedule_to_close_timeout: scheduled.schedule_to_close_timeout,
+        start_to_close_timeout: scheduled.start_to_close_timeout,
+        heartbeat_timeout: scheduled.heartbeat_timeout,
+        retry_policy: scheduled.retry_policy,
+        priority: scheduled.priority,
+        ..Default::default()
+    }
+}

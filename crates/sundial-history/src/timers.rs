@@ -12,40 +12,116 @@ use tokio::sync::Notify;
 
 #[derive(Default)]
 pub(crate) struct TimerQueue {
-    heap: Mutex<BinaryHeap<Reverse<(i64, u64)>>>,
-    entries: Mutex<HashMap<u64, (WorkflowKey, Task)>>,
+    state: Mutex<Timers>,
     sequence: AtomicU64,
     pub(crate) wake: Notify,
+}
+
+#[derive(Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<(i64, u64)>>,
+    entries: HashMap<u64, (WorkflowKey, Task)>,
+    /// The timers of each run, so a run that closes drops them at once instead of holding
+    /// memory (and costing a load) until each would have fired.
+    by_run: HashMap<WorkflowKey, Vec<u64>>,
 }
 
 impl TimerQueue {
     pub(crate) fn push(&self, key: WorkflowKey, task: Task) {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let fire_time = task.fire_time_ms;
-        self.entries.lock().insert(sequence, (key, task));
-        let mut heap = self.heap.lock();
-        let earliest = heap.peek().map(|Reverse((time, _))| *time);
-        heap.push(Reverse((fire_time, sequence)));
-        drop(heap);
+        let mut timers = self.state.lock();
+        let earliest = timers.heap.peek().map(|Reverse((time, _))| *time);
+        timers.heap.push(Reverse((fire_time, sequence)));
+        timers.by_run.entry(key.clone()).or_default().push(sequence);
+        timers.entries.insert(sequence, (key, task));
+        drop(timers);
         if earliest.is_none_or(|earliest| fire_time < earliest) {
             self.wake.notify_one();
+        }
+    }
+
+    /// Forgets every timer of a run (it closed).
+    pub(crate) fn cancel_run(&self, key: &WorkflowKey) {
+        let mut timers = self.state.lock();
+        if let Some(sequences) = timers.by_run.remove(key) {
+            for sequence in sequences {
+                timers.entries.remove(&sequence);
+            }
+        }
+        // Heap slots of removed timers are skipped when they come due; drop them early if they
+        // have become most of the heap.
+        if timers.heap.len() > 1024 && timers.heap.len() > 4 * timers.entries.len() {
+            let Timers { heap, entries, .. } = &mut *timers;
+            heap.retain(|Reverse((_, sequence))| entries.contains_key(sequence));
         }
     }
 
     /// Removes and returns every timer due at `now_ms`, and the time of the next one.
     pub(crate) fn take_due(&self, now_ms: i64) -> (Vec<(WorkflowKey, Task)>, Option<i64>) {
         let mut due = Vec::new();
-        let mut heap = self.heap.lock();
-        let mut entries = self.entries.lock();
-        while let Some(Reverse((time, sequence))) = heap.peek().copied() {
+        let mut timers = self.state.lock();
+        while let Some(Reverse((time, sequence))) = timers.heap.peek().copied() {
             if time > now_ms {
                 return (due, Some(time));
             }
-            heap.pop();
-            if let Some(entry) = entries.remove(&sequence) {
-                due.push(entry);
+            timers.heap.pop();
+            if let Some((key, task)) = timers.entries.remove(&sequence) {
+                if let Some(sequences) = timers.by_run.get_mut(&key) {
+                    sequences.retain(|&s| s != sequence);
+                    if sequences.is_empty() {
+                        timers.by_run.remove(&key);
+                    }
+                }
+                due.push((key, task));
             }
         }
         (due, None)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.state.lock().entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timer(fire_time_ms: i64) -> Task {
+        Task {
+            fire_time_ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_closed_run_drops_its_timers() {
+        let queue = TimerQueue::default();
+        let closed = WorkflowKey::new("ns".to_string(), "a".to_string(), "r1".to_string());
+        let open = WorkflowKey::new("ns".to_string(), "b".to_string(), "r2".to_string());
+        queue.push(closed.clone(), timer(10));
+        queue.push(closed.clone(), timer(20));
+        queue.push(open.clone(), timer(15));
+        queue.cancel_run(&closed);
+        assert_eq!(queue.len(), 1);
+        let (due, next) = queue.take_due(100);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0, open);
+        assert_eq!(next, None);
+        assert!(queue.state.lock().by_run.is_empty());
+    }
+
+    #[test]
+    fn timers_come_due_in_order() {
+        let queue = TimerQueue::default();
+        let key = WorkflowKey::new("ns".to_string(), "a".to_string(), "r".to_string());
+        queue.push(key.clone(), timer(30));
+        queue.push(key.clone(), timer(10));
+        let (due, next) = queue.take_due(10);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1.fire_time_ms, 10);
+        assert_eq!(next, Some(30));
     }
 }

@@ -35,6 +35,7 @@ pub struct Settings {
     cache_size: Handle<i64>,
     read_partitions: Handle<i64>,
     write_partitions: Handle<i64>,
+    eager_activities: Handle<bool>,
 }
 
 impl Settings {
@@ -74,6 +75,7 @@ impl Settings {
             cache_size: config.handle(&settings::HISTORY_HOST_LEVEL_CACHE_MAX_SIZE),
             read_partitions: config.handle(&settings::MATCHING_NUM_TASKQUEUE_READ_PARTITIONS),
             write_partitions: config.handle(&settings::MATCHING_NUM_TASKQUEUE_WRITE_PARTITIONS),
+            eager_activities: config.handle(&settings::SYSTEM_ENABLE_ACTIVITY_EAGER_EXECUTION),
             source,
         })
     }
@@ -125,6 +127,16 @@ impl Settings {
                 read(&global_namespace_rps, global),
             )
         }))
+    }
+
+    /// Eager activity dispatch per namespace. As with Temporal's `start-dev`, it is on unless the
+    /// source sets `system.enableActivityEagerExecution` (then the source decides, per namespace).
+    pub fn eager_activities(&self) -> sundial_history::EagerPolicy {
+        if !self.is_set("system.enableActivityEagerExecution") {
+            return Arc::new(|_: &str| true);
+        }
+        let handle = self.eager_activities.clone();
+        Arc::new(move |namespace: &str| handle.get(&Filter::namespace(namespace)))
     }
 
     pub fn history_limits(&self) -> Limits {

@@ -109,6 +109,7 @@ impl DevServer {
                 .await
                 .with_context(|| format!("create namespace {namespace}"))?;
         }
+        history.set_eager_activities(settings.eager_activities());
         history.start().await.context("start history service")?;
         let history_handle = history.clone();
         let frontend = Arc::new(Frontend {
@@ -137,6 +138,7 @@ impl DevServer {
                 let limits = settings_for_changes.history_limits();
                 history.set_limits(limits.clone());
                 history.set_cache_capacity(settings_for_changes.cache_size());
+                history.set_eager_activities(settings_for_changes.eager_activities());
                 *frontend.limits.write() = Arc::new(limits);
                 frontend
                     .rate_limiter

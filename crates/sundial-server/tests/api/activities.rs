@@ -269,3 +269,79 @@ async fn start_to_close_timeout_retries_then_times_out() {
     }
     let _ = run_id;
 }
+
+fn eager(
+    mut command: sundial_proto::api::command::v1::Command,
+) -> sundial_proto::api::command::v1::Command {
+    use sundial_proto::api::command::v1::command::Attributes as C;
+    if let Some(C::ScheduleActivityTaskCommandAttributes(attributes)) = command.attributes.as_mut()
+    {
+        attributes.request_eager_execution = true;
+    }
+    command
+}
+
+#[tokio::test]
+async fn eager_activity_comes_back_in_the_completion() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    let run_id = start(&mut client, "wf-eager", "q-eager").await;
+    let task = poll_workflow_task(&mut client, "q-eager").await;
+    let response = complete(
+        &mut client,
+        &task.task_token,
+        vec![
+            eager(schedule_activity("fast", "q-eager", 10, None)),
+            schedule_activity("polled", "q-eager", 10, None),
+        ],
+    )
+    .await
+    .unwrap();
+    // Only the activity asked for eagerly is started and handed back.
+    assert_eq!(response.activity_tasks.len(), 1);
+    let eager_task = &response.activity_tasks[0];
+    assert_eq!(eager_task.activity_id, "fast");
+    assert_eq!(eager_task.attempt, 1);
+    assert_eq!(eager_task.input, payloads("activity-input"));
+    assert_eq!(eager_task.workflow_namespace, "default");
+    assert_eq!(
+        eager_task.workflow_execution.as_ref().unwrap().run_id,
+        run_id
+    );
+    assert!(eager_task.started_time.is_some());
+    // The other one goes through matching; the eager one is not dispatched a second time.
+    let polled = poll_activity_task(&mut client, "q-eager").await;
+    assert_eq!(polled.activity_id, "polled");
+    let nothing = client
+        .poll_activity_task_queue(with_timeout(
+            ws::PollActivityTaskQueueRequest {
+                namespace: "default".into(),
+                task_queue: task_queue("q-eager"),
+                identity: "w".into(),
+                ..Default::default()
+            },
+            4,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(nothing.task_token.is_empty(), "{nothing:?}");
+    client
+        .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
+            namespace: "default".into(),
+            task_token: eager_task.task_token.clone(),
+            result: payloads("eager-result"),
+            identity: "w".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let events = history(&mut client, "wf-eager", &run_id).await;
+    let started_identity = events.iter().find_map(|event| match &event.attributes {
+        Some(Attributes::ActivityTaskStartedEventAttributes(a)) => Some(a.identity.clone()),
+        _ => None,
+    });
+    // Started by the worker that completed the workflow task, written with the result.
+    assert_eq!(started_identity.as_deref(), Some("test-worker"));
+    assert!(types(&events).contains(&E::ActivityTaskCompleted));
+}

@@ -134,7 +134,7 @@ pub async fn start(client: &mut Client, workflow_id: &str, queue: &str) -> Strin
         .run_id
 }
 
-fn with_timeout<T>(message: T, seconds: u64) -> tonic::Request<T> {
+pub fn with_timeout<T>(message: T, seconds: u64) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(Duration::from_secs(seconds));
     request
