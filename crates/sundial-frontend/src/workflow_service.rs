@@ -629,6 +629,7 @@ impl WorkflowService for WorkflowHandler {
                 &request.activity_id,
             )
             .await?;
+        validate::payloads(request.details.as_ref(), &self.frontend.limits()).map_err(to_status)?;
         let response = self
             .frontend
             .history
@@ -671,6 +672,7 @@ impl WorkflowService for WorkflowHandler {
                 &request.activity_id,
             )
             .await?;
+        validate::payloads(request.result.as_ref(), &self.frontend.limits()).map_err(to_status)?;
         self.frontend
             .history
             .respond_activity_task_completed(token, request.result, request.identity)

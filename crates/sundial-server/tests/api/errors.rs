@@ -207,3 +207,53 @@ async fn namespace_rate_limit_answers_resource_exhausted() {
     other.namespace = "other".into();
     client.start_workflow_execution(other).await.unwrap();
 }
+
+#[tokio::test]
+async fn by_id_completions_check_the_blob_limit() {
+    let server = TestServer::start_with(|options| options.limits.blob_size_error = 100).await;
+    let mut client = server.client.clone();
+    start(&mut client, "wf-byid-blob", "q-byid-blob").await;
+    let task = poll_workflow_task(&mut client, "q-byid-blob").await;
+    complete(
+        &mut client,
+        &task.task_token,
+        vec![schedule_activity("a1", "q-byid-blob", 30, None)],
+    )
+    .await
+    .unwrap();
+    poll_activity_task(&mut client, "q-byid-blob").await;
+    let heartbeat = client
+        .record_activity_task_heartbeat_by_id(ws::RecordActivityTaskHeartbeatByIdRequest {
+            namespace: "default".into(),
+            workflow_id: "wf-byid-blob".into(),
+            activity_id: "a1".into(),
+            details: payloads(&"d".repeat(200)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(heartbeat.code(), Code::InvalidArgument);
+    let completed = client
+        .respond_activity_task_completed_by_id(ws::RespondActivityTaskCompletedByIdRequest {
+            namespace: "default".into(),
+            workflow_id: "wf-byid-blob".into(),
+            activity_id: "a1".into(),
+            result: payloads(&"r".repeat(200)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(completed.code(), Code::InvalidArgument);
+    assert_eq!(completed.message(), "Blob data size exceeds limit.");
+    // A result within the limit still completes the activity.
+    client
+        .respond_activity_task_completed_by_id(ws::RespondActivityTaskCompletedByIdRequest {
+            namespace: "default".into(),
+            workflow_id: "wf-byid-blob".into(),
+            activity_id: "a1".into(),
+            result: payloads("ok"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
