@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
+use prost::Message;
 use sundial_common::{Clock, Error, Result, WorkflowKey, new_uuid, shard_for};
 use sundial_history_core::state::MutableState;
 use sundial_history_core::tasks::{Task, TaskType};
@@ -51,9 +52,10 @@ pub(crate) struct Slot {
 pub(crate) struct Loaded {
     pub state: MutableState,
     pub db_version: i64,
-    /// The run's whole history when it is short and was written by this process; it spares
-    /// the database reads that every poll response would otherwise make.
-    pub events: Option<Vec<HistoryEvent>>,
+    /// The run's whole history when it is short and was written by this process, each event
+    /// protobuf-encoded (a few hundred bytes instead of a 2 KiB struct); it spares the database
+    /// reads that every poll response would otherwise make.
+    pub events: Option<Vec<Vec<u8>>>,
 }
 
 /// Longest history kept in memory beside a run's state.
@@ -295,7 +297,14 @@ impl Inner {
             {
                 let start = (from - 1) as usize;
                 let end = ((to - 1) as usize).min(start.saturating_add(max));
-                return Ok(events[start..end].to_vec());
+                return events[start..end]
+                    .iter()
+                    .map(|bytes| {
+                        HistoryEvent::decode(bytes.as_slice()).map_err(|error| {
+                            Error::CorruptState(format!("cached event of {key}: {error}"))
+                        })
+                    })
+                    .collect();
             }
         }
         self.store
@@ -390,8 +399,14 @@ impl Inner {
         }
         let was_running = loaded.state.is_running();
         let db_version = loaded.db_version;
-        let events = loaded.events.clone().and_then(|mut cached| {
-            cached.extend(transition.events.iter().cloned());
+        // The cached events move out of the slot: on success they come back extended, on a
+        // failed write the slot is dropped anyway.
+        let cached = guard
+            .loaded
+            .as_mut()
+            .and_then(|loaded| loaded.events.take());
+        let events = cached.and_then(|mut cached| {
+            cached.extend(transition.events.iter().map(Message::encode_to_vec));
             (cached.len() <= MAX_CACHED_EVENTS).then_some(cached)
         });
         let (batch, dispatch) =
@@ -436,7 +451,11 @@ impl Inner {
             status: WorkflowExecutionStatus::Running as i32,
             start_request_id: start_request_id.to_string(),
         };
-        let events = transition.events.clone();
+        let events: Vec<Vec<u8>> = transition
+            .events
+            .iter()
+            .map(Message::encode_to_vec)
+            .collect();
         let cached_state = state.clone();
         let (batch, dispatch) =
             self.build_batch(key, &state, None, false, transition, Some(current));
