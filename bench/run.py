@@ -227,8 +227,11 @@ class Server:
     def spawn(self) -> int:
         out = open(self.data_dir / "server.log", "wb")
         t0 = time.time_ns()
+        # Its own process group (so the whole tree can be signalled) but the runner's session:
+        # with the kernel's autogroup scheduling a session of its own would give the server a
+        # fixed half of the CPU against the driver's session, whatever its thread count.
         self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     stdin=subprocess.DEVNULL, process_group=0,
                                      cwd=self.data_dir)
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
