@@ -831,17 +831,8 @@ impl WorkflowService for WorkflowHandler {
         };
         let task_queue =
             validate::task_queue(Some(&base), &self.frontend.limits()).map_err(to_status)?;
-        let describe = |task_type: i32| {
-            let matching = self.frontend.matching.clone();
-            let namespace_id = namespace.id.clone();
-            let task_queue = task_queue.clone();
-            async move {
-                let activity = task_type == TaskQueueType::Activity as i32;
-                matching
-                    .describe_task_queue(&namespace_id, &task_queue, activity)
-                    .await
-            }
-        };
+        let matching = &self.frontend.matching;
+        let is_activity = |task_type: i32| task_type == TaskQueueType::Activity as i32;
         #[allow(deprecated)]
         if request.api_mode == DescribeTaskQueueMode::Enhanced as i32 {
             // Aggregated over all partitions, per task type, under the unversioned build id.
@@ -854,7 +845,9 @@ impl WorkflowService for WorkflowHandler {
             }
             let mut types_info = HashMap::new();
             for task_type in types {
-                let partitions = describe(task_type).await;
+                let partitions = matching
+                    .describe_task_queue(&namespace.id, &task_queue, is_activity(task_type))
+                    .await;
                 let summary = summarize_partitions(&partitions, None);
                 types_info.insert(
                     task_type,
@@ -877,7 +870,13 @@ impl WorkflowService for WorkflowHandler {
                 ..Default::default()
             });
         }
-        let partitions = describe(request.task_queue_type).await;
+        let partitions = matching
+            .describe_task_queue(
+                &namespace.id,
+                &task_queue,
+                is_activity(request.task_queue_type),
+            )
+            .await;
         let (pollers, stats) = summarize_partitions(&partitions, one_partition);
         #[allow(deprecated)]
         let task_queue_status = request.include_task_queue_status.then(|| {

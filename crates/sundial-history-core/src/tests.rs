@@ -129,24 +129,24 @@ fn take_task(
     (task.scheduled_event_id, task.attempt)
 }
 
+/// A completion of workflow task `task` in namespace `default`.
+fn completion(task: (i64, i32), commands: Vec<Command>) -> CompleteWorkflowTask {
+    CompleteWorkflowTask {
+        scheduled_event_id: task.0,
+        attempt: task.1,
+        commands,
+        namespace: "default".into(),
+        ..Default::default()
+    }
+}
+
 fn complete_with(
     state: &mut MutableState,
     fixture: &Fixture,
     task: (i64, i32),
     commands: Vec<Command>,
 ) -> WorkflowTaskCompletion {
-    complete_workflow_task(
-        state,
-        &fixture.env(),
-        CompleteWorkflowTask {
-            scheduled_event_id: task.0,
-            attempt: task.1,
-            commands,
-            namespace: "default".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    complete_workflow_task(state, &fixture.env(), completion(task, commands)).unwrap()
 }
 
 fn timer(id: &str, ms: i64) -> Command {
@@ -293,20 +293,12 @@ fn complete_eager(
     commands: Vec<Command>,
     enabled: bool,
 ) -> WorkflowTaskCompletion {
-    complete_workflow_task(
-        state,
-        &fixture.env(),
-        CompleteWorkflowTask {
-            scheduled_event_id: task.0,
-            attempt: task.1,
-            commands,
-            namespace: "default".into(),
-            identity: "worker-1".into(),
-            eager_activities: enabled,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    let request = CompleteWorkflowTask {
+        identity: "worker-1".into(),
+        eager_activities: enabled,
+        ..completion(task, commands)
+    };
+    complete_workflow_task(state, &fixture.env(), request).unwrap()
 }
 
 fn dispatches(transition: &Transition) -> Vec<i64> {
