@@ -1,5 +1,5 @@
 //! The SQLite store. One writer thread owns the write connection and group-commits: it takes
-//! every write that is waiting, applies each inside its own savepoint, and commits them with a
+//! every write that is waiting, applies them (each alone if one fails), and commits them with a
 //! single fsync. Reads use a small pool of connections; WAL mode lets them run beside writes.
 
 use std::path::{Path, PathBuf};
@@ -233,11 +233,39 @@ fn writer_loop(connection: Connection, receiver: mpsc::Receiver<WriteRequest>) {
 }
 
 /// Commits a group of batches in one transaction; each batch succeeds or fails on its own.
+///
+/// Batches rarely fail (a fenced shard, a version conflict), so the group is first applied
+/// without savepoints: a savepoint makes SQLite copy every page it touches into a statement
+/// journal before changing it. Only when some batch fails is the transaction rolled back and
+/// the group applied again with one savepoint per batch, which leaves out the failing ones.
 fn commit_group(connection: &Connection, group: &[WriteRequest]) -> Vec<Result<()>> {
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         let error = db_error(error);
         return group.iter().map(|_| Err(error.clone())).collect();
     }
+    let optimistic = group
+        .iter()
+        .try_for_each(|request| apply_batch(connection, &request.batch));
+    let results = match optimistic {
+        Ok(()) => group.iter().map(|_| Ok(())).collect(),
+        Err(_) => {
+            if let Err(error) = connection.execute_batch("ROLLBACK; BEGIN IMMEDIATE") {
+                let _ = connection.execute_batch("ROLLBACK");
+                let error = db_error(error);
+                return group.iter().map(|_| Err(error.clone())).collect();
+            }
+            apply_each_in_savepoint(connection, group)
+        }
+    };
+    if let Err(error) = connection.execute_batch("COMMIT") {
+        let _ = connection.execute_batch("ROLLBACK");
+        let error = db_error(error);
+        return group.iter().map(|_| Err(error.clone())).collect();
+    }
+    results
+}
+
+fn apply_each_in_savepoint(connection: &Connection, group: &[WriteRequest]) -> Vec<Result<()>> {
     let mut results = Vec::with_capacity(group.len());
     for request in group {
         let outcome = connection
@@ -254,11 +282,6 @@ fn commit_group(connection: &Connection, group: &[WriteRequest]) -> Vec<Result<(
                 results.push(Err(error));
             }
         }
-    }
-    if let Err(error) = connection.execute_batch("COMMIT") {
-        let _ = connection.execute_batch("ROLLBACK");
-        let error = db_error(error);
-        return group.iter().map(|_| Err(error.clone())).collect();
     }
     results
 }

@@ -259,3 +259,67 @@ async fn namespaces_are_unique() {
         .unwrap();
     assert_eq!(store.list_namespaces().await.unwrap()[0].data, vec![2]);
 }
+
+#[tokio::test]
+async fn failing_batches_in_a_group_leave_nothing_and_spare_the_others() {
+    let (dir, store) = store();
+    let range_id = store.acquire_shard(1).await.unwrap();
+    // A run that the failing batches collide with.
+    let mut existing = create("dup-run", range_id, None);
+    existing.executions[0].workflow_id = "dup".into();
+    store.write(existing).await.unwrap();
+
+    let mut handles = Vec::new();
+    for index in 0..300 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut batch = create(&format!("run-{index}"), range_id, None);
+            batch.executions[0].workflow_id = format!("wf-{index}");
+            match index % 10 {
+                // A stale shard owner: refused before anything is written.
+                3 => batch.range_id = range_id - 1,
+                // Two executions, the second conflicting: the first must not land either.
+                7 => {
+                    let mut conflicting = create(&format!("dup-{index}"), range_id, None);
+                    conflicting.executions[0].workflow_id = "dup".into();
+                    batch.executions.push(conflicting.executions.remove(0));
+                }
+                _ => {}
+            }
+            (index, store.write(batch).await)
+        }));
+    }
+    for handle in handles {
+        let (index, result) = handle.await.unwrap();
+        match index % 10 {
+            3 => assert!(
+                matches!(result, Err(Error::ShardOwnershipLost)),
+                "{result:?}"
+            ),
+            7 => assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}"),
+            _ => result.unwrap(),
+        }
+    }
+    store.close();
+    drop(store);
+    let reopened = SqliteStore::open(SqliteOptions {
+        path: dir.path().join("test.db"),
+        durable: true,
+    })
+    .unwrap();
+    // 240 successful writes plus the run they collided with.
+    assert_eq!(reopened.count_executions("ns").await.unwrap(), 241);
+    for index in 0..300 {
+        let found = reopened
+            .get_current_execution("ns", &format!("wf-{index}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            found.is_some(),
+            index % 10 != 3 && index % 10 != 7,
+            "wf-{index}"
+        );
+    }
+    let dup = reopened.get_current_execution("ns", "dup").await.unwrap();
+    assert_eq!(dup.unwrap().run_id, "dup-run");
+}
