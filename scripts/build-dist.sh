@@ -42,7 +42,9 @@ for _ in $(seq 120); do
     sleep 0.5
 done
 for workload in activity start signal timer; do
-    "$DRIVER" run -addr "127.0.0.1:$PORT" -workload "$workload" -concurrency 2 -duration 3s -warmup 1s >/dev/null
+    # Only the trace matters here; a slow or failed workload still leaves one.
+    "$DRIVER" run -addr "127.0.0.1:$PORT" -workload "$workload" -concurrency 2 -duration 3s -warmup 1s >/dev/null \
+        || echo "build-dist: the $workload workload under callgrind reported errors" >&2
 done
 kill -INT "$SERVER"
 wait "$SERVER" || true
