@@ -731,3 +731,18 @@ async def s32_signal_external_raw(r: Raw):
             "failed_cause": SignalExternalWorkflowExecutionFailedCause.Name(
                 failed.signal_external_workflow_execution_failed_event_attributes.cause),
             "dst_has_signal": "WORKFLOW_EXECUTION_SIGNALED" in dst_events}
+
+
+@scenario
+async def s33_terminate_without_reason_or_identity(r: Raw):
+    out = {}
+    for label, reason, identity in [("neither", "", ""), ("reason_only", "r", ""), ("identity_only", "", IDENTITY)]:
+        wid = r.new_id("termdefaults")
+        await r.start(wid)
+        await r.svc.terminate_workflow_execution(TerminateWorkflowExecutionRequest(
+            namespace=NS, workflow_execution=r.ex(wid), reason=reason, identity=identity))
+        events = await r.history(wid)
+        term = events[-1].workflow_execution_terminated_event_attributes
+        out[label] = {"events": [etype(e) for e in events], "reason": term.reason, "identity": term.identity,
+                      "has_details": term.HasField("details")}
+    return out

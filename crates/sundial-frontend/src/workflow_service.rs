@@ -336,10 +336,18 @@ impl WorkflowService for WorkflowHandler {
         &self,
         request: Request<ws::TerminateWorkflowExecutionRequest>,
     ) -> Reply<ws::TerminateWorkflowExecutionResponse> {
-        let request = request.into_inner();
+        let mut request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         validate::execution(request.workflow_execution.as_ref(), &self.frontend.limits())
             .map_err(to_status)?;
+        // What Temporal's frontend writes into the terminated event when the caller leaves these
+        // empty (each on its own; differential scenario s33).
+        if request.reason.is_empty() {
+            request.reason = "terminated by user via frontend".into();
+        }
+        if request.identity.is_empty() {
+            request.identity = "frontend-service".into();
+        }
         self.frontend
             .history
             .terminate_workflow_execution(&namespace, request)
