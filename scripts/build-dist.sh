@@ -43,8 +43,9 @@ for _ in $(seq 120); do
 done
 for workload in activity start signal timer; do
     # Only the trace matters here; a slow or failed workload still leaves one.
-    "$DRIVER" run -addr "127.0.0.1:$PORT" -workload "$workload" -concurrency 2 -duration 3s -warmup 1s >/dev/null \
-        || echo "build-dist: the $workload workload under callgrind reported errors" >&2
+    "$DRIVER" run -addr "127.0.0.1:$PORT" -workload "$workload" -concurrency 2 -duration 3s -warmup 1s \
+        >"$WORK/$workload.json" 2>"$WORK/$workload.log" \
+        || { echo "build-dist: the $workload workload under callgrind reported errors:" >&2; tail -3 "$WORK/$workload.log" >&2; }
 done
 kill -INT "$SERVER"
 wait "$SERVER" || true
