@@ -31,6 +31,9 @@ pub struct HistoryConfig {
     /// Runs whose state stays in memory between requests.
     pub cache_capacity: usize,
     pub limits: Limits,
+    /// A cached run untouched for between this and twice this long is kept encoded until its
+    /// next use (see `Slot`).
+    pub compact_idle_after: Duration,
 }
 
 impl Default for HistoryConfig {
@@ -39,13 +42,63 @@ impl Default for HistoryConfig {
             num_shards: 4,
             cache_capacity: 10_000,
             limits: Limits::default(),
+            compact_idle_after: Duration::from_secs(1),
         }
     }
 }
 
+/// A run's place in the cache. While the run is in use its state is decoded (`loaded`, boxed so
+/// that an idle slot stays small); once it has sat idle through two sweeps of `compact_loop`, the
+/// state is kept protobuf-encoded instead (`compact`: well under 1 KB instead of the ~4.4 KB
+/// struct and its heap parts) and decoded again on its next use. Runs that stay open without
+/// work (waiting on a timer, a signal, or a worker that is not there) are most of a busy
+/// server's cache. At most one of the two is set.
 #[derive(Default)]
 pub(crate) struct Slot {
-    pub loaded: Option<Loaded>,
+    pub loaded: Option<Box<Loaded>>,
+    compact: Option<Compact>,
+    /// Sweeps since the last use; any use resets it.
+    idle_sweeps: u8,
+}
+
+struct Compact {
+    state: Vec<u8>,
+    db_version: i64,
+    events: Option<Vec<Vec<u8>>>,
+}
+
+impl Slot {
+    /// One sweep: counts the slot idle, and encodes its state on the second idle sweep.
+    fn sweep(&mut self) {
+        if self.loaded.is_none() {
+            return;
+        }
+        if self.idle_sweeps == 0 {
+            self.idle_sweeps = 1;
+            return;
+        }
+        if let Some(loaded) = self.loaded.take() {
+            let Loaded {
+                state,
+                db_version,
+                events,
+            } = *loaded;
+            self.compact = Some(Compact {
+                state: state.encode_to_vec(),
+                db_version,
+                events,
+            });
+        }
+    }
+
+    /// The run's cached events, whichever form its state is in.
+    fn cached_events(&self) -> Option<&Vec<Vec<u8>>> {
+        match (&self.loaded, &self.compact) {
+            (Some(loaded), _) => loaded.events.as_ref(),
+            (None, Some(compact)) => compact.events.as_ref(),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -82,6 +135,7 @@ pub(crate) struct Inner {
     pub limits: RwLock<Arc<Limits>>,
     pub num_shards: u32,
     cache_capacity: std::sync::atomic::AtomicUsize,
+    compact_idle_after: Duration,
     range_ids: Mutex<HashMap<u32, i64>>,
     next_task_id: AtomicI64,
     slots: Mutex<HashMap<WorkflowKey, Arc<tokio::sync::Mutex<Slot>>>>,
@@ -120,6 +174,7 @@ impl HistoryService {
             limits: RwLock::new(Arc::new(config.limits)),
             num_shards: config.num_shards.max(1),
             cache_capacity: std::sync::atomic::AtomicUsize::new(config.cache_capacity.max(16)),
+            compact_idle_after: config.compact_idle_after,
             range_ids: Mutex::new(HashMap::new()),
             next_task_id: AtomicI64::new(clock.now_millis() * 1000),
             slots: Mutex::new(HashMap::new()),
@@ -166,6 +221,10 @@ impl HistoryService {
             tokio::spawn(transfer_loop(inner.clone(), receiver));
         }
         tokio::spawn(timer_loop(inner.clone()));
+        tokio::spawn(compact_loop(
+            Arc::downgrade(&inner),
+            inner.compact_idle_after,
+        ));
         let mut open_runs = 0usize;
         for shard_id in 1..=inner.num_shards {
             for run in inner.store.list_open_executions(shard_id).await? {
@@ -191,6 +250,38 @@ impl HistoryService {
             "history service started"
         );
         Ok(())
+    }
+}
+
+/// Sweeps the cache every `period`: a run untouched for two sweeps is kept encoded (see
+/// `Slot`). Slots in use are skipped; the loop yields between small chunks so that encoding
+/// many idle runs never holds a worker thread for long, and ends with the service.
+async fn compact_loop(inner: std::sync::Weak<Inner>, period: Duration) {
+    let mut ticker = tokio::time::interval(period.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let slots: Vec<_> = inner.slots.lock().values().cloned().collect();
+        drop(inner);
+        // Each handle is dropped once swept, so eviction soon sees the slot unused again.
+        let mut slots = slots.into_iter();
+        loop {
+            let mut swept = 0;
+            for slot in slots.by_ref().take(256) {
+                if let Ok(mut guard) = slot.try_lock() {
+                    guard.sweep();
+                }
+                swept += 1;
+            }
+            if swept == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -259,6 +350,22 @@ impl Inner {
     }
 
     async fn ensure_loaded(&self, key: &WorkflowKey, slot: &mut Slot) -> Result<()> {
+        slot.idle_sweeps = 0;
+        if slot.loaded.is_none()
+            && let Some(compact) = slot.compact.take()
+        {
+            match MutableState::decode(compact.state.as_slice()) {
+                Ok(state) => {
+                    slot.loaded = Some(Box::new(Loaded {
+                        state,
+                        db_version: compact.db_version,
+                        events: compact.events,
+                    }));
+                }
+                // Cannot happen for bytes this process encoded; the database has the run.
+                Err(error) => warn!(%key, %error, "cached run failed to decode; reloading it"),
+            }
+        }
         if slot.loaded.is_none() {
             let Some(loaded) = self
                 .store
@@ -267,11 +374,11 @@ impl Inner {
             else {
                 return Err(Error::not_found("workflow execution not found"));
             };
-            slot.loaded = Some(Loaded {
+            slot.loaded = Some(Box::new(Loaded {
                 state: loaded.state,
                 db_version: loaded.db_version,
                 events: None,
-            });
+            }));
         }
         Ok(())
     }
@@ -288,10 +395,7 @@ impl Inner {
         {
             let slot = self.slot(key);
             let guard = slot.lock().await;
-            if let Some(events) = guard
-                .loaded
-                .as_ref()
-                .and_then(|loaded| loaded.events.as_ref())
+            if let Some(events) = guard.cached_events()
                 && events.len() as i64 >= to - 1
                 && from >= 1
             {
@@ -418,11 +522,11 @@ impl Inner {
             return Err(error);
         }
         let closed = !state.is_running();
-        guard.loaded = Some(Loaded {
+        guard.loaded = Some(Box::new(Loaded {
             state,
             db_version: db_version + 1,
             events,
-        });
+        }));
         drop(guard);
         if closed {
             // Closed runs are rarely read again: keep memory for the open ones.
@@ -464,11 +568,11 @@ impl Inner {
             let slot = self.slot(key);
             let mut guard = slot.lock().await;
             if guard.loaded.is_none() {
-                guard.loaded = Some(Loaded {
+                guard.loaded = Some(Box::new(Loaded {
                     state: cached_state,
                     db_version: 1,
                     events: Some(events),
-                });
+                }));
             }
         }
         self.after_write(dispatch).await;

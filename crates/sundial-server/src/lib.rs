@@ -44,6 +44,8 @@ pub struct DevServerOptions {
     pub dynamic_config: Option<String>,
     /// Where to serve `/metrics` and `/debug/dynconfig` (port 0 picks one); `None` serves nothing.
     pub metrics_address: Option<SocketAddr>,
+    /// How long a cached run sits idle before its state is kept encoded (1 s in `start-dev`).
+    pub compact_idle_after: std::time::Duration,
 }
 
 /// A running all-in-one server.
@@ -91,6 +93,7 @@ impl DevServer {
             num_shards: options.num_shards,
             limits: history_limits,
             cache_capacity: settings.cache_size(),
+            compact_idle_after: options.compact_idle_after,
         };
         let limits = config.limits.clone();
         let history = HistoryService::new(

@@ -121,6 +121,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
             namespace_rps: 0.0,
             global_namespace_rps: 0.0,
         },
+        compact_idle_after: std::time::Duration::from_secs(1),
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);

@@ -345,3 +345,98 @@ async fn eager_activity_comes_back_in_the_completion() {
     assert_eq!(started_identity.as_deref(), Some("test-worker"));
     assert!(types(&events).contains(&E::ActivityTaskCompleted));
 }
+
+/// Runs that sit idle are kept encoded in the cache (the sweep runs every 25 ms here, so a run
+/// is compacted after 25-50 ms untouched); every step after a pause must find the run as it was:
+/// the activity task, its completion, the next workflow task with the whole history, a signal.
+#[tokio::test]
+async fn runs_carry_on_after_their_cached_state_is_compacted() {
+    let server = TestServer::start_with(|options| {
+        options.compact_idle_after = std::time::Duration::from_millis(25);
+    })
+    .await;
+    let mut client = server.client.clone();
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(150));
+    let run_id = start(&mut client, "wf-compact", "q-compact").await;
+    pause().await;
+    let task = poll_workflow_task(&mut client, "q-compact").await;
+    pause().await;
+    complete(
+        &mut client,
+        &task.task_token,
+        vec![schedule_activity("a1", "q-compact", 10, None)],
+    )
+    .await
+    .unwrap();
+    pause().await;
+    let activity = poll_activity_task(&mut client, "q-compact").await;
+    pause().await;
+    client
+        .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
+            namespace: "default".into(),
+            task_token: activity.task_token.clone(),
+            result: payloads("result"),
+            identity: "w".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    pause().await;
+    let task = poll_workflow_task(&mut client, "q-compact").await;
+    assert_eq!(
+        types(&task.history.unwrap().events),
+        vec![
+            E::WorkflowExecutionStarted,
+            E::WorkflowTaskScheduled,
+            E::WorkflowTaskStarted,
+            E::WorkflowTaskCompleted,
+            E::ActivityTaskScheduled,
+            E::ActivityTaskStarted,
+            E::ActivityTaskCompleted,
+            E::WorkflowTaskScheduled,
+            E::WorkflowTaskStarted,
+        ]
+    );
+    pause().await;
+    client
+        .signal_workflow_execution(ws::SignalWorkflowExecutionRequest {
+            namespace: "default".into(),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: "wf-compact".into(),
+                run_id: run_id.clone(),
+            }),
+            signal_name: "s".into(),
+            identity: "w".into(),
+            request_id: "signal-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    pause().await;
+    complete(&mut client, &task.task_token, vec![])
+        .await
+        .unwrap();
+    pause().await;
+    let task = poll_workflow_task(&mut client, "q-compact").await;
+    pause().await;
+    complete(
+        &mut client,
+        &task.task_token,
+        vec![complete_workflow("done")],
+    )
+    .await
+    .unwrap();
+    pause().await;
+    let events = history(&mut client, "wf-compact", &run_id).await;
+    assert_eq!(
+        types(&events)[9..],
+        [
+            E::WorkflowTaskCompleted,
+            E::WorkflowExecutionSignaled,
+            E::WorkflowTaskScheduled,
+            E::WorkflowTaskStarted,
+            E::WorkflowTaskCompleted,
+            E::WorkflowExecutionCompleted,
+        ]
+    );
+}

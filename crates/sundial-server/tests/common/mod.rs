@@ -44,6 +44,7 @@ pub fn options(db: PathBuf) -> DevServerOptions {
             namespace_rps: 0.0,
             global_namespace_rps: 0.0,
         },
+        compact_idle_after: std::time::Duration::from_secs(1),
     }
 }
 
