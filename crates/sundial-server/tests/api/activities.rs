@@ -66,14 +66,7 @@ async fn activity_completes_with_lazy_started_event() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    client
-        .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
-            namespace: "default".into(),
-            task_token: activity.task_token.clone(),
-            result: payloads("result"),
-            identity: "w".into(),
-            ..Default::default()
-        })
+    complete_activity(&mut client, &activity.task_token, "result")
         .await
         .unwrap();
     let task = poll_workflow_task(&mut client, "q-act").await;
@@ -326,14 +319,7 @@ async fn eager_activity_comes_back_in_the_completion() {
         .unwrap()
         .into_inner();
     assert!(nothing.task_token.is_empty(), "{nothing:?}");
-    client
-        .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
-            namespace: "default".into(),
-            task_token: eager_task.task_token.clone(),
-            result: payloads("eager-result"),
-            identity: "w".into(),
-            ..Default::default()
-        })
+    complete_activity(&mut client, &eager_task.task_token, "eager-result")
         .await
         .unwrap();
     let events = history(&mut client, "wf-eager", &run_id).await;
@@ -371,14 +357,7 @@ async fn runs_carry_on_after_their_cached_state_is_compacted() {
     pause().await;
     let activity = poll_activity_task(&mut client, "q-compact").await;
     pause().await;
-    client
-        .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
-            namespace: "default".into(),
-            task_token: activity.task_token.clone(),
-            result: payloads("result"),
-            identity: "w".into(),
-            ..Default::default()
-        })
+    complete_activity(&mut client, &activity.task_token, "result")
         .await
         .unwrap();
     pause().await;

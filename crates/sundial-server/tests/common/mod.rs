@@ -202,6 +202,24 @@ pub async fn complete(
         .map(|response| response.into_inner())
 }
 
+/// Completes an activity task with `result` as a worker named `w` would.
+pub async fn complete_activity(
+    client: &mut Client,
+    token: &[u8],
+    result: &str,
+) -> Result<ws::RespondActivityTaskCompletedResponse, tonic::Status> {
+    client
+        .respond_activity_task_completed(ws::RespondActivityTaskCompletedRequest {
+            namespace: "default".into(),
+            task_token: token.to_vec(),
+            result: payloads(result),
+            identity: "w".into(),
+            ..Default::default()
+        })
+        .await
+        .map(|response| response.into_inner())
+}
+
 pub fn command(command_type: CommandType, attributes: command::Attributes) -> Command {
     Command {
         command_type: command_type as i32,
