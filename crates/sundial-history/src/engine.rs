@@ -268,19 +268,13 @@ async fn compact_loop(inner: std::sync::Weak<Inner>, period: Duration) {
         let slots: Vec<_> = inner.slots.lock().values().cloned().collect();
         drop(inner);
         // Each handle is dropped once swept, so eviction soon sees the slot unused again.
-        let mut slots = slots.into_iter();
-        loop {
-            let mut swept = 0;
-            for slot in slots.by_ref().take(256) {
-                if let Ok(mut guard) = slot.try_lock() {
-                    guard.sweep();
-                }
-                swept += 1;
+        for (index, slot) in slots.into_iter().enumerate() {
+            if let Ok(mut guard) = slot.try_lock() {
+                guard.sweep();
             }
-            if swept == 0 {
-                break;
+            if index % 256 == 255 {
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
         }
     }
 }

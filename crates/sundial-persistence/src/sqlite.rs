@@ -239,9 +239,12 @@ fn writer_loop(connection: Connection, receiver: mpsc::Receiver<WriteRequest>) {
 /// journal before changing it. Only when some batch fails is the transaction rolled back and
 /// the group applied again with one savepoint per batch, which leaves out the failing ones.
 fn commit_group(connection: &Connection, group: &[WriteRequest]) -> Vec<Result<()>> {
-    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+    let fail_all = |error: rusqlite::Error| {
         let error = db_error(error);
-        return group.iter().map(|_| Err(error.clone())).collect();
+        group.iter().map(|_| Err(error.clone())).collect()
+    };
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        return fail_all(error);
     }
     let optimistic = group
         .iter()
@@ -251,16 +254,14 @@ fn commit_group(connection: &Connection, group: &[WriteRequest]) -> Vec<Result<(
         Err(_) => {
             if let Err(error) = connection.execute_batch("ROLLBACK; BEGIN IMMEDIATE") {
                 let _ = connection.execute_batch("ROLLBACK");
-                let error = db_error(error);
-                return group.iter().map(|_| Err(error.clone())).collect();
+                return fail_all(error);
             }
             apply_each_in_savepoint(connection, group)
         }
     };
     if let Err(error) = connection.execute_batch("COMMIT") {
         let _ = connection.execute_batch("ROLLBACK");
-        let error = db_error(error);
-        return group.iter().map(|_| Err(error.clone())).collect();
+        return fail_all(error);
     }
     results
 }
