@@ -17,8 +17,9 @@ if [ "${1:-}" = "--no-order" ]; then
     SUNDIAL_LINK_ORDER= cargo build --profile dist -p sundial-server
     exit 0
 fi
-# Build with the order of the last trace, if any: when nothing changed since, this is the
-# final binary and the relink below is a no-op.
+# Build with the order of the last trace, if any (the names it lists are those of the build
+# it traced; most survive small code changes). The trace below then writes a fresh order, which
+# differs a little from run to run, so the final relink (~3.5 minutes of LTO) runs every time.
 if [ -f "$ORDER" ]; then export SUNDIAL_LINK_ORDER="$ORDER"; fi
 cargo build --profile dist -p sundial-server
 
