@@ -9,12 +9,17 @@ use sundial_proto::api::history::v1::HistoryEvent;
 
 fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(SqliteOptions {
+    let store = open(&dir);
+    (dir, Arc::new(store))
+}
+
+/// Opens (or reopens) the test database in `dir`.
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(SqliteOptions {
         path: dir.path().join("test.db"),
         durable: true,
     })
-    .unwrap();
-    (dir, Arc::new(store))
+    .unwrap()
 }
 
 fn state(run_id: &str, next_event_id: i64, status: i32) -> MutableState {
@@ -224,11 +229,7 @@ async fn concurrent_writes_are_group_committed_and_all_durable() {
     }
     store.close();
     drop(store);
-    let reopened = SqliteStore::open(SqliteOptions {
-        path: dir.path().join("test.db"),
-        durable: true,
-    })
-    .unwrap();
+    let reopened = open(&dir);
     assert_eq!(reopened.count_executions("ns").await.unwrap(), 200);
     assert_eq!(reopened.list_open_executions(1).await.unwrap().len(), 200);
 }
@@ -302,11 +303,7 @@ async fn failing_batches_in_a_group_leave_nothing_and_spare_the_others() {
     }
     store.close();
     drop(store);
-    let reopened = SqliteStore::open(SqliteOptions {
-        path: dir.path().join("test.db"),
-        durable: true,
-    })
-    .unwrap();
+    let reopened = open(&dir);
     // 240 successful writes plus the run they collided with.
     assert_eq!(reopened.count_executions("ns").await.unwrap(), 241);
     for index in 0..300 {
