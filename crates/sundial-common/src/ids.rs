@@ -34,9 +34,16 @@ impl fmt::Display for WorkflowKey {
     }
 }
 
-/// A fresh random UUID in its hyphenated text form, as Temporal uses for run and request ids.
+/// A fresh random (version 4) UUID in its hyphenated text form, as Temporal uses for namespace
+/// and request ids.
 pub fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A fresh run id for a started workflow or child: a time-ordered version 7 UUID in its
+/// hyphenated text form, as Temporal 1.32 generates them (its other runs get version 4 ids).
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// The history shard that owns a workflow id. Shards are numbered from 1, as in Temporal.
@@ -76,5 +83,22 @@ mod tests {
             counts[(shard_for("ns", &format!("wf-{index}"), 4) - 1) as usize] += 1;
         }
         assert!(counts.iter().all(|count| *count > 700), "{counts:?}");
+    }
+
+    #[test]
+    fn run_ids_are_version_7_and_time_ordered() {
+        let first = new_run_id();
+        let second = new_run_id();
+        for id in [&first, &second] {
+            let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+        }
+        assert!(first < second, "{first} then {second}");
+        assert_eq!(
+            uuid::Uuid::parse_str(&new_uuid())
+                .unwrap()
+                .get_version_num(),
+            4
+        );
     }
 }

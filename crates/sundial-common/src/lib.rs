@@ -8,4 +8,4 @@ pub mod log_fields;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{Error, ErrorCode, Result};
-pub use ids::{WorkflowKey, new_uuid, shard_for};
+pub use ids::{WorkflowKey, new_run_id, new_uuid, shard_for};

@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 use prost::Message;
 use sundial_common::{Error, Result, new_uuid};
 use sundial_persistence::{NamespaceRecord, Store};
-use sundial_proto::api::enums::v1::NamespaceState;
+use sundial_proto::api::enums::v1::{ArchivalState, NamespaceState};
 use sundial_proto::api::namespace::v1::{
     NamespaceConfig, NamespaceInfo, namespace_info::Capabilities,
 };
@@ -59,8 +59,10 @@ pub fn new_namespace(
                 seconds: 86_400,
                 nanos: 0,
             })),
-            history_archival_state: 2,
-            visibility_archival_state: 2,
+            // Sundial has no archival: say so, as Temporal does where archival is off.
+            history_archival_state: ArchivalState::Disabled as i32,
+            visibility_archival_state: ArchivalState::Disabled as i32,
+            bad_binaries: Some(Default::default()),
             ..Default::default()
         }),
         replication_config: Some(NamespaceReplicationConfig {
@@ -69,7 +71,8 @@ pub fn new_namespace(
                 cluster_name: CLUSTER_NAME.into(),
                 ..Default::default()
             }],
-            state: 1,
+            // Temporal leaves a local namespace's replication state unspecified.
+            state: 0,
         }),
         failover_version: 0,
         is_global_namespace: false,
@@ -87,6 +90,15 @@ impl Namespaces {
                 })?;
             if let Some(info) = description.namespace_info.as_mut() {
                 info.capabilities = Some(capabilities());
+            }
+            // Namespaces stored by earlier releases said archival was enabled.
+            if let Some(config) = description.config.as_mut() {
+                config.history_archival_state = ArchivalState::Disabled as i32;
+                config.visibility_archival_state = ArchivalState::Disabled as i32;
+                config.bad_binaries.get_or_insert_with(Default::default);
+            }
+            if let Some(replication) = description.replication_config.as_mut() {
+                replication.state = 0;
             }
             by_name.insert(record.name, description);
         }

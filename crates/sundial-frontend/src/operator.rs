@@ -93,6 +93,14 @@ impl OperatorService for OperatorHandler {
     }
 }
 
+/// The service names the frontend reports as serving: the server as a whole (the empty name, as
+/// the gRPC health protocol has it) and each Temporal service it serves.
+pub const HEALTH_SERVICES: [&str; 3] = [
+    "",
+    "temporal.api.workflowservice.v1.WorkflowService",
+    "temporal.api.operatorservice.v1.OperatorService",
+];
+
 #[derive(Clone, Default)]
 pub struct HealthService;
 
@@ -100,8 +108,13 @@ pub struct HealthService;
 impl Health for HealthService {
     async fn check(
         &self,
-        _request: Request<HealthCheckRequest>,
+        request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
+        let service = request.into_inner().service;
+        if !HEALTH_SERVICES.contains(&service.as_str()) {
+            // The gRPC health protocol: a service the server does not know is NOT_FOUND.
+            return Err(Status::not_found("unknown service"));
+        }
         Ok(Response::new(HealthCheckResponse {
             status: ServingStatus::Serving as i32,
         }))

@@ -74,6 +74,19 @@ impl WorkflowHandler {
     }
 }
 
+impl WorkflowHandler {
+    /// The limits a namespace's description reports, as SDKs read them to check payloads before
+    /// sending: the live blob size limit (`limit.blobSize.error`).
+    fn fill_limits(&self, description: &mut ws::DescribeNamespaceResponse) {
+        if let Some(info) = description.namespace_info.as_mut() {
+            info.limits = Some(sundial_proto::api::namespace::v1::namespace_info::Limits {
+                blob_size_limit_error: self.frontend.limits().blob_size_error as i64,
+                ..Default::default()
+            });
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl WorkflowService for WorkflowHandler {
     async fn get_system_info(
@@ -146,19 +159,25 @@ impl WorkflowService for WorkflowHandler {
         if request.namespace.is_empty() && request.id.is_empty() {
             return Err(to_status(Error::invalid("Namespace not set on request.")));
         }
-        ok(self
+        let mut description = self
             .frontend
             .namespaces
             .describe(&request.namespace, &request.id)
-            .map_err(to_status)?)
+            .map_err(to_status)?;
+        self.fill_limits(&mut description);
+        ok(description)
     }
 
     async fn list_namespaces(
         &self,
         _request: Request<ws::ListNamespacesRequest>,
     ) -> Reply<ws::ListNamespacesResponse> {
+        let mut namespaces = self.frontend.namespaces.list();
+        for description in &mut namespaces {
+            self.fill_limits(description);
+        }
         ok(ws::ListNamespacesResponse {
-            namespaces: self.frontend.namespaces.list(),
+            namespaces,
             next_page_token: Vec::new(),
         })
     }
@@ -475,9 +494,11 @@ impl WorkflowService for WorkflowHandler {
         let namespace = self.namespace(&request.namespace)?;
         let limits = self.frontend.limits();
         for (query_id, result) in &request.query_results {
-            let _ = validate::payloads(result.answer.as_ref(), &limits);
             let answer = if result.result_type == QueryResultType::Answered as i32 {
-                QueryAnswer::Answered(result.answer.clone())
+                match validate::payloads(result.answer.as_ref(), &limits) {
+                    Ok(()) => QueryAnswer::Answered(result.answer.clone()),
+                    Err(error) => QueryAnswer::Refused(error.to_string()),
+                }
             } else {
                 QueryAnswer::Failed {
                     message: result.error_message.clone(),
@@ -517,9 +538,15 @@ impl WorkflowService for WorkflowHandler {
         let token = token(&request.task_token, TOKEN_QUERY_TASK)?;
         self.namespace(&request.namespace)?;
         let answer = if request.completed_type == QueryResultType::Answered as i32 {
-            validate::payloads(request.query_result.as_ref(), &self.frontend.limits())
-                .map_err(to_status)?;
-            QueryAnswer::Answered(request.query_result)
+            // An answer over the blob limit is accepted from the worker and fails the query, as
+            // Temporal does.
+            match validate::payloads(request.query_result.as_ref(), &self.frontend.limits()) {
+                Ok(()) => QueryAnswer::Answered(request.query_result),
+                Err(error) => QueryAnswer::Failed {
+                    message: error.to_string(),
+                    failure: None,
+                },
+            }
         } else {
             QueryAnswer::Failed {
                 message: request.error_message,

@@ -17,11 +17,87 @@ use crate::ctx::{Env, Mutation, Transition};
 use crate::retry;
 use crate::state::{ActivityInfo, MutableState};
 use crate::tasks::{Task, TaskType};
-use crate::util::{duration_ms, timeout_failure, timestamp_ms};
+use crate::util::{check_duration, duration_ms, timeout_failure, timestamp_ms};
 use crate::workflow::ensure_workflow_task;
 
 const STALE_TOKEN: &str =
     "invalid activityID or activity already timed out or invoking workflow is completed";
+
+/// An activity's four timeouts after Temporal's normalisation, in milliseconds; 0 means none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityTimeouts {
+    pub schedule_to_close_ms: i64,
+    pub schedule_to_start_ms: i64,
+    pub start_to_close_ms: i64,
+    pub heartbeat_ms: i64,
+}
+
+/// Validates and normalises the timeouts of a ScheduleActivityTask command as Temporal does
+/// (probed on 1.32), given the run timeout (0: none):
+/// - a negative timeout is refused, checked in the order schedule-to-close, schedule-to-start,
+///   start-to-close, heartbeat; a zero timeout counts as unset;
+/// - with a schedule-to-close timeout, schedule-to-start and start-to-close default to it and are
+///   capped by it; with only start-to-close, schedule-to-close (and an unset schedule-to-start)
+///   become the run timeout; with neither it is refused;
+/// - every timeout is capped by a finite run timeout, and the heartbeat timeout by start-to-close.
+pub fn normalise_timeouts(
+    attributes: &sundial_proto::api::command::v1::ScheduleActivityTaskCommandAttributes,
+    run_timeout_ms: i64,
+) -> std::result::Result<ActivityTimeouts, String> {
+    check_duration(
+        "ScheduleToCloseTimeout",
+        attributes.schedule_to_close_timeout.as_ref(),
+    )?;
+    check_duration(
+        "ScheduleToStartTimeout",
+        attributes.schedule_to_start_timeout.as_ref(),
+    )?;
+    check_duration(
+        "StartToCloseTimeout",
+        attributes.start_to_close_timeout.as_ref(),
+    )?;
+    check_duration("HeartbeatTimeout", attributes.heartbeat_timeout.as_ref())?;
+    let mut schedule_to_close = duration_ms(attributes.schedule_to_close_timeout.as_ref());
+    let mut schedule_to_start = duration_ms(attributes.schedule_to_start_timeout.as_ref());
+    let mut start_to_close = duration_ms(attributes.start_to_close_timeout.as_ref());
+    let mut heartbeat = duration_ms(attributes.heartbeat_timeout.as_ref());
+    let capped = |value: i64, cap: i64| if value > 0 { value.min(cap) } else { cap };
+    if schedule_to_close > 0 {
+        schedule_to_start = capped(schedule_to_start, schedule_to_close);
+        start_to_close = capped(start_to_close, schedule_to_close);
+    } else if start_to_close > 0 {
+        schedule_to_close = run_timeout_ms;
+        if schedule_to_start <= 0 {
+            schedule_to_start = run_timeout_ms;
+        }
+    } else {
+        let type_name = attributes
+            .activity_type
+            .as_ref()
+            .map(|t| t.name.as_str())
+            .unwrap_or("");
+        return Err(format!(
+            "a valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on the activity. ActivityId={} ActivityType={type_name}",
+            attributes.activity_id
+        ));
+    }
+    if run_timeout_ms > 0 {
+        for value in [
+            &mut schedule_to_close,
+            &mut schedule_to_start,
+            &mut start_to_close,
+            &mut heartbeat,
+        ] {
+            *value = (*value).min(run_timeout_ms);
+        }
+    }
+    Ok(ActivityTimeouts {
+        schedule_to_close_ms: schedule_to_close,
+        schedule_to_start_ms: schedule_to_start.max(0),
+        start_to_close_ms: start_to_close,
+        heartbeat_ms: heartbeat.max(0).min(start_to_close),
+    })
+}
 
 pub(crate) fn apply_scheduled(
     state: &mut MutableState,

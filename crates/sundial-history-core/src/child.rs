@@ -29,6 +29,7 @@ pub(crate) fn apply_initiated(
             workflow_id: attributes.workflow_id.clone(),
             namespace: attributes.namespace.clone(),
             initiated: Some(attributes.clone()),
+            user_metadata: event.user_metadata.clone(),
             ..Default::default()
         },
     );

@@ -4,24 +4,26 @@
 
 use sundial_common::{Error, Result};
 use sundial_proto::api::command::v1::{Command, command::Attributes as C};
-use sundial_proto::api::common::v1::{Payload, Payloads};
+use sundial_proto::api::common::v1::{MeteringMetadata, Payload, Payloads, WorkerVersionStamp};
+use sundial_proto::api::deployment::v1::WorkerDeploymentVersion;
 use sundial_proto::api::enums::v1::{
-    ContinueAsNewInitiator, ParentClosePolicy, RetryState, WorkflowIdReusePolicy,
-    WorkflowTaskFailedCause,
+    ContinueAsNewInitiator, ParentClosePolicy, RetryState, TaskQueueKind, TimeoutType,
+    WorkflowIdReusePolicy, WorkflowTaskFailedCause,
 };
 use sundial_proto::api::history::v1::history_event::Attributes as A;
 use sundial_proto::api::history::v1::*;
-use sundial_proto::api::sdk::v1::{UserMetadata, WorkflowTaskCompletedMetadata};
+use sundial_proto::api::sdk::v1::WorkflowTaskCompletedMetadata;
 use sundial_proto::api::taskqueue::v1::TaskQueue;
 
 use crate::activity::schedule_attempt_tasks;
 use crate::ctx::{Env, Mutation, Transition};
 use crate::state::MutableState;
 use crate::tasks::{Task, TaskType};
-use crate::util::{duration, duration_ms, server_failure, valid_duration};
+use crate::util::{duration_ms, payloads_size, present_duration, server_failure, valid_duration};
 use crate::workflow::{
     StartRequest, close, retry_refusal, retry_successor, start_successor, terminate_in,
 };
+use crate::workflow_task::RecordedWorkflowTask;
 use crate::{retry, workflow_task};
 
 const MINIMAL_RUN_INTERVAL_MS: i64 = 1000;
@@ -43,6 +45,16 @@ pub struct CompleteWorkflowTask {
     /// Whether activities scheduled with `request_eager_execution` are started at once and
     /// handed back in the response (`system.enableActivityEagerExecution`).
     pub eager_activities: bool,
+    /// What the worker says of its build, stamped into the completed event as given.
+    pub worker_version: Option<WorkerVersionStamp>,
+    pub metering_metadata: Option<MeteringMetadata>,
+    pub deployment_name: String,
+    /// Set only for a worker on deployment versioning, as Temporal stamps it.
+    pub deployment_version: Option<WorkerDeploymentVersion>,
+    pub versioning_behavior: i32,
+    /// The worker asks for the next workflow task in the response (`return_new_workflow_task`):
+    /// one that this completion schedules is started at once for it, as Temporal does.
+    pub return_new_workflow_task: bool,
 }
 
 /// The outcome: what to persist, and the error to return to the worker even though something
@@ -53,6 +65,8 @@ pub struct WorkflowTaskCompletion {
     pub error: Option<Error>,
     /// Activities started eagerly by this completion, for the response's `activity_tasks`.
     pub eager_activities: Vec<crate::state::ActivityInfo>,
+    /// The next workflow task, started for the worker that completed this one.
+    pub new_workflow_task: Option<RecordedWorkflowTask>,
 }
 
 /// A command that cannot be applied: the failure cause, and whether the run is terminated.
@@ -115,16 +129,6 @@ fn json_string(text: &str) -> Payload {
     }
 }
 
-fn payloads_size(payloads: Option<&Payloads>) -> usize {
-    payloads
-        .map(|p| p.payloads.iter().map(payload_size).sum())
-        .unwrap_or(0)
-}
-
-fn payload_size(payload: &Payload) -> usize {
-    payload.data.len() + payload.metadata.values().map(Vec::len).sum::<usize>()
-}
-
 pub fn complete_workflow_task(
     state: &mut MutableState,
     env: &Env,
@@ -165,6 +169,7 @@ pub fn complete_workflow_task(
             transition: mutation.finish(),
             error: Some(Error::invalid("UnhandledCommand")),
             eager_activities: Vec::new(),
+            new_workflow_task: None,
         });
     }
     let snapshot = state.clone();
@@ -200,29 +205,37 @@ pub fn complete_workflow_task(
             } else {
                 Vec::new()
             };
+            let new_workflow_task = if request.return_new_workflow_task {
+                start_inline(state, env, &request, &mut transition)?
+            } else {
+                None
+            };
             return Ok(WorkflowTaskCompletion {
                 transition,
                 error: None,
                 eager_activities,
+                new_workflow_task,
             });
         }
         Err(error) => error,
     };
     // A bad command throws away everything this completion did.
     *state = snapshot;
+    // The caller's error, the failed event's failure and a termination's reason all say the
+    // same, cause first, as in Temporal.
     let message = format!("{}: {}", cause_name(error.cause), error.message);
     let mut mutation = Mutation::new(state, env);
     if error.terminate {
         workflow_task::fail_started(
             &mut mutation,
             error.cause,
-            Some(server_failure(&error.message, true)),
+            Some(server_failure(&message, false)),
             request.identity.clone(),
         );
         mutation.state.workflow_task = None;
         terminate_in(
             &mut mutation,
-            error.message.clone(),
+            message.clone(),
             None,
             "history-service".into(),
         );
@@ -230,7 +243,7 @@ pub fn complete_workflow_task(
         workflow_task::fail_in_completion(
             &mut mutation,
             error.cause,
-            server_failure(&error.message, true),
+            server_failure(&message, false),
             request.identity.clone(),
         );
     }
@@ -238,6 +251,7 @@ pub fn complete_workflow_task(
         transition: mutation.finish(),
         error: Some(Error::invalid(message)),
         eager_activities: Vec::new(),
+        new_workflow_task: None,
     })
 }
 
@@ -258,6 +272,11 @@ fn apply_completion(
             identity: request.identity.clone(),
             binary_checksum: request.binary_checksum.clone(),
             sdk_metadata: request.sdk_metadata.clone(),
+            worker_version: request.worker_version.clone(),
+            metering_metadata: request.metering_metadata,
+            worker_deployment_name: request.deployment_name.clone(),
+            deployment_version: request.deployment_version.clone(),
+            versioning_behavior: request.versioning_behavior,
             ..Default::default()
         },
     ));
@@ -279,11 +298,10 @@ fn apply_completion(
         if !mutation.state.is_running() {
             break;
         }
-        let before = mutation.out.events.len();
+        // The command's metadata goes on the first event it writes.
+        mutation.metadata = command.user_metadata.clone();
         need_workflow_task |= apply_command(mutation, request, command, completed_id)?;
-        if let Some(metadata) = command.user_metadata.as_ref() {
-            set_user_metadata(mutation, before, metadata);
-        }
+        mutation.metadata = None;
     }
     if !mutation.state.is_running() {
         return Ok(());
@@ -296,13 +314,50 @@ fn apply_completion(
     Ok(())
 }
 
-fn set_user_metadata(mutation: &mut Mutation, first_new_event: usize, metadata: &UserMetadata) {
-    if let Some(event) = mutation.out.events.get_mut(first_new_event) {
-        event.user_metadata = Some(metadata.clone());
-    }
+/// Applies one command. Returns whether it requires a new workflow task.
+/// Starts the workflow task a successful completion scheduled, for the worker that asked for it
+/// in the response: its started event joins the completion's write, and it is not dispatched.
+fn start_inline(
+    state: &mut MutableState,
+    env: &Env,
+    request: &CompleteWorkflowTask,
+    transition: &mut Transition,
+) -> Result<Option<RecordedWorkflowTask>> {
+    let Some(task) = state
+        .workflow_task
+        .clone()
+        .filter(|task| task.started_event_id == 0 && !task.transient)
+    else {
+        return Ok(None);
+    };
+    let request_id = (env.new_id)();
+    let mut recorded = workflow_task::record_workflow_task_started(
+        state,
+        env,
+        task.scheduled_event_id,
+        task.attempt,
+        workflow_task::Poller {
+            request_id: &request_id,
+            identity: &request.identity,
+            sticky: task.task_queue_kind == TaskQueueKind::Sticky as i32,
+            worker_version: request.worker_version.as_ref(),
+        },
+    )?;
+    // Neither a dispatch nor a schedule-to-start timeout: the task is already started.
+    transition.tasks.retain(|queued| {
+        !(queued.event_id == task.scheduled_event_id
+            && (queued.kind() == Some(TaskType::WorkflowTask)
+                || (queued.kind() == Some(TaskType::WorkflowTaskTimeout)
+                    && queued.timeout_type == TimeoutType::ScheduleToStart as i32)))
+    });
+    let started = std::mem::take(&mut recorded.transition);
+    transition.events.extend(started.events);
+    transition.tasks.extend(started.tasks);
+    // The worker has the run: it gets the events after the task it just completed.
+    recorded.partial_history = true;
+    Ok(Some(recorded))
 }
 
-/// Applies one command. Returns whether it requires a new workflow task.
 fn apply_command(
     mutation: &mut Mutation,
     request: &CompleteWorkflowTask,
@@ -612,8 +667,14 @@ fn schedule_activity(
     use WorkflowTaskFailedCause as Cause;
     let limits = mutation.env.limits;
     let cause = Cause::BadScheduleActivityAttributes;
+    // Temporal's order: task queue, ids, retry policy, lengths, then the timeouts.
+    let task_queue_name = match attributes.task_queue.as_ref() {
+        None => return Err(bad(cause, "taskQueue is not set")),
+        Some(queue) if queue.name.is_empty() => return Err(bad(cause, "missing task queue name")),
+        Some(queue) => queue.name.as_str(),
+    };
     if attributes.activity_id.is_empty() {
-        return Err(bad(cause, "ActivityId is not set."));
+        return Err(bad(cause, "activityId is not set"));
     }
     let type_name = attributes
         .activity_type
@@ -621,38 +682,29 @@ fn schedule_activity(
         .map(|t| t.name.as_str())
         .unwrap_or("");
     if type_name.is_empty() {
-        return Err(bad(cause, "ActivityType is not set."));
+        return Err(bad(cause, "activityType is not set"));
     }
-    let task_queue_name = attributes
-        .task_queue
-        .as_ref()
-        .map(|q| q.name.as_str())
-        .unwrap_or("");
-    if task_queue_name.is_empty() {
-        return Err(bad(cause, "taskQueue is not set"));
-    }
-    if attributes.activity_id.len() > limits.max_id_length
-        || type_name.len() > limits.max_id_length
-        || task_queue_name.len() > limits.max_id_length
-    {
-        return Err(bad(
-            cause,
-            "ActivityId, ActivityType or TaskQueue exceeds length limit.",
-        ));
-    }
-    for timeout in [
-        &attributes.schedule_to_close_timeout,
-        &attributes.schedule_to_start_timeout,
-        &attributes.start_to_close_timeout,
-        &attributes.heartbeat_timeout,
+    let retry_policy = retry::with_defaults(attributes.retry_policy.clone(), limits);
+    retry::validate(&retry_policy).map_err(|message| bad(cause, message))?;
+    for (name, value) in [
+        ("activityId", attributes.activity_id.as_str()),
+        ("activityType", type_name),
+        ("taskQueue", task_queue_name),
     ] {
-        if !valid_duration(timeout.as_ref()) {
+        if value.len() > limits.max_id_length {
             return Err(bad(
                 cause,
-                "An invalid timeout is set on ScheduleActivityTaskCommand.",
+                format!(
+                    "{name} exceeds length limit. Length={} Limit={}",
+                    value.len(),
+                    limits.max_id_length
+                ),
             ));
         }
     }
+    let run_timeout_ms = mutation.state.info().run_timeout_ms;
+    let timeouts = crate::activity::normalise_timeouts(attributes, run_timeout_ms)
+        .map_err(|message| bad(cause, message))?;
     if payloads_size(attributes.input.as_ref()) > limits.blob_size_error {
         return Err(too_large(cause));
     }
@@ -676,51 +728,6 @@ fn schedule_activity(
             "the number of pending activities has reached the limit",
         ));
     }
-    let run_timeout_ms = mutation.state.info().run_timeout_ms;
-    let mut schedule_to_close = duration_ms(attributes.schedule_to_close_timeout.as_ref());
-    let mut schedule_to_start = duration_ms(attributes.schedule_to_start_timeout.as_ref());
-    let mut start_to_close = duration_ms(attributes.start_to_close_timeout.as_ref());
-    let mut heartbeat = duration_ms(attributes.heartbeat_timeout.as_ref());
-    if schedule_to_close > 0 {
-        schedule_to_start = if schedule_to_start > 0 {
-            schedule_to_start.min(schedule_to_close)
-        } else {
-            schedule_to_close
-        };
-        start_to_close = if start_to_close > 0 {
-            start_to_close.min(schedule_to_close)
-        } else {
-            schedule_to_close
-        };
-    } else if start_to_close > 0 {
-        schedule_to_close = run_timeout_ms;
-        if schedule_to_start == 0 {
-            schedule_to_start = run_timeout_ms;
-        }
-    } else {
-        return Err(bad(
-            cause,
-            "A valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on ScheduleActivityTaskCommand.",
-        ));
-    }
-    if run_timeout_ms > 0 {
-        let cap = |value: i64| {
-            if value == 0 {
-                run_timeout_ms
-            } else {
-                value.min(run_timeout_ms)
-            }
-        };
-        schedule_to_close = cap(schedule_to_close);
-        schedule_to_start = cap(schedule_to_start);
-        start_to_close = cap(start_to_close);
-        if heartbeat > 0 {
-            heartbeat = heartbeat.min(run_timeout_ms);
-        }
-    }
-    heartbeat = heartbeat.min(start_to_close);
-    let retry_policy = retry::with_defaults(attributes.retry_policy.clone(), limits);
-    retry::validate(&retry_policy).map_err(|message| bad(cause, message))?;
     let mut task_queue = attributes.task_queue.clone().unwrap_or_default();
     if task_queue.kind == 0 {
         task_queue.kind = sundial_proto::api::enums::v1::TaskQueueKind::Normal as i32;
@@ -732,10 +739,10 @@ fn schedule_activity(
             task_queue: Some(task_queue),
             header: attributes.header.clone(),
             input: attributes.input.clone(),
-            schedule_to_close_timeout: duration(schedule_to_close),
-            schedule_to_start_timeout: duration(schedule_to_start),
-            start_to_close_timeout: duration(start_to_close),
-            heartbeat_timeout: duration(heartbeat),
+            schedule_to_close_timeout: present_duration(timeouts.schedule_to_close_ms),
+            schedule_to_start_timeout: present_duration(timeouts.schedule_to_start_ms),
+            start_to_close_timeout: present_duration(timeouts.start_to_close_ms),
+            heartbeat_timeout: present_duration(timeouts.heartbeat_ms),
             workflow_task_completed_event_id: completed_id,
             retry_policy: Some(retry_policy),
             use_workflow_build_id: attributes.use_workflow_build_id,
@@ -897,7 +904,6 @@ fn continue_as_new(
         initiator,
         continued_failure: attributes.failure.clone(),
         last_completion_result: attributes.last_completion_result.clone(),
-        identity: started.identity.clone(),
         retry_policy: attributes.retry_policy.clone(),
         attempt: if initiator == ContinueAsNewInitiator::Retry as i32 {
             started.attempt + 1
@@ -922,7 +928,8 @@ fn continue_as_new(
                 workflow_task_timeout: task_timeout,
                 workflow_task_completed_event_id: completed_id,
                 backoff_start_interval: attributes.backoff_start_interval,
-                initiator,
+                // The event keeps the command's initiator as given (unset for the workflow's own).
+                initiator: attributes.initiator,
                 failure: attributes.failure.clone(),
                 last_completion_result: attributes.last_completion_result.clone(),
                 header: attributes.header.clone(),
@@ -940,6 +947,7 @@ fn continue_as_new(
         attributes: new_attributes,
         first_task_backoff_ms: backoff_ms,
         signal: None,
+        user_metadata: None,
     };
     start_successor(mutation, request).map_err(|error| bad(cause, error.to_string()))
 }
@@ -1023,6 +1031,12 @@ fn start_child(
     } else {
         attributes.workflow_id_reuse_policy
     };
+    let (run_timeout, task_timeout) = crate::workflow::child_timeouts(
+        attributes.workflow_execution_timeout.as_ref(),
+        attributes.workflow_run_timeout.as_ref(),
+        attributes.workflow_task_timeout.as_ref(),
+        mutation.env,
+    );
     let id = mutation.add(A::StartChildWorkflowExecutionInitiatedEventAttributes(
         StartChildWorkflowExecutionInitiatedEventAttributes {
             namespace: request.namespace.clone(),
@@ -1032,8 +1046,8 @@ fn start_child(
             task_queue: Some(task_queue),
             input: attributes.input.clone(),
             workflow_execution_timeout: attributes.workflow_execution_timeout,
-            workflow_run_timeout: attributes.workflow_run_timeout,
-            workflow_task_timeout: attributes.workflow_task_timeout,
+            workflow_run_timeout: run_timeout,
+            workflow_task_timeout: task_timeout,
             parent_close_policy,
             control: attributes.control.clone(),
             workflow_task_completed_event_id: completed_id,

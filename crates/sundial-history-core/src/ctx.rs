@@ -4,6 +4,7 @@
 use prost::Message;
 use sundial_proto::api::enums::v1::EventType;
 use sundial_proto::api::history::v1::{HistoryEvent, history_event::Attributes};
+use sundial_proto::api::sdk::v1::UserMetadata;
 
 use crate::apply::{apply_event, event_type_of};
 use crate::state::MutableState;
@@ -87,6 +88,9 @@ pub(crate) struct Mutation<'s, 'e> {
     pub state: &'s mut MutableState,
     pub env: &'e Env<'e>,
     pub out: Transition,
+    /// User metadata for the next event written (the first event of a command, or a run's
+    /// started event).
+    pub metadata: Option<UserMetadata>,
 }
 
 impl<'s, 'e> Mutation<'s, 'e> {
@@ -95,6 +99,7 @@ impl<'s, 'e> Mutation<'s, 'e> {
             state,
             env,
             out: Transition::default(),
+            metadata: None,
         }
     }
 
@@ -117,6 +122,7 @@ impl<'s, 'e> Mutation<'s, 'e> {
             event_time: util::timestamp(self.now()),
             event_type: event_type_of(&attributes) as i32,
             attributes: Some(attributes),
+            user_metadata: self.metadata.take(),
             ..Default::default()
         };
         if buffered {

@@ -36,7 +36,7 @@ pub use workflow::{
     StartRequest, backoff_fired, new_execution, request_cancel, run_timeout, signal, terminate,
 };
 pub use workflow_task::{
-    RecordedWorkflowTask, fail_workflow_task, history_suffix_for_transient,
+    Poller, RecordedWorkflowTask, fail_workflow_task, history_suffix_for_transient,
     record_workflow_task_started, workflow_task_timeout,
 };
 

@@ -6,7 +6,7 @@ use sundial_proto::api::enums::v1::{RetryState, TimeoutType};
 use sundial_proto::api::failure::v1::{Failure, failure::FailureInfo};
 
 use crate::ctx::Limits;
-use crate::util::{duration, duration_ms};
+use crate::util::{check_duration, duration, duration_ms};
 
 /// Fills the unset fields of a retry policy with the defaults.
 pub fn with_defaults(policy: Option<RetryPolicy>, limits: &Limits) -> RetryPolicy {
@@ -33,23 +33,13 @@ pub fn validate(policy: &RetryPolicy) -> Result<(), String> {
     }
     let initial_ms = duration_ms(policy.initial_interval.as_ref());
     let maximum_ms = duration_ms(policy.maximum_interval.as_ref());
-    if policy
-        .initial_interval
-        .as_ref()
-        .is_some_and(|value| value.seconds < 0 || value.nanos < 0)
-    {
-        return Err("InitialInterval cannot be negative on retry policy.".into());
-    }
+    check_duration("InitialInterval", policy.initial_interval.as_ref())
+        .map_err(|error| error.replacen(':', " set on retry policy:", 1))?;
     if policy.backoff_coefficient < 1.0 {
         return Err("BackoffCoefficient cannot be less than 1 on retry policy.".into());
     }
-    if policy
-        .maximum_interval
-        .as_ref()
-        .is_some_and(|value| value.seconds < 0 || value.nanos < 0)
-    {
-        return Err("MaximumInterval cannot be negative on retry policy.".into());
-    }
+    check_duration("MaximumInterval", policy.maximum_interval.as_ref())
+        .map_err(|error| error.replacen(':', " set on retry policy:", 1))?;
     if maximum_ms > 0 && maximum_ms < initial_ms {
         return Err("MaximumInterval cannot be less than InitialInterval on retry policy.".into());
     }

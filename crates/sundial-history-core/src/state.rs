@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sundial_proto::api::common::v1::{Memo, Payloads, SearchAttributes};
+use sundial_proto::api::common::v1::{Memo, Payloads, SearchAttributes, WorkerVersionStamp};
 use sundial_proto::api::failure::v1::Failure;
 use sundial_proto::api::history::v1::{
     ActivityTaskScheduledEventAttributes, HistoryEvent,
@@ -12,6 +12,7 @@ use sundial_proto::api::history::v1::{
     SignalExternalWorkflowExecutionInitiatedEventAttributes,
     StartChildWorkflowExecutionInitiatedEventAttributes, WorkflowExecutionStartedEventAttributes,
 };
+use sundial_proto::api::sdk::v1::UserMetadata;
 
 /// Blob encoding tag stored beside every persisted state, so the format can evolve.
 pub const STATE_ENCODING_V1: i32 = 1;
@@ -111,6 +112,14 @@ pub struct ExecutionInfo {
     /// Result of the last successful run of the chain (cron), passed to the next run.
     #[prost(message, optional, tag = "32")]
     pub last_completion_result: Option<Payloads>,
+    /// The summary and details the starter attached to the run, returned as given.
+    #[prost(message, optional, tag = "33")]
+    pub user_metadata: Option<UserMetadata>,
+    /// The build id stamp and deployment name of the last completed workflow task.
+    #[prost(message, optional, tag = "34")]
+    pub most_recent_worker_version_stamp: Option<WorkerVersionStamp>,
+    #[prost(string, tag = "35")]
+    pub worker_deployment_name: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -144,6 +153,12 @@ pub struct WorkflowTaskInfo {
     pub original_scheduled_time_ms: i64,
     #[prost(int64, tag = "13")]
     pub history_size_bytes: i64,
+    /// `SuggestContinueAsNewReason` values given when a transient task was started.
+    #[prost(int32, repeated, tag = "14")]
+    pub suggest_continue_as_new_reasons: Vec<i32>,
+    /// The build id stamp of the worker that started a transient task.
+    #[prost(message, optional, tag = "15")]
+    pub worker_version: Option<WorkerVersionStamp>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -219,6 +234,9 @@ pub struct ChildInfo {
     pub initiated: Option<StartChildWorkflowExecutionInitiatedEventAttributes>,
     #[prost(string, tag = "7")]
     pub create_request_id: String,
+    /// The metadata of the command that started the child, which its own run carries.
+    #[prost(message, optional, tag = "8")]
+    pub user_metadata: Option<UserMetadata>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -84,6 +84,7 @@ fn start_request(
         },
         first_task_backoff_ms: backoff_ms,
         signal: None,
+        user_metadata: None,
     }
 }
 
@@ -120,9 +121,11 @@ fn take_task(
         &fixture.env(),
         task.scheduled_event_id,
         task.attempt,
-        "r",
-        "w",
-        false,
+        Poller {
+            request_id: "r",
+            identity: "w",
+            ..Default::default()
+        },
     )
     .unwrap();
     history.extend(recorded.transition.events);
@@ -552,7 +555,7 @@ proptest! {
             let env_events = match step {
                 Step::Signal => signal(&mut state, &fixture.env(), signal_attributes("s")).map(|t| t.events).unwrap_or_default(),
                 Step::TakeTask => match state.workflow_task.clone().filter(|task| task.started_event_id == 0) {
-                    Some(task) => record_workflow_task_started(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, "r", "w", false)
+                    Some(task) => record_workflow_task_started(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, Poller { request_id: "r", identity: "w", ..Default::default() })
                         .map(|recorded| recorded.transition.events)
                         .unwrap_or_default(),
                     None => Vec::new(),
@@ -617,4 +620,205 @@ proptest! {
             prop_assert_eq!(projection(&replayed), projection(&state));
         }
     }
+}
+
+fn started_attributes(
+    events: &[HistoryEvent],
+) -> sundial_proto::api::history::v1::WorkflowTaskStartedEventAttributes {
+    events
+        .iter()
+        .rev()
+        .find_map(|event| match event.attributes.as_ref() {
+            Some(Attributes::WorkflowTaskStartedEventAttributes(a)) => Some(a.clone()),
+            _ => None,
+        })
+        .expect("a workflow task started event")
+}
+
+#[test]
+fn started_event_suggests_continue_as_new_with_reasons() {
+    use sundial_proto::api::enums::v1::SuggestContinueAsNewReason as Reason;
+    let mut fixture = Fixture::new();
+    let (mut state, _) = started(&fixture);
+    let mut history = Vec::new();
+    take_task(&mut state, &fixture, &mut history);
+    let quiet = started_attributes(&history);
+    assert!(!quiet.suggest_continue_as_new);
+    assert!(quiet.suggest_continue_as_new_reasons.is_empty());
+    assert!(quiet.history_size_bytes > 0);
+
+    // The count limit compares the started event's own id (3 here), as Temporal does.
+    fixture.limits.history_count_suggest_continue_as_new = 3;
+    let (mut state, _) = started(&fixture);
+    let mut history = Vec::new();
+    take_task(&mut state, &fixture, &mut history);
+    let by_count = started_attributes(&history);
+    assert!(by_count.suggest_continue_as_new);
+    assert_eq!(
+        by_count.suggest_continue_as_new_reasons,
+        [Reason::TooManyHistoryEvents as i32]
+    );
+
+    fixture.limits.history_size_suggest_continue_as_new = 1;
+    let (mut state, _) = started(&fixture);
+    let mut history = Vec::new();
+    take_task(&mut state, &fixture, &mut history);
+    assert_eq!(
+        started_attributes(&history).suggest_continue_as_new_reasons,
+        [
+            Reason::HistorySizeTooLarge as i32,
+            Reason::TooManyHistoryEvents as i32
+        ]
+    );
+
+    // A retried (transient) task carries the advice in its synthesized started event too.
+    fixture.limits.history_count_suggest_continue_as_new = 4096;
+    let task = state.workflow_task.clone().unwrap();
+    fail_workflow_task(
+        &mut state,
+        &fixture.env(),
+        task.scheduled_event_id,
+        task.attempt,
+        WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure,
+        None,
+        "w".into(),
+    )
+    .unwrap();
+    let retry = state.workflow_task.clone().unwrap();
+    assert!(retry.transient);
+    record_workflow_task_started(
+        &mut state,
+        &fixture.env(),
+        retry.scheduled_event_id,
+        retry.attempt,
+        Poller {
+            request_id: "r2",
+            identity: "w",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let suffix = history_suffix_for_transient(&state);
+    assert_eq!(
+        started_attributes(&suffix).suggest_continue_as_new_reasons,
+        [Reason::HistorySizeTooLarge as i32]
+    );
+}
+
+/// The ScheduleActivityTask attributes with the given timeouts in ms (`None`: unset).
+fn timeouts_command(
+    schedule_to_close: Option<i64>,
+    schedule_to_start: Option<i64>,
+    start_to_close: Option<i64>,
+    heartbeat: Option<i64>,
+) -> ScheduleActivityTaskCommandAttributes {
+    let set = |ms: Option<i64>| {
+        ms.map(|ms| sundial_proto::prost_types::Duration {
+            seconds: ms / 1000,
+            nanos: ((ms % 1000) * 1_000_000) as i32,
+        })
+    };
+    ScheduleActivityTaskCommandAttributes {
+        activity_id: "act-1".into(),
+        activity_type: Some(ActivityType { name: "A".into() }),
+        schedule_to_close_timeout: set(schedule_to_close),
+        schedule_to_start_timeout: set(schedule_to_start),
+        start_to_close_timeout: set(start_to_close),
+        heartbeat_timeout: set(heartbeat),
+        ..Default::default()
+    }
+}
+
+/// Temporal 1.32's normalisation (the differential suite's s34 records the same cases on the
+/// wire): (s2c, s2s, stc, hb) in, run timeout, and the four values out.
+#[test]
+fn activity_timeout_normalisation_matches_temporal() {
+    use crate::activity::{ActivityTimeouts, normalise_timeouts};
+    let s = |seconds: i64| Some(seconds * 1000);
+    const S: i64 = 1000;
+    #[allow(clippy::type_complexity)]
+    let cases: [(
+        (Option<i64>, Option<i64>, Option<i64>, Option<i64>),
+        i64,
+        [i64; 4],
+    ); 14] = [
+        // Only start-to-close: schedule-to-close is the run timeout, or none.
+        ((None, None, s(60), None), 0, [0, 0, 60 * S, 0]),
+        (
+            (None, None, s(60), None),
+            120 * S,
+            [120 * S, 120 * S, 60 * S, 0],
+        ),
+        // A zero duration counts as unset.
+        ((Some(0), Some(0), s(60), Some(0)), 0, [0, 0, 60 * S, 0]),
+        // Only schedule-to-close: the others default to it, then the run timeout caps all.
+        ((s(50), None, None, None), 0, [50 * S, 50 * S, 50 * S, 0]),
+        (
+            (s(1000), None, None, None),
+            120 * S,
+            [120 * S, 120 * S, 120 * S, 0],
+        ),
+        (
+            (None, None, s(1000), None),
+            120 * S,
+            [120 * S, 120 * S, 120 * S, 0],
+        ),
+        // Start-to-close and schedule-to-start are capped by schedule-to-close.
+        ((s(50), None, s(100), None), 0, [50 * S, 50 * S, 50 * S, 0]),
+        ((s(50), s(100), None, None), 0, [50 * S, 50 * S, 50 * S, 0]),
+        (
+            (s(100), s(10), s(20), None),
+            0,
+            [100 * S, 10 * S, 20 * S, 0],
+        ),
+        // Without schedule-to-close, schedule-to-start is kept even above start-to-close.
+        ((None, s(1000), s(60), None), 0, [0, 1000 * S, 60 * S, 0]),
+        (
+            (None, s(1000), s(60), None),
+            120 * S,
+            [120 * S, 120 * S, 60 * S, 0],
+        ),
+        // The heartbeat timeout is capped by start-to-close.
+        ((None, None, s(60), s(100)), 0, [0, 0, 60 * S, 60 * S]),
+        ((None, None, s(60), s(10)), 0, [0, 0, 60 * S, 10 * S]),
+        // Fractions are kept.
+        ((None, None, Some(1_500), Some(500)), 0, [0, 0, 1_500, 500]),
+    ];
+    for ((s2c, s2s, stc, hb), run_ms, want) in cases {
+        let got = normalise_timeouts(&timeouts_command(s2c, s2s, stc, hb), run_ms)
+            .unwrap_or_else(|error| panic!("{s2c:?} {s2s:?} {stc:?} {hb:?}: {error}"));
+        let want = ActivityTimeouts {
+            schedule_to_close_ms: want[0],
+            schedule_to_start_ms: want[1],
+            start_to_close_ms: want[2],
+            heartbeat_ms: want[3],
+        };
+        assert_eq!(got, want, "{s2c:?} {s2s:?} {stc:?} {hb:?} run {run_ms} ms");
+    }
+
+    let refused = |command: ScheduleActivityTaskCommandAttributes, run: i64| {
+        normalise_timeouts(&command, run).unwrap_err()
+    };
+    let needs = "a valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on the activity. ActivityId=act-1 ActivityType=A";
+    assert_eq!(refused(timeouts_command(None, None, None, None), 0), needs);
+    // Neither schedule-to-start, nor a heartbeat, nor a finite run timeout stands in.
+    assert_eq!(
+        refused(timeouts_command(None, s(5), None, s(5)), 120_000),
+        needs
+    );
+    let mut negative = timeouts_command(None, None, s(60), None);
+    negative.heartbeat_timeout = Some(sundial_proto::prost_types::Duration {
+        seconds: -1,
+        nanos: 0,
+    });
+    assert_eq!(
+        refused(negative.clone(), 0),
+        "invalid HeartbeatTimeout: negative duration"
+    );
+    // Checked in Temporal's order: schedule-to-close first.
+    negative.schedule_to_close_timeout = negative.heartbeat_timeout;
+    assert_eq!(
+        refused(negative, 0),
+        "invalid ScheduleToCloseTimeout: negative duration"
+    );
 }

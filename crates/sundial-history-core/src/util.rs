@@ -1,10 +1,21 @@
 //! Conversions between protobuf time types and milliseconds, and failure builders.
 
-use sundial_proto::api::common::v1::Payloads;
+use sundial_proto::api::common::v1::{Payload, Payloads};
 use sundial_proto::api::failure::v1::{
     ApplicationFailureInfo, Failure, ServerFailureInfo, TimeoutFailureInfo, failure::FailureInfo,
 };
 use sundial_proto::prost_types::{Duration, Timestamp};
+
+/// The size Temporal counts for payloads against `limit.blobSize.error`: data plus metadata values.
+pub fn payloads_size(payloads: Option<&Payloads>) -> usize {
+    payloads
+        .map(|p| p.payloads.iter().map(payload_size).sum())
+        .unwrap_or(0)
+}
+
+pub fn payload_size(payload: &Payload) -> usize {
+    payload.data.len() + payload.metadata.values().map(Vec::len).sum::<usize>()
+}
 
 pub fn duration_ms(duration: Option<&Duration>) -> i64 {
     match duration {
@@ -24,6 +35,23 @@ pub fn duration(ms: i64) -> Option<Duration> {
         seconds: ms / 1000,
         nanos: ((ms % 1000) * 1_000_000) as i32,
     })
+}
+
+/// A duration field that is always present, zero meaning "no limit": how Temporal writes the
+/// timeouts it normalises (activity timeouts), which SDKs read without checking for presence.
+pub fn present_duration(ms: i64) -> Option<Duration> {
+    Some(duration(ms).unwrap_or_default())
+}
+
+/// Checks a request's duration as Temporal does; the error names the field.
+pub fn check_duration(name: &str, duration: Option<&Duration>) -> Result<(), String> {
+    match duration {
+        Some(d) if d.seconds < 0 || d.nanos < 0 => {
+            Err(format!("invalid {name}: negative duration"))
+        }
+        Some(d) if d.nanos >= 1_000_000_000 => Err(format!("invalid {name}: invalid duration")),
+        _ => Ok(()),
+    }
 }
 
 pub fn timestamp(ms: i64) -> Option<Timestamp> {

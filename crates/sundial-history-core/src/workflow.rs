@@ -14,11 +14,12 @@ use sundial_proto::api::history::v1::{
     WorkflowExecutionStartedEventAttributes, WorkflowExecutionTerminatedEventAttributes,
     WorkflowExecutionTimedOutEventAttributes, WorkflowPropertiesModifiedEventAttributes,
 };
+use sundial_proto::api::sdk::v1::UserMetadata;
 
 use crate::ctx::{Env, Mutation, NewRun, Transition};
 use crate::state::{ExecutionInfo, MutableState};
 use crate::tasks::{Task, TaskType};
-use crate::util::{duration, duration_ms, timestamp, timestamp_ms};
+use crate::util::{duration, duration_ms, present_duration, timestamp, timestamp_ms};
 use crate::{retry, workflow_task};
 
 /// A new run: the started event attributes as requested, before timeout normalisation.
@@ -33,6 +34,8 @@ pub struct StartRequest {
     pub first_task_backoff_ms: i64,
     /// Signal written right after the started event (signal-with-start).
     pub signal: Option<WorkflowExecutionSignaledEventAttributes>,
+    /// Summary and details from the starter, carried by the started event.
+    pub user_metadata: Option<UserMetadata>,
 }
 
 /// Effective timeouts of a run, as Temporal normalises them.
@@ -50,8 +53,41 @@ fn normalise_timeouts(attributes: &mut WorkflowExecutionStartedEventAttributes, 
     if run_ms > 0 {
         task_ms = task_ms.min(run_ms);
     }
-    attributes.workflow_run_timeout = duration(run_ms);
+    // A run timeout given as zero stays present (a child's always is), as in Temporal.
+    attributes.workflow_run_timeout = if attributes.workflow_run_timeout.is_some() {
+        present_duration(run_ms)
+    } else {
+        duration(run_ms)
+    };
     attributes.workflow_task_timeout = duration(task_ms);
+}
+
+/// A child's run and task timeouts as its initiated event records them: the run timeout capped
+/// by the execution timeout (zero present when there is none) and the task timeout defaulted and
+/// capped, as Temporal normalises them when the command is accepted.
+pub(crate) fn child_timeouts(
+    execution: Option<&sundial_proto::prost_types::Duration>,
+    run: Option<&sundial_proto::prost_types::Duration>,
+    task: Option<&sundial_proto::prost_types::Duration>,
+    env: &Env,
+) -> (
+    Option<sundial_proto::prost_types::Duration>,
+    Option<sundial_proto::prost_types::Duration>,
+) {
+    let execution_ms = duration_ms(execution);
+    let mut run_ms = duration_ms(run);
+    if execution_ms > 0 && (run_ms == 0 || run_ms > execution_ms) {
+        run_ms = execution_ms;
+    }
+    let mut task_ms = duration_ms(task);
+    if task_ms == 0 {
+        task_ms = env.limits.default_workflow_task_timeout_ms;
+    }
+    task_ms = task_ms.min(env.limits.max_workflow_task_timeout_ms);
+    if run_ms > 0 {
+        task_ms = task_ms.min(run_ms);
+    }
+    (present_duration(run_ms), present_duration(task_ms))
 }
 
 /// Creates a run: its state and first events (started, the optional signal, and the first
@@ -73,7 +109,7 @@ pub fn new_execution(env: &Env, request: StartRequest) -> Result<(MutableState, 
             attributes.workflow_execution_expiration_time = timestamp(env.now_ms + execution_ms);
         }
     }
-    attributes.first_workflow_task_backoff = duration(request.first_task_backoff_ms);
+    attributes.first_workflow_task_backoff = present_duration(request.first_task_backoff_ms);
     if let Some(task_queue) = attributes.task_queue.as_mut() {
         task_queue.kind = sundial_proto::api::enums::v1::TaskQueueKind::Normal as i32;
     }
@@ -89,6 +125,7 @@ pub fn new_execution(env: &Env, request: StartRequest) -> Result<(MutableState, 
         ..Default::default()
     };
     let mut mutation = Mutation::new(&mut state, env);
+    mutation.metadata = request.user_metadata;
     mutation.add(Attributes::WorkflowExecutionStartedEventAttributes(
         attributes,
     ));
@@ -167,6 +204,7 @@ pub(crate) fn apply_started(
     info.search_attributes = attributes.search_attributes.clone();
     info.last_completion_result = attributes.last_completion_result.clone();
     info.started = Some(attributes.clone());
+    info.user_metadata = event.user_metadata.clone();
 }
 
 pub(crate) fn apply_closed(state: &mut MutableState, event: &HistoryEvent, new_run_id: &str) {
@@ -463,6 +501,7 @@ pub(crate) fn retry_successor(
         attributes,
         first_task_backoff_ms: delay_ms,
         signal: None,
+        user_metadata: None,
     };
     Some((request, delay_ms))
 }

@@ -2,8 +2,9 @@
 //! transient task that retries leave out of history, and its synthesized events.
 
 use sundial_common::{Error, Result};
+use sundial_proto::api::common::v1::WorkerVersionStamp;
 use sundial_proto::api::enums::v1::{
-    EventType, TaskQueueKind, TimeoutType, WorkflowTaskFailedCause,
+    EventType, SuggestContinueAsNewReason, TaskQueueKind, TimeoutType, WorkflowTaskFailedCause,
 };
 use sundial_proto::api::failure::v1::Failure;
 use sundial_proto::api::history::v1::history_event::Attributes;
@@ -57,7 +58,10 @@ pub(crate) fn apply_completed(
     state: &mut MutableState,
     attributes: &WorkflowTaskCompletedEventAttributes,
 ) {
-    state.info_mut().last_completed_wft_started_id = attributes.started_event_id;
+    let info = state.info_mut();
+    info.last_completed_wft_started_id = attributes.started_event_id;
+    info.most_recent_worker_version_stamp = attributes.worker_version.clone();
+    info.worker_deployment_name = attributes.worker_deployment_name.clone();
     state.workflow_task = None;
 }
 
@@ -134,6 +138,18 @@ pub(crate) fn schedule(mutation: &mut Mutation, attempt: i32) {
     }
 }
 
+/// The poller that takes a workflow task.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Poller<'a> {
+    pub request_id: &'a str,
+    pub identity: &'a str,
+    /// Polled the run's sticky queue.
+    pub sticky: bool,
+    /// The build id the worker reports (`worker_version_capabilities`), stamped into the started
+    /// event as Temporal does for workers that are not on worker-deployment versioning.
+    pub worker_version: Option<&'a WorkerVersionStamp>,
+}
+
 /// What a poller needs to build its response after a workflow task was started.
 #[derive(Debug, Clone, Default)]
 pub struct RecordedWorkflowTask {
@@ -157,10 +173,14 @@ pub fn record_workflow_task_started(
     env: &Env,
     scheduled_event_id: i64,
     attempt: i32,
-    request_id: &str,
-    identity: &str,
-    sticky_poll: bool,
+    poller: Poller,
 ) -> Result<RecordedWorkflowTask> {
+    let Poller {
+        request_id,
+        identity,
+        sticky: sticky_poll,
+        worker_version,
+    } = poller;
     if !state.is_running() {
         return Err(Error::not_found("workflow execution already completed"));
     }
@@ -201,6 +221,7 @@ pub fn record_workflow_task_started(
         info.sticky_schedule_to_start_ms = 0;
     }
     let started_event_id;
+    let reasons = continue_as_new_reasons(mutation.state, env);
     if task.transient {
         started_event_id = scheduled_event_id + 1;
         let history_size = mutation.state.info().history_size_bytes;
@@ -214,18 +235,19 @@ pub fn record_workflow_task_started(
         current.request_id = request_id.to_string();
         current.identity = identity.to_string();
         current.history_size_bytes = history_size;
+        current.suggest_continue_as_new_reasons = reasons;
+        current.worker_version = worker_version.cloned();
     } else {
-        let info = mutation.state.info();
-        let suggest = info.next_event_id >= env.limits.history_count_suggest_continue_as_new
-            || info.history_size_bytes >= env.limits.history_size_suggest_continue_as_new;
-        let history_size_bytes = info.history_size_bytes;
+        let history_size_bytes = mutation.state.info().history_size_bytes;
         started_event_id = mutation.add(Attributes::WorkflowTaskStartedEventAttributes(
             WorkflowTaskStartedEventAttributes {
                 scheduled_event_id,
                 identity: identity.to_string(),
                 request_id: request_id.to_string(),
-                suggest_continue_as_new: suggest,
+                suggest_continue_as_new: !reasons.is_empty(),
+                suggest_continue_as_new_reasons: reasons,
                 history_size_bytes,
+                worker_version: worker_version.cloned(),
                 ..Default::default()
             },
         ));
@@ -250,6 +272,21 @@ pub fn record_workflow_task_started(
         next_event_id,
         partial_history: sticky_poll,
     })
+}
+
+/// Why the worker should continue as new, as the started event tells it: the history's size in
+/// bytes and its length (the started event's id) against the namespace's suggestion limits, in
+/// Temporal's order.
+fn continue_as_new_reasons(state: &MutableState, env: &Env) -> Vec<i32> {
+    let info = state.info();
+    let mut reasons = Vec::new();
+    if info.history_size_bytes >= env.limits.history_size_suggest_continue_as_new {
+        reasons.push(SuggestContinueAsNewReason::HistorySizeTooLarge as i32);
+    }
+    if info.next_event_id >= env.limits.history_count_suggest_continue_as_new {
+        reasons.push(SuggestContinueAsNewReason::TooManyHistoryEvents as i32);
+    }
+    reasons
 }
 
 /// The scheduled and started events of a transient workflow task, which are shown to pollers
@@ -292,6 +329,9 @@ fn started_event(task: &WorkflowTaskInfo) -> HistoryEvent {
             identity: task.identity.clone(),
             request_id: task.request_id.clone(),
             history_size_bytes: task.history_size_bytes,
+            suggest_continue_as_new: !task.suggest_continue_as_new_reasons.is_empty(),
+            suggest_continue_as_new_reasons: task.suggest_continue_as_new_reasons.clone(),
+            worker_version: task.worker_version.clone(),
             ..Default::default()
         });
     HistoryEvent {

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use prost::Message;
-use sundial_common::{Error, Result, WorkflowKey, new_uuid};
+use sundial_common::{Error, Result, WorkflowKey, new_run_id, new_uuid};
 use sundial_history_core::util::{duration_ms, timestamp};
 use sundial_history_core::{self as core, StartRequest};
-use sundial_proto::api::common::v1::{Payloads, WorkflowExecution};
+use sundial_proto::api::common::v1::{Payloads, WorkerVersionStamp, WorkflowExecution};
+use sundial_proto::api::deployment::v1::WorkerDeploymentVersion;
 use sundial_proto::api::enums::v1::{
-    HistoryEventFilterType, QueryRejectCondition, WorkflowExecutionStatus,
+    HistoryEventFilterType, QueryRejectCondition, WorkerVersioningMode, WorkflowExecutionStatus,
     WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
 };
 use sundial_proto::api::failure::v1::Failure;
@@ -123,7 +124,7 @@ impl Inner {
                         });
                     }
                     WorkflowIdConflictPolicy::TerminateExisting => {
-                        let new_run_hint = new_uuid();
+                        let new_run_hint = fresh_run_id(signal.is_some());
                         let reason = "TerminateIfRunning WorkflowIdReusePolicy".to_string();
                         let details = Payloads {
                             payloads: vec![json_payload(&format!(
@@ -222,7 +223,7 @@ impl Inner {
         expected_current: Option<String>,
         run_id: Option<String>,
     ) -> Result<ws::StartWorkflowExecutionResponse> {
-        let run_id = run_id.unwrap_or_else(new_uuid);
+        let run_id = run_id.unwrap_or_else(|| fresh_run_id(signal.is_some()));
         let limits = self.limits();
         let retry_policy = match request.retry_policy.clone() {
             Some(policy) => {
@@ -265,6 +266,7 @@ impl Inner {
             attributes,
             first_task_backoff_ms: duration_ms(request.workflow_start_delay.as_ref()),
             signal,
+            user_metadata: request.user_metadata.clone(),
         };
         let (now_ms, limits) = self.env_parts();
         let new_id = new_uuid;
@@ -554,12 +556,18 @@ impl HistoryApi for HistoryService {
         deadline: Instant,
     ) -> Result<ws::GetWorkflowExecutionHistoryResponse> {
         let execution = request.execution.clone().unwrap_or_default();
-        let key = match HistoryToken::decode(request.next_page_token.as_slice()) {
-            Ok(token)
-                if !request.next_page_token.is_empty()
-                    && execution.run_id.is_empty()
-                    && !token.run_id.is_empty() =>
-            {
+        // A token that does not decode is refused before the workflow is looked up, as in
+        // Temporal.
+        let given = if request.next_page_token.is_empty() {
+            None
+        } else {
+            Some(
+                HistoryToken::decode(request.next_page_token.as_slice())
+                    .map_err(|_| Error::invalid("Invalid NextPageToken."))?,
+            )
+        };
+        let key = match given {
+            Some(token) if execution.run_id.is_empty() && !token.run_id.is_empty() => {
                 WorkflowKey::new(
                     namespace.id.clone(),
                     execution.workflow_id.clone(),
@@ -733,6 +741,7 @@ impl HistoryApi for HistoryService {
                         message,
                         failure: failure.map(|f| f.encode_to_vec()),
                     }),
+                    Ok(Ok(QueryAnswer::Refused(message))) => Err(Error::invalid(message)),
                     _ => Err(Error::DeadlineExceeded(
                         "query timed out before a worker answered".into(),
                     )),
@@ -797,6 +806,7 @@ impl HistoryApi for HistoryService {
                 message,
                 failure: failure.map(|f| f.encode_to_vec()),
             }),
+            QueryAnswer::Refused(message) => Err(Error::invalid(message)),
         }
     }
 
@@ -817,6 +827,7 @@ impl HistoryApi for HistoryService {
         let sticky_poll = request.task_queue.as_ref().is_some_and(|queue| {
             queue.kind == sundial_proto::api::enums::v1::TaskQueueKind::Sticky as i32
         });
+        let worker_version = poller_version_stamp(request);
         let recorded = self
             .inner
             .update(&key, |state, env| {
@@ -825,9 +836,12 @@ impl HistoryApi for HistoryService {
                     env,
                     scheduled,
                     attempt,
-                    &request_id,
-                    &identity,
-                    sticky_poll,
+                    core::Poller {
+                        request_id: &request_id,
+                        identity: &identity,
+                        sticky: sticky_poll,
+                        worker_version: worker_version.as_ref(),
+                    },
                 )?;
                 let transition = std::mem::take(&mut recorded.transition);
                 // Queries waiting for this task ride on it (taken under the run's lock).
@@ -841,58 +855,10 @@ impl HistoryApi for HistoryService {
             })
             .await?;
         let (recorded, state, queries) = recorded;
-        let durable_end = if state
-            .workflow_task
-            .as_ref()
-            .is_some_and(|task| task.transient)
-        {
-            recorded.scheduled_event_id
-        } else {
-            recorded.started_event_id + 1
-        };
-        // A sticky worker has the run cached: it gets only what happened since its last task.
-        let first_event_id = if recorded.partial_history {
-            recorded.previous_started_event_id + 1
-        } else {
-            1
-        };
-        let (mut events, next_page_token) = read_page(
-            &self.inner,
-            &key,
-            first_event_id,
-            durable_end,
-            MAX_PAGE_SIZE,
-        )
-        .await?;
-        if next_page_token.is_empty() {
-            events.extend(core::history_suffix_for_transient(&state));
-        }
-        let token = TaskToken {
-            kind: TOKEN_WORKFLOW_TASK,
-            namespace_id: key.namespace_id.clone(),
-            workflow_id: key.workflow_id.clone(),
-            run_id: key.run_id.clone(),
-            scheduled_event_id: recorded.scheduled_event_id,
-            attempt: recorded.attempt,
-            started_event_id: recorded.started_event_id,
-            ..Default::default()
-        };
         let _ = namespace;
-        Ok(ws::PollWorkflowTaskQueueResponse {
-            task_token: token.encode(),
-            workflow_execution: Some(responses::execution(&state)),
-            workflow_type: Some(responses::workflow_type(&state)),
-            previous_started_event_id: recorded.previous_started_event_id,
-            started_event_id: recorded.started_event_id,
-            attempt: recorded.attempt,
-            history: Some(History { events }),
-            next_page_token,
-            workflow_execution_task_queue: Some(responses::normal_task_queue(&state)),
-            scheduled_time: timestamp(recorded.scheduled_time_ms),
-            started_time: timestamp(recorded.started_time_ms),
-            queries: queries.into_iter().collect(),
-            ..Default::default()
-        })
+        self.inner
+            .workflow_task_response(&key, &recorded, &state, queries)
+            .await
     }
 
     async fn respond_workflow_task_completed(
@@ -907,7 +873,14 @@ impl HistoryApi for HistoryService {
                 let answer = if result.result_type
                     == sundial_proto::api::enums::v1::QueryResultType::Answered as i32
                 {
-                    QueryAnswer::Answered(result.answer.clone())
+                    // An answer over the blob limit is dropped; the caller is told why.
+                    if core::util::payloads_size(result.answer.as_ref())
+                        > self.inner.limits().blob_size_error
+                    {
+                        QueryAnswer::Refused("Blob data size exceeds limit.".into())
+                    } else {
+                        QueryAnswer::Answered(result.answer.clone())
+                    }
                 } else {
                     QueryAnswer::Failed {
                         message: result.error_message.clone(),
@@ -929,6 +902,8 @@ impl HistoryApi for HistoryService {
                 ),
             ))
         });
+        let (deployment_name, deployment_version, versioning_behavior) =
+            completion_deployment(&request);
         let completion = core::CompleteWorkflowTask {
             scheduled_event_id: token.scheduled_event_id,
             attempt: token.attempt,
@@ -940,11 +915,27 @@ impl HistoryApi for HistoryService {
             namespace: namespace.name.clone(),
             sticky,
             eager_activities: (self.inner.eager_activities.read())(&namespace.name),
+            worker_version: request.worker_version_stamp,
+            metering_metadata: request.metering_metadata,
+            deployment_name,
+            deployment_version,
+            versioning_behavior,
+            return_new_workflow_task: request.return_new_workflow_task,
         };
-        let (error, eager) = self
+        let (error, eager, inline) = self
             .inner
             .update(&key, |state, env| {
-                let outcome = core::complete_workflow_task(state, env, completion)?;
+                let mut outcome = core::complete_workflow_task(state, env, completion)?;
+                // The next task, started for this worker, with the queries waiting for it.
+                let inline = outcome.new_workflow_task.take().map(|recorded| {
+                    let queries = self
+                        .inner
+                        .attached_queries
+                        .lock()
+                        .remove(&key)
+                        .unwrap_or_default();
+                    (recorded, state.clone(), queries)
+                });
                 let eager = if outcome.eager_activities.is_empty() {
                     None
                 } else {
@@ -954,12 +945,20 @@ impl HistoryApi for HistoryService {
                         responses::execution(state),
                     ))
                 };
-                Ok((outcome.transition, (outcome.error, eager)))
+                Ok((outcome.transition, (outcome.error, eager, inline)))
             })
             .await?;
         if let Some(error) = error {
             return Err(error);
         }
+        let workflow_task = match inline {
+            Some((recorded, state, queries)) => Some(
+                self.inner
+                    .workflow_task_response(&key, &recorded, &state, queries)
+                    .await?,
+            ),
+            None => None,
+        };
         let activity_tasks = match eager {
             Some((activities, workflow_type, execution)) => activities
                 .iter()
@@ -977,6 +976,7 @@ impl HistoryApi for HistoryService {
         };
         Ok(ws::RespondWorkflowTaskCompletedResponse {
             activity_tasks,
+            workflow_task,
             ..Default::default()
         })
     }
@@ -1300,4 +1300,133 @@ struct ListToken {
     start_time_ms: i64,
     #[prost(string, tag = "2")]
     run_id: String,
+}
+
+/// The id of a new run. Temporal 1.32 gives a started workflow or child a time-ordered version 7
+/// UUID, and a run made by signal-with-start (like continue-as-new and retry runs) a random
+/// version 4 one.
+fn fresh_run_id(signal_with_start: bool) -> String {
+    if signal_with_start {
+        new_uuid()
+    } else {
+        new_run_id()
+    }
+}
+
+/// The build id stamp a poll puts into the workflow task started event: the worker's
+/// `worker_version_capabilities` when it names a build id, unless the worker is on deployment
+/// versioning (which Temporal records elsewhere).
+fn poller_version_stamp(request: &ws::PollWorkflowTaskQueueRequest) -> Option<WorkerVersionStamp> {
+    let versioned = request.deployment_options.as_ref().is_some_and(|options| {
+        options.worker_versioning_mode == WorkerVersioningMode::Versioned as i32
+            && !options.deployment_name.is_empty()
+    });
+    #[allow(deprecated)]
+    let capabilities = request.worker_version_capabilities.as_ref()?;
+    #[allow(deprecated)]
+    if versioned
+        || (capabilities.use_versioning && !capabilities.deployment_series_name.is_empty())
+        || capabilities.build_id.is_empty()
+    {
+        return None;
+    }
+    Some(WorkerVersionStamp {
+        use_versioning: capabilities.use_versioning,
+        build_id: capabilities.build_id.clone(),
+    })
+}
+
+/// The deployment fields of the workflow task completed event: the deployment name as the worker
+/// gives it, and a version and versioning behaviour only from a worker on deployment versioning.
+fn completion_deployment(
+    request: &ws::RespondWorkflowTaskCompletedRequest,
+) -> (String, Option<WorkerDeploymentVersion>, i32) {
+    let options = request.deployment_options.as_ref();
+    #[allow(deprecated)]
+    let name = match options.map(|o| o.deployment_name.as_str()) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => request
+            .deployment
+            .as_ref()
+            .map(|d| d.series_name.clone())
+            .unwrap_or_default(),
+    };
+    let versioned =
+        options.filter(|o| o.worker_versioning_mode == WorkerVersioningMode::Versioned as i32);
+    #[allow(deprecated)]
+    let (deployment_name, build_id) = match (versioned, request.deployment.as_ref()) {
+        (Some(o), _) => (o.deployment_name.clone(), o.build_id.clone()),
+        (None, Some(d)) => (d.series_name.clone(), d.build_id.clone()),
+        (None, None) => (String::new(), String::new()),
+    };
+    // Only a complete deployment (both names) is recorded.
+    let version =
+        (!deployment_name.is_empty() && !build_id.is_empty()).then_some(WorkerDeploymentVersion {
+            deployment_name,
+            build_id,
+        });
+    let behavior = if options.is_some() && versioned.is_none() {
+        0
+    } else {
+        request.versioning_behavior
+    };
+    (name, version, behavior)
+}
+
+impl Inner {
+    /// The poll response for a workflow task just started: its history (from event 1, or after
+    /// the worker's previous task when it has the run cached) and its token.
+    pub(crate) async fn workflow_task_response(
+        &self,
+        key: &WorkflowKey,
+        recorded: &core::RecordedWorkflowTask,
+        state: &core::state::MutableState,
+        queries: Vec<(String, WorkflowQuery)>,
+    ) -> Result<ws::PollWorkflowTaskQueueResponse> {
+        let durable_end = if state
+            .workflow_task
+            .as_ref()
+            .is_some_and(|task| task.transient)
+        {
+            recorded.scheduled_event_id
+        } else {
+            recorded.started_event_id + 1
+        };
+        // A sticky worker has the run cached: it gets only what happened since its last task.
+        let first_event_id = if recorded.partial_history {
+            recorded.previous_started_event_id + 1
+        } else {
+            1
+        };
+        let (mut events, next_page_token) =
+            read_page(self, key, first_event_id, durable_end, MAX_PAGE_SIZE).await?;
+        if next_page_token.is_empty() {
+            events.extend(core::history_suffix_for_transient(state));
+        }
+        let token = TaskToken {
+            kind: TOKEN_WORKFLOW_TASK,
+            namespace_id: key.namespace_id.clone(),
+            workflow_id: key.workflow_id.clone(),
+            run_id: key.run_id.clone(),
+            scheduled_event_id: recorded.scheduled_event_id,
+            attempt: recorded.attempt,
+            started_event_id: recorded.started_event_id,
+            ..Default::default()
+        };
+        Ok(ws::PollWorkflowTaskQueueResponse {
+            task_token: token.encode(),
+            workflow_execution: Some(responses::execution(state)),
+            workflow_type: Some(responses::workflow_type(state)),
+            previous_started_event_id: recorded.previous_started_event_id,
+            started_event_id: recorded.started_event_id,
+            attempt: recorded.attempt,
+            history: Some(History { events }),
+            next_page_token,
+            workflow_execution_task_queue: Some(responses::normal_task_queue(state)),
+            scheduled_time: timestamp(recorded.scheduled_time_ms),
+            started_time: timestamp(recorded.started_time_ms),
+            queries: queries.into_iter().collect(),
+            ..Default::default()
+        })
+    }
 }

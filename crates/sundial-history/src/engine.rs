@@ -464,7 +464,7 @@ impl Inner {
         let loaded = guard.loaded.as_ref().expect("loaded above");
         let mut state = loaded.state.clone();
         let (now_ms, limits) = self.env_parts();
-        let new_id = || new_uuid();
+        let new_id = new_uuid;
         let env = Env {
             now_ms,
             limits: &limits,

@@ -3,17 +3,22 @@
 use prost::Message;
 use sundial_common::{Error, Result, WorkflowKey};
 use sundial_history_core::state::MutableState;
-use sundial_history_core::util::{duration, timestamp};
+use sundial_history_core::util::{present_duration, timestamp};
+use sundial_proto::api::activity::v1::ActivityOptions;
 use sundial_proto::api::common::v1::{ActivityType, WorkflowExecution, WorkflowType};
 use sundial_proto::api::enums::v1::{PendingActivityState, TaskQueueKind};
 use sundial_proto::api::history::v1::HistoryEvent;
 use sundial_proto::api::taskqueue::v1::TaskQueue;
 use sundial_proto::api::workflow::v1 as wf;
 use sundial_proto::api::workflowservice::v1 as ws;
+use sundial_proto::prost_types::Timestamp;
 
 use crate::engine::Inner;
 
 pub(crate) const MAX_PAGE_SIZE: usize = 256;
+
+/// Go's zero `time.Time` in Unix seconds, which Temporal writes for an unset expiration time.
+const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
 
 /// Where a history read continues.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -105,11 +110,14 @@ pub(crate) fn execution_info(state: &MutableState) -> wf::WorkflowExecutionInfo 
         parent_execution: started.parent_workflow_execution.clone(),
         execution_time: timestamp(info.execution_time_ms),
         memo: Some(info.memo.clone().unwrap_or_default()),
-        search_attributes: info.search_attributes.clone(),
+        // Temporal sends these messages even when they are empty, and the Go SDK reads
+        // them without checking.
+        search_attributes: Some(info.search_attributes.clone().unwrap_or_default()),
+        auto_reset_points: Some(Default::default()),
         task_queue: info.task_queue.clone(),
         history_size_bytes: info.history_size_bytes,
         execution_duration: if info.close_time_ms > 0 {
-            duration(info.close_time_ms - info.execution_time_ms)
+            present_duration(info.close_time_ms - info.execution_time_ms)
         } else {
             None
         },
@@ -118,6 +126,8 @@ pub(crate) fn execution_info(state: &MutableState) -> wf::WorkflowExecutionInfo 
             .clone()
             .or_else(|| Some(execution(state))),
         first_run_id: info.first_execution_run_id.clone(),
+        most_recent_worker_version_stamp: info.most_recent_worker_version_stamp.clone(),
+        worker_deployment_name: info.worker_deployment_name.clone(),
         ..Default::default()
     }
 }
@@ -169,6 +179,16 @@ pub(crate) fn describe(state: &MutableState) -> ws::DescribeWorkflowExecutionRes
                 },
                 last_failure: activity.last_failure.clone(),
                 last_worker_identity: activity.identity.clone(),
+                activity_options: Some(ActivityOptions {
+                    task_queue: scheduled.task_queue.clone(),
+                    schedule_to_close_timeout: scheduled.schedule_to_close_timeout,
+                    schedule_to_start_timeout: scheduled.schedule_to_start_timeout,
+                    start_to_close_timeout: scheduled.start_to_close_timeout,
+                    heartbeat_timeout: scheduled.heartbeat_timeout,
+                    retry_policy: scheduled.retry_policy.clone(),
+                    priority: scheduled.priority.clone(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }
         })
@@ -208,7 +228,7 @@ pub(crate) fn describe(state: &MutableState) -> ws::DescribeWorkflowExecutionRes
             workflow_execution_timeout: started.workflow_execution_timeout,
             workflow_run_timeout: started.workflow_run_timeout,
             default_workflow_task_timeout: started.workflow_task_timeout,
-            user_metadata: None,
+            user_metadata: info.user_metadata.clone(),
         }),
         workflow_execution_info: Some(execution_info(state)),
         pending_activities,
@@ -220,10 +240,14 @@ pub(crate) fn describe(state: &MutableState) -> ws::DescribeWorkflowExecutionRes
             } else {
                 None
             },
+            // Without a run timeout Temporal reports Go's zero time (0001-01-01T00:00:00Z).
             run_expiration_time: if info.run_expiration_ms > 0 {
                 timestamp(info.run_expiration_ms)
             } else {
-                None
+                Some(Timestamp {
+                    seconds: GO_ZERO_TIME_SECONDS,
+                    nanos: 0,
+                })
             },
             cancel_requested: info.cancel_requested,
             original_start_time: timestamp(info.start_time_ms),

@@ -86,6 +86,7 @@ async fn execute(inner: &Arc<Inner>, item: &TransferItem) -> Result<()> {
                 search_attributes: initiated.search_attributes.clone(),
                 header: initiated.header.clone(),
                 priority: initiated.priority.clone(),
+                user_metadata: child.user_metadata.clone(),
                 ..Default::default()
             };
             let parent = crate::engine::ParentLink {

@@ -93,6 +93,9 @@ pub enum QueryAnswer {
         message: String,
         failure: Option<Box<sundial_proto::api::failure::v1::Failure>>,
     },
+    /// The worker answered, but the answer cannot be returned (over the blob size limit): the
+    /// caller gets InvalidArgument with this message.
+    Refused(String),
 }
 
 #[async_trait]

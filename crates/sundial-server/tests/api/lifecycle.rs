@@ -92,14 +92,27 @@ async fn system_info_namespaces_and_health() {
     let mut health = sundial_proto::health::health_client::HealthClient::connect(endpoint)
         .await
         .unwrap();
-    let status = health
+    for service in [
+        "",
+        "temporal.api.workflowservice.v1.WorkflowService",
+        "temporal.api.operatorservice.v1.OperatorService",
+    ] {
+        let status = health
+            .check(sundial_proto::health::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status.status, 1, "{service:?} is serving");
+    }
+    let unknown = health
         .check(sundial_proto::health::HealthCheckRequest {
-            service: String::new(),
+            service: "no.such.Service".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(status.status, 1);
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
 }
 
 #[tokio::test]
