@@ -68,6 +68,22 @@ def err_info(e: RPCError) -> dict:
     }
 
 
+def err_full(e: RPCError) -> dict:
+    """err_info plus the exact message."""
+    return {**err_info(e), "message": e.message}
+
+
+def dval(msg, field: str):
+    """A Duration field as seconds, or "unset" when the message does not carry it."""
+    return secs(getattr(msg, field)) if msg.HasField(field) else "unset"
+
+
+def present(msg) -> list[str]:
+    """Names of the singular message fields that `msg` carries (HasField), sorted."""
+    return sorted(f.name for f in msg.DESCRIPTOR.fields
+                  if f.message_type is not None and not f.is_repeated and msg.HasField(f.name))
+
+
 def cmd_timer(timer_id: str, seconds: float) -> Command:
     return Command(command_type=CommandType.COMMAND_TYPE_START_TIMER,
                    start_timer_command_attributes=StartTimerCommandAttributes(timer_id=timer_id, start_to_fire_timeout=dur(seconds)))
@@ -132,7 +148,7 @@ class Raw:
     async def start(self, wid: str, **kw):
         req = StartWorkflowExecutionRequest(
             namespace=NS, workflow_id=wid, workflow_type=WorkflowType(name=self.wf_type),
-            task_queue=TaskQueue(name=self.tq), identity=IDENTITY,
+            task_queue=kw.pop("task_queue", None) or TaskQueue(name=self.tq), identity=IDENTITY,
             request_id=kw.pop("request_id", str(uuid.uuid4())), **kw)
         return await self.svc.start_workflow_execution(req)
 

@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 
 from rawclient import (
     IDENTITY, NS, Raw, cmd_activity, cmd_cancel_activity, cmd_cancel_timer, cmd_complete, cmd_continue_as_new,
-    cmd_timer, decode, dur, err_info, etype, payloads, secs,
+    cmd_timer, decode, dur, dval, err_full, err_info, etype, payloads, present, secs,
 )
 
 SCENARIOS = {}
@@ -746,3 +746,595 @@ async def s33_terminate_without_reason_or_identity(r: Raw):
         out[label] = {"events": [etype(e) for e in events], "reason": term.reason, "identity": term.identity,
                       "has_details": term.HasField("details")}
     return out
+
+
+# ---------------------------------------------------------------- activity timeouts, ids, service metadata
+
+
+async def expect_error_full(coro) -> dict:
+    """Like expect_error, with the exact message."""
+    try:
+        await coro
+    except RPCError as e:
+        return err_full(e)
+    return {"code": "OK"}
+
+
+def _schedule_activity(tq: str, *, s2c=None, s2s=None, stc=None, hb=None, retry=None, header=None):
+    """A ScheduleActivityTask command; a timeout given (even 0) is set, None leaves it unset."""
+    from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
+    from temporalio.api.common.v1 import ActivityType, Header
+    from temporalio.api.enums.v1 import CommandType
+    a = ScheduleActivityTaskCommandAttributes(activity_id="act-1", activity_type=ActivityType(name="DiffActivity"),
+                                              task_queue=TaskQueue(name=tq, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                                              input=payloads("in"))
+    for v, f in ((s2c, "schedule_to_close_timeout"), (s2s, "schedule_to_start_timeout"),
+                 (stc, "start_to_close_timeout"), (hb, "heartbeat_timeout")):
+        if v is not None:
+            getattr(a, f).CopyFrom(dur(v))
+    if retry is not None:
+        a.retry_policy.CopyFrom(retry)
+    if header is not None:
+        a.header.CopyFrom(Header(fields={k: payloads(v).payloads[0] for k, v in header.items()}))
+    return Command(command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK, schedule_activity_task_command_attributes=a)
+
+
+def _retry_dict(msg) -> object:
+    if not msg.HasField("retry_policy"):
+        return "unset"
+    p = msg.retry_policy
+    return {"initial": dval(p, "initial_interval"), "coefficient": p.backoff_coefficient,
+            "maximum": dval(p, "maximum_interval"), "attempts": p.maximum_attempts,
+            "non_retryable": list(p.non_retryable_error_types)}
+
+
+_WF_TIMEOUTS = {"inf": {}, "run120_exec300": {"workflow_run_timeout": 120, "workflow_execution_timeout": 300},
+                "exec300": {"workflow_execution_timeout": 300}}
+
+
+async def _activity_case(r: Raw, i: int, wf: str, *, full_poll: bool = False, **act):
+    """Starts a workflow with the `wf` timeouts on its own queue, schedules one activity with `act`,
+    and returns the ActivityTaskScheduled timeouts and the activity poll's, or the error."""
+    from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+    tq = f"{r.tq}-{i}"
+    wid = r.new_id(f"acttimeout{i}")
+    st = await r.start(wid, task_queue=TaskQueue(name=tq), **{k: dur(v) for k, v in _WF_TIMEOUTS[wf].items()})
+    t = await r.poll_wft(TaskQueue(name=tq, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL))
+    out = {}
+    try:
+        await r.complete(t.task_token, [_schedule_activity(tq, **act)])
+    except RPCError as e:
+        out["error"] = err_full(e)
+        evs = await r.history(wid)
+        failed = [e.workflow_task_failed_event_attributes for e in evs if etype(e) == "WORKFLOW_TASK_FAILED"]
+        out["wft_failed"] = [WorkflowTaskFailedCause.Name(f.cause) for f in failed]
+        out["wft_failure_is_error_message"] = [f.failure.message == e.message for f in failed]
+        out["events"] = [etype(e) for e in evs]
+    else:
+        ev = (await r.history(wid))[-1]
+        out["event_type"] = etype(ev)
+        a = ev.activity_task_scheduled_event_attributes
+        out["event"] = {"s2c": dval(a, "schedule_to_close_timeout"), "s2s": dval(a, "schedule_to_start_timeout"),
+                        "stc": dval(a, "start_to_close_timeout"), "hb": dval(a, "heartbeat_timeout"),
+                        "retry": _retry_dict(a)}
+        p = await r.poll_activity(tq)
+        out["poll"] = {"s2c": dval(p, "schedule_to_close_timeout"), "stc": dval(p, "start_to_close_timeout"),
+                       "hb": dval(p, "heartbeat_timeout"), "retry": _retry_dict(p)}
+        if full_poll:
+            out["event_has_header"] = a.HasField("header")
+            out["poll_fields"] = {
+                "scheduled_time": p.HasField("scheduled_time"),
+                "current_attempt_scheduled_time": p.HasField("current_attempt_scheduled_time"),
+                "current_equals_scheduled": p.current_attempt_scheduled_time == p.scheduled_time,
+                "started_time": p.HasField("started_time"), "header": p.HasField("header"),
+                "header_fields": {k: decode(Payloads(payloads=[v])) for k, v in p.header.fields.items()},
+                "heartbeat_details": p.HasField("heartbeat_details"),
+                "workflow_namespace": p.workflow_namespace, "workflow_type": p.workflow_type.name,
+                "workflow_execution": [p.workflow_execution.workflow_id == wid, p.workflow_execution.run_id == st.run_id],
+                "activity_id": p.activity_id, "activity_type": p.activity_type.name, "attempt": p.attempt,
+                "input": decode(p.input)}
+    await r.svc.terminate_workflow_execution(TerminateWorkflowExecutionRequest(
+        namespace=NS, workflow_execution=r.ex(wid, st.run_id), reason="done", identity=IDENTITY))
+    return out
+
+
+@scenario
+async def s34_activity_timeout_normalisation(r: Raw):
+    """Which ScheduleActivityTask timeouts Temporal fills in and caps, and the default retry policy.
+    "unset" = the Duration is absent; 0 = present with value zero (infinite)."""
+    cases = {
+        "inf_stc60": ("inf", dict(stc=60)),
+        "inf_s2c60": ("inf", dict(s2c=60)),
+        "inf_s2s1000_stc60": ("inf", dict(s2s=1000, stc=60)),
+        "inf_stc100_s2c50": ("inf", dict(stc=100, s2c=50)),
+        "inf_stc60_hb100": ("inf", dict(stc=60, hb=100)),
+        "inf_s2c60_hb100": ("inf", dict(s2c=60, hb=100)),
+        "inf_s2s100_s2c50": ("inf", dict(s2s=100, s2c=50)),
+        "inf_s2s10_stc60": ("inf", dict(s2s=10, stc=60)),
+        "inf_zero_stc_s2c60": ("inf", dict(stc=0, s2c=60)),
+        "inf_zero_s2c_stc60": ("inf", dict(s2c=0, stc=60)),
+        "inf_fractional_stc": ("inf", dict(stc=1.5)),
+        "inf_all4": ("inf", dict(s2c=90, s2s=20, stc=30, hb=5)),
+        "inf_retry_attempts3": ("inf", dict(stc=60, retry=RetryPolicy(maximum_attempts=3))),
+        "inf_retry_initial2": ("inf", dict(stc=60, retry=RetryPolicy(initial_interval=dur(2)))),
+        "inf_retry_full": ("inf", dict(stc=60, retry=RetryPolicy(
+            initial_interval=dur(3), backoff_coefficient=1.5, maximum_interval=dur(7), maximum_attempts=4,
+            non_retryable_error_types=["X"]))),
+        "run120_stc60": ("run120_exec300", dict(stc=60)),
+        "run120_s2c1000": ("run120_exec300", dict(s2c=1000)),
+        "run120_stc1000": ("run120_exec300", dict(stc=1000)),
+        "run120_s2s1000_stc60": ("run120_exec300", dict(s2s=1000, stc=60)),
+        "run120_s2s10_stc60": ("run120_exec300", dict(s2s=10, stc=60)),
+        "run120_stc60_hb100": ("run120_exec300", dict(stc=60, hb=100)),
+        "run120_all4": ("run120_exec300", dict(s2c=90, s2s=20, stc=30, hb=5)),
+        "exec300_stc60": ("exec300", dict(stc=60)),
+        "exec300_s2c1000": ("exec300", dict(s2c=1000)),
+    }
+    out = {name: await _activity_case(r, i, wf, **act) for i, (name, (wf, act)) in enumerate(cases.items())}
+    out["inf_stc60_header"] = await _activity_case(r, len(cases), "inf", full_poll=True, stc=60, header={"h": "hv"})
+    out["inf_stc60_no_header"] = await _activity_case(r, len(cases) + 1, "inf", full_poll=True, stc=60)
+    return out
+
+
+@scenario
+async def s35_activity_timeout_errors(r: Raw):
+    """Invalid ScheduleActivityTask attributes: the gRPC error and the server-failed workflow task."""
+    cases = {
+        "none": ("inf", dict()),
+        "s2s_only": ("inf", dict(s2s=60)),
+        "hb_only": ("inf", dict(hb=10)),
+        "zero_stc_only": ("inf", dict(stc=0)),
+        "none_run120": ("run120_exec300", dict()),
+        "s2s_only_run120": ("run120_exec300", dict(s2s=60)),
+        "negative_stc": ("inf", dict(stc=-5)),
+        "negative_s2c": ("inf", dict(s2c=-5)),
+        "negative_s2s": ("inf", dict(s2s=-5, stc=60)),
+        "negative_hb": ("inf", dict(hb=-5, stc=60)),
+        "negative_hb_no_stc": ("inf", dict(hb=-5)),
+        "negative_s2c_and_stc": ("inf", dict(s2c=-5, stc=-5)),
+        "negative_s2s_and_stc": ("inf", dict(s2s=-5, stc=-5)),
+        "retry_coefficient_half": ("inf", dict(stc=60, retry=RetryPolicy(backoff_coefficient=0.5))),
+        "retry_max_below_initial": ("inf", dict(stc=60, retry=RetryPolicy(initial_interval=dur(10), maximum_interval=dur(5)))),
+        "retry_max_below_default_initial": ("inf", dict(stc=60, retry=RetryPolicy(maximum_interval=dur(0.5)))),
+        "retry_negative_attempts": ("inf", dict(stc=60, retry=RetryPolicy(maximum_attempts=-1))),
+        "retry_negative_initial": ("inf", dict(stc=60, retry=RetryPolicy(initial_interval=dur(-1)))),
+        "bad_retry_and_negative_stc": ("inf", dict(stc=-5, retry=RetryPolicy(backoff_coefficient=0.5))),
+    }
+    return {name: await _activity_case(r, i, wf, **act) for i, (name, (wf, act)) in enumerate(cases.items())}
+
+
+def _uuid_shape(s: str) -> dict:
+    """Version and variant of a UUID string (run ids are UUIDv7, RFC 9562)."""
+    u = uuid.UUID(s)
+    return {"version": u.version, "variant": u.variant, "canonical": str(u) == s}
+
+
+@scenario
+async def s36_run_id_uuid_versions(r: Raw):
+    """Temporal 1.32 mints UUIDv7 run ids for StartWorkflowExecution and child starts, but v4 for
+    continue-as-new and signal-with-start runs."""
+    from temporalio.api.command.v1 import Command, StartChildWorkflowExecutionCommandAttributes
+    from temporalio.api.enums.v1 import CommandType
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    wid = r.new_id("uuid7")
+    a = await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [Command(
+        command_type=CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
+        start_child_workflow_execution_command_attributes=StartChildWorkflowExecutionCommandAttributes(
+            namespace=NS, workflow_id=wid + "-child", workflow_type=WorkflowType(name="DiffChild"),
+            task_queue=TaskQueue(name=r.tq + "-child")))])
+    t = await r.poll_wft()
+    child = [e for e in t.history.events if etype(e) == "CHILD_WORKFLOW_EXECUTION_STARTED"]
+    await r.complete(t.task_token, [cmd_continue_as_new(r.wf_type, r.tq, 1)])
+    can = (await r.history(wid, a.run_id))[-1].workflow_execution_continued_as_new_event_attributes
+    new_started = (await r.history(wid, can.new_execution_run_id))[0].workflow_execution_started_event_attributes
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_complete()])
+    sws = await r.svc.signal_with_start_workflow_execution(SignalWithStartWorkflowExecutionRequest(
+        namespace=NS, workflow_id=r.new_id("uuid7sws"), workflow_type=WorkflowType(name=r.wf_type),
+        task_queue=TaskQueue(name=r.tq + "-sws"), signal_name="go", identity=IDENTITY, request_id=str(uuid.uuid4())))
+    ns = await r.svc.describe_namespace(DescribeNamespaceRequest(namespace=NS))
+    return {"started": _uuid_shape(a.run_id),
+            "child": _uuid_shape(child[0].child_workflow_execution_started_event_attributes.workflow_execution.run_id)
+            if child else None,
+            "continued_as_new": _uuid_shape(can.new_execution_run_id),
+            "continued_original_execution_run_id": new_started.original_execution_run_id == can.new_execution_run_id,
+            "signal_with_start": _uuid_shape(sws.run_id),
+            "_namespace_id": _uuid_shape(ns.namespace_info.id)}
+
+
+@scenario
+async def s37_health_check(r: Raw):
+    """grpc.health.v1.Health/Check on the frontend port."""
+    from temporalio.bridge.proto.health.v1 import HealthCheckRequest, HealthCheckResponse
+    out = {}
+    for label, service in [("empty", ""), ("workflow_service", "temporal.api.workflowservice.v1.WorkflowService"),
+                           ("unknown", "no.such.v1.Service")]:
+        try:
+            resp = await r.client.service_client.health_service.check(HealthCheckRequest(service=service))
+            out[label] = {"code": "OK", "status": HealthCheckResponse.ServingStatus.Name(resp.status)}
+        except RPCError as e:
+            out[label] = err_full(e)
+    try:
+        resp = await r.client.service_client.health_service.check(
+            HealthCheckRequest(service="temporal.api.operatorservice.v1.OperatorService"))
+        out["_operator_service"] = HealthCheckResponse.ServingStatus.Name(resp.status)
+    except RPCError as e:
+        out["_operator_service"] = err_full(e)
+    return out
+
+
+@scenario
+async def s38_history_malformed_page_token(r: Raw):
+    def get(wid, token, run_id=""):
+        return r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+            namespace=NS, execution=r.ex(wid, run_id), next_page_token=token))
+    wid = r.new_id("badtoken")
+    a = await r.start(wid)
+    return {
+        "missing_workflow": await expect_error_full(get(r.new_id("nosuch"), b"garbage")),
+        "existing_workflow": await expect_error_full(get(wid, b"garbage")),
+        "existing_workflow_with_run_id": await expect_error_full(get(wid, b"garbage", a.run_id)),
+        "existing_workflow_binary": await expect_error_full(get(wid, b"\xff\x00not-a-token")),
+        # a token that parses as Temporal's own token format: its outcome depends on that format
+        "_existing_workflow_proto_like_with_run_id": await expect_error_full(get(wid, b"\x08\x01", a.run_id)),
+    }
+
+
+def _bool_fields(msg) -> dict:
+    """Every bool field of a message (including false ones), by name."""
+    return {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields if f.type == f.TYPE_BOOL}
+
+
+# GetSystemInfo capabilities a server with Sundial's feature set advertises like Temporal does; the
+# others (schedules, versioning, eager start, nexus, ...) are recorded under "_system_capabilities".
+_COMPARED_SYSTEM_CAPABILITIES = ("signal_and_query_header", "internal_error_differentiation",
+                                 "activity_failure_include_heartbeat", "encoded_failure_attributes",
+                                 "upsert_memo", "sdk_metadata")
+
+
+@scenario
+async def s39_namespace_and_system_info(r: Raw):
+    from temporalio.api.enums.v1 import ArchivalState, NamespaceState, ReplicationState
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, GetSystemInfoRequest
+    d = await r.svc.describe_namespace(DescribeNamespaceRequest(namespace=NS))
+    info, cfg, rep = d.namespace_info, d.config, d.replication_config
+    si = await r.svc.get_system_info(GetSystemInfoRequest())
+    caps = _bool_fields(si.capabilities)
+    return {
+        "namespace": {
+            "name": info.name, "state": NamespaceState.Name(info.state), "description": info.description,
+            "owner_email": info.owner_email, "data": dict(info.data), "id_set": bool(info.id),
+            "info_present": present(info),
+            "blob_size_limit_error": info.limits.blob_size_limit_error,
+            "retention": dval(cfg, "workflow_execution_retention_ttl"),
+            "history_archival_state": ArchivalState.Name(cfg.history_archival_state),
+            "history_archival_uri": cfg.history_archival_uri,
+            "visibility_archival_state": ArchivalState.Name(cfg.visibility_archival_state),
+            "visibility_archival_uri": cfg.visibility_archival_uri,
+            "bad_binaries": dict(cfg.bad_binaries.binaries), "config_present": present(cfg),
+            "active_cluster_name": rep.active_cluster_name, "clusters": [c.cluster_name for c in rep.clusters],
+            "replication_state": ReplicationState.Name(rep.state),
+            "is_global_namespace": d.is_global_namespace, "failover_version": d.failover_version,
+            "failover_history": len(d.failover_history), "response_present": present(d),
+        },
+        # Sundial enforces no memo or completion size limit of its own yet, so it advertises none.
+        "_limits": {f.name: getattr(info.limits, f.name) for f in info.limits.DESCRIPTOR.fields},
+        "_namespace_capabilities": _bool_fields(info.capabilities),
+        "_namespace_supports_schedules": info.supports_schedules,
+        # the harness's --search-attribute names (SQLite visibility maps them to column aliases, whose
+        # numbering varies run to run)
+        "_custom_search_attribute_alias_names": sorted(cfg.custom_search_attribute_aliases.values()),
+        "server_version": si.server_version,
+        "system_capabilities": {k: caps[k] for k in _COMPARED_SYSTEM_CAPABILITIES},
+        "_system_capabilities": caps,
+    }
+
+
+def _timestamp_kind(ts) -> str:
+    """A Timestamp's value class: Temporal reports "no deadline" as Go's zero time (0001-01-01T00:00:00Z)."""
+    if ts.seconds == -62135596800 and ts.nanos == 0:
+        return "0001-01-01T00:00:00Z"
+    if ts.seconds == 0 and ts.nanos == 0:
+        return "1970-01-01T00:00:00Z"
+    return "other"
+
+
+def _describe_shape(d) -> dict:
+    """Which sub-messages a DescribeWorkflowExecutionResponse carries, and how many repeated entries."""
+    from temporalio.api.enums.v1 import PendingWorkflowTaskState, WorkflowExecutionStatus
+    info = d.workflow_execution_info
+    out = {
+        "response": present(d),
+        "execution_info": present(info),
+        "execution_config": present(d.execution_config),
+        "extended_info": present(d.workflow_extended_info),
+        "run_expiration_time": _timestamp_kind(d.workflow_extended_info.run_expiration_time),
+        "repeated": {f.name: len(getattr(d, f.name)) for f in d.DESCRIPTOR.fields if f.is_repeated},
+        "status": WorkflowExecutionStatus.Name(info.status),
+        "history_length": info.history_length,
+    }
+    if d.HasField("pending_workflow_task"):
+        p = d.pending_workflow_task
+        out["pending_workflow_task"] = {"present": present(p), "state": PendingWorkflowTaskState.Name(p.state),
+                                        "attempt": p.attempt}
+    if d.pending_activities:
+        from temporalio.api.enums.v1 import PendingActivityState
+        a = d.pending_activities[0]
+        out["pending_activity"] = {"present": present(a), "state": PendingActivityState.Name(a.state),
+                                   "attempt": a.attempt, "maximum_attempts": a.maximum_attempts,
+                                   "activity_id": a.activity_id,
+                                   "options_present": present(a.activity_options)}
+    return out
+
+
+@scenario
+async def s40_describe_field_presence(r: Raw):
+    wid = r.new_id("describe")
+    await r.start(wid)
+
+    async def describe():
+        return _describe_shape(await r.svc.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(namespace=NS, execution=r.ex(wid))))
+    out = {"wft_scheduled": await describe()}
+    t = await r.poll_wft()
+    out["wft_started"] = await describe()
+    await r.complete(t.task_token, [cmd_activity("a1", "nobody-" + r.tq, stc=60), cmd_timer("t1", 60)])
+    out["idle_with_activity_and_timer"] = await describe()
+    await r.signal(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_complete()])
+    out["completed"] = await describe()
+    return out
+
+
+def _md_payload(text: str, **extra: bytes):
+    from temporalio.api.common.v1 import Payload
+    import json as _json
+    return Payload(metadata={"encoding": b"json/plain", **extra}, data=_json.dumps(text).encode())
+
+
+def _md_shape(holder, sent) -> dict:
+    """A message's user_metadata: presence, the payloads as text, and byte equality with what was sent."""
+    if not holder.HasField("user_metadata"):
+        return {"present": False}
+    m = holder.user_metadata
+    out = {"present": True}
+    for part in ("summary", "details"):
+        if m.HasField(part):
+            p = getattr(m, part)
+            out[part] = {"metadata": {k: v.decode() for k, v in sorted(p.metadata.items())}, "data": p.data.decode(),
+                         "same_bytes": p.SerializeToString(deterministic=True) ==
+                         getattr(sent, part).SerializeToString(deterministic=True)}
+        else:
+            out[part] = "unset"
+    return out
+
+
+@scenario
+async def s41_user_metadata(r: Raw):
+    """user_metadata (summary/details payloads) on the start request and on commands comes back
+    byte-exact in the events and in DescribeWorkflowExecution's execution_config."""
+    from temporalio.api.command.v1 import Command, StartChildWorkflowExecutionCommandAttributes
+    from temporalio.api.enums.v1 import CommandType
+    from temporalio.api.sdk.v1 import UserMetadata
+    wf_md = UserMetadata(summary=_md_payload("workflow summary"),
+                         details=_md_payload("workflow **details**", extra=b"x"))
+    act_md = UserMetadata(summary=_md_payload("activity summary"))
+    timer_md = UserMetadata(details=_md_payload("timer details"))
+    child_md = UserMetadata(summary=_md_payload("child summary"), details=_md_payload("child details"))
+    done_md = UserMetadata(summary=_md_payload("completion summary"))
+    pid = r.new_id("usermd")
+    cid = pid + "-child"
+    await r.start(pid, user_metadata=wf_md)
+    t = await r.poll_wft()
+    first_poll = _md_shape(t.history.events[0], wf_md)
+    act = cmd_activity("a1", "nobody-" + r.tq, stc=60)
+    act.user_metadata.CopyFrom(act_md)
+    timer = cmd_timer("t1", 60)
+    timer.user_metadata.CopyFrom(timer_md)
+    child = Command(command_type=CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION, user_metadata=child_md,
+                    start_child_workflow_execution_command_attributes=StartChildWorkflowExecutionCommandAttributes(
+                        namespace=NS, workflow_id=cid, workflow_type=WorkflowType(name="DiffChild"),
+                        task_queue=TaskQueue(name=r.tq + "-child")))
+    await r.complete(t.task_token, [act, timer, child])
+    evs = await r.wait_for_event(pid, "CHILD_WORKFLOW_EXECUTION_STARTED")
+    by_type = {etype(e): e for e in evs}
+    t = await r.poll_wft()
+    done = cmd_complete()
+    done.user_metadata.CopyFrom(done_md)
+    await r.complete(t.task_token, [done])
+    evs = await r.history(pid)
+    by_type.update({etype(e): e for e in evs})
+    pd = await r.svc.describe_workflow_execution(DescribeWorkflowExecutionRequest(namespace=NS, execution=r.ex(pid)))
+    cevs = await r.history(cid)
+    cd = await r.svc.describe_workflow_execution(DescribeWorkflowExecutionRequest(namespace=NS, execution=r.ex(cid)))
+    return {
+        "workflow_started_event": _md_shape(by_type["WORKFLOW_EXECUTION_STARTED"], wf_md),
+        "workflow_started_in_poll": first_poll,
+        "describe": _md_shape(pd.execution_config, wf_md),
+        "activity_scheduled_event": _md_shape(by_type["ACTIVITY_TASK_SCHEDULED"], act_md),
+        "timer_started_event": _md_shape(by_type["TIMER_STARTED"], timer_md),
+        "child_initiated_event": _md_shape(by_type["START_CHILD_WORKFLOW_EXECUTION_INITIATED"], child_md),
+        "child_started_event_in_parent": _md_shape(by_type["CHILD_WORKFLOW_EXECUTION_STARTED"], child_md),
+        "child_own_started_event": _md_shape(cevs[0], child_md),
+        "child_describe": _md_shape(cd.execution_config, child_md),
+        "completed_event": _md_shape(by_type["WORKFLOW_EXECUTION_COMPLETED"], done_md),
+        "events_with_metadata": [etype(e) for e in evs if e.HasField("user_metadata")],
+    }
+
+
+def _wft_started_suggest(e) -> dict:
+    from temporalio.api.enums.v1 import SuggestContinueAsNewReason
+    a = e.workflow_task_started_event_attributes
+    return {"suggest": a.suggest_continue_as_new,
+            "reasons": [SuggestContinueAsNewReason.Name(x) for x in a.suggest_continue_as_new_reasons],
+            "history_size_positive": a.history_size_bytes > 0,
+            "history_size_over_4MiB": a.history_size_bytes > 4 * 1024 * 1024}
+
+
+@scenario
+async def s42_suggest_continue_as_new(r: Raw):
+    """WorkflowTaskStarted's suggest_continue_as_new for a small history, and once the history passes
+    Temporal's default limit.historySize.suggestContinueAsNew (4 MiB) through three 1.5 MiB signals.
+    (The count limit, limit.historyCount.suggestContinueAsNew, defaults to 4096 events: too slow to reach here.)
+    Temporal's history_size_bytes was about 240 for the first task and about 4,719,390 after the signals; it
+    varies by a few bytes run to run (timestamp encodings), so only its range is compared."""
+    wid = r.new_id("suggestcan")
+    await r.start(wid)
+    t = await r.poll_wft()
+    small_poll = [e for e in t.history.events if etype(e) == "WORKFLOW_TASK_STARTED"][-1]
+    await r.complete(t.task_token, [])
+    small_hist = [e for e in await r.history(wid) if etype(e) == "WORKFLOW_TASK_STARTED"][-1]
+    big = "z" * (1536 * 1024)
+    for _ in range(3):
+        await r.signal(wid, value=big)
+    t = await r.poll_wft()
+    evs = list(t.history.events)
+    token = t.next_page_token
+    for _ in range(20):  # the poll's history may come in pages
+        if not token:
+            break
+        resp = await r.svc.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+            namespace=NS, execution=t.workflow_execution, next_page_token=token))
+        evs += list(resp.history.events)
+        token = resp.next_page_token
+    big_poll = [e for e in evs if etype(e) == "WORKFLOW_TASK_STARTED"][-1]
+    await r.complete(t.task_token, [cmd_complete()])
+    big_hist = [e for e in await r.history(wid) if etype(e) == "WORKFLOW_TASK_STARTED"][-1]
+    return {"small_poll": _wft_started_suggest(small_poll), "small_history": _wft_started_suggest(small_hist),
+            "small_history_size_under_1KiB": small_hist.workflow_task_started_event_attributes.history_size_bytes < 1024,
+            "big_poll": _wft_started_suggest(big_poll), "big_history": _wft_started_suggest(big_hist),
+            "big_started_event_id": big_hist.event_id,
+            "events": await r.types(wid)}
+
+
+def _stamp(msg, field: str):
+    if not msg.HasField(field):
+        return "unset"
+    v = getattr(msg, field)
+    return {"build_id": v.build_id, "use_versioning": v.use_versioning}
+
+
+@scenario
+async def s43_worker_build_id(r: Raw):
+    """A worker polls with a build id (worker_version_capabilities, or deployment_options in UNVERSIONED
+    mode) and completes with it: what WorkflowTaskStarted/Completed and DescribeWorkflowExecution record.
+    (Versioned pollers of a deployment version that is not current get no tasks, so they are left out.)"""
+    from datetime import timedelta
+    from temporalio.api.common.v1 import WorkerVersionCapabilities, WorkerVersionStamp
+    from temporalio.api.deployment.v1 import WorkerDeploymentOptions
+    from temporalio.api.enums.v1 import VersioningBehavior, WorkerVersioningMode
+    from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest
+    caps = WorkerVersionCapabilities(build_id="build-1")
+    dep = WorkerDeploymentOptions(deployment_name="diff-deployment", build_id="build-2",
+                                  worker_versioning_mode=WorkerVersioningMode.WORKER_VERSIONING_MODE_UNVERSIONED)
+    cases = {
+        "capabilities_and_stamp": ({"worker_version_capabilities": caps},
+                                   {"worker_version_stamp": WorkerVersionStamp(build_id="build-1")}),
+        "capabilities_no_stamp": ({"worker_version_capabilities": caps}, {}),
+        "deployment_unversioned": ({"deployment_options": dep}, {"deployment_options": dep}),
+    }
+    out = {}
+    for i, (name, (poll_kw, done_kw)) in enumerate(cases.items()):
+        tq = f"{r.tq}-{i}"
+        wid = r.new_id(f"buildid{i}")
+        await r.start(wid, task_queue=TaskQueue(name=tq))
+        t = await r.svc.poll_workflow_task_queue(PollWorkflowTaskQueueRequest(
+            namespace=NS, task_queue=TaskQueue(name=tq, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL), identity=IDENTITY,
+            **poll_kw), timeout=timedelta(seconds=10))
+        assert t.task_token, f"[{r.label}] empty poll for {name}"
+        poll_started = t.history.events[-1].workflow_task_started_event_attributes
+        await r.complete(t.task_token, [cmd_timer("t1", 60)], **done_kw)
+        evs = await r.history(wid)
+        st = [e for e in evs if etype(e) == "WORKFLOW_TASK_STARTED"][0].workflow_task_started_event_attributes
+        co = [e for e in evs if etype(e) == "WORKFLOW_TASK_COMPLETED"][0].workflow_task_completed_event_attributes
+        d = await r.svc.describe_workflow_execution(DescribeWorkflowExecutionRequest(namespace=NS, execution=r.ex(wid)))
+        info = d.workflow_execution_info
+        out[name] = {
+            "started": {"worker_version": _stamp(st, "worker_version"),
+                        "build_id_redirect_counter": st.build_id_redirect_counter},
+            "started_in_poll": {"worker_version": _stamp(poll_started, "worker_version"),
+                                "build_id_redirect_counter": poll_started.build_id_redirect_counter},
+            "completed": {"worker_version": _stamp(co, "worker_version"), "binary_checksum": co.binary_checksum,
+                          "deployment": co.HasField("deployment"),
+                          "versioning_behavior": VersioningBehavior.Name(co.versioning_behavior),
+                          "worker_deployment_version": co.worker_deployment_version,
+                          "worker_deployment_name": co.worker_deployment_name,
+                          "deployment_version": co.HasField("deployment_version"),
+                          "present": present(co)},
+            "describe": {"most_recent_worker_version_stamp": _stamp(info, "most_recent_worker_version_stamp"),
+                         "assigned_build_id": info.assigned_build_id, "inherited_build_id": info.inherited_build_id,
+                         "worker_deployment_name": info.worker_deployment_name,
+                         "versioning_info": info.HasField("versioning_info")},
+        }
+        await r.svc.terminate_workflow_execution(TerminateWorkflowExecutionRequest(
+            namespace=NS, workflow_execution=r.ex(wid), reason="done", identity=IDENTITY))
+    return out
+
+
+def _query_error(e: RPCError) -> dict:
+    out = err_full(e)
+    from temporalio.api.errordetails.v1 import QueryFailedFailure
+    for d in e.grpc_status.details:
+        if d.type_url.endswith("QueryFailedFailure"):
+            f = QueryFailedFailure()
+            d.Unpack(f)
+            out["query_failed_failure"] = {"has_failure": f.HasField("failure"), "failure_message": f.failure.message}
+    return out
+
+
+@scenario
+async def s44_query_result_over_blob_limit(r: Raw):
+    """A worker answers a query with a result over limit.blobSize.error (2 MiB), as a legacy query
+    task and as an attached query: what the worker's RPC and the caller get."""
+    from datetime import timedelta
+    big = "q" * (2 * 1024 * 1024 + 100)
+    under = "u" * (1024 * 1024)
+
+    def query(wid):
+        return r.svc.query_workflow(QueryWorkflowRequest(namespace=NS, execution=r.ex(wid),
+                                                         query=WorkflowQuery(query_type="state")),
+                                    timeout=timedelta(seconds=30))
+
+    async def caller(wid):
+        try:
+            resp = await query(wid)
+            return {"code": "OK", "result_len": len(decode(resp.query_result)[0])}
+        except RPCError as e:
+            return _query_error(e)
+
+    async def legacy(value):
+        wid = r.new_id("bigquery")
+        await r.start(wid)
+        t = await r.poll_wft()
+        await r.complete(t.task_token, [])
+
+        async def worker():
+            q = await r.poll_wft()
+            return await expect_error_full(r.svc.respond_query_task_completed(RespondQueryTaskCompletedRequest(
+                namespace=NS, task_token=q.task_token, completed_type=QueryResultType.QUERY_RESULT_TYPE_ANSWERED,
+                query_result=payloads(value))))
+        w = asyncio.ensure_future(worker())
+        got = await caller(wid)
+        return {"caller": got, "worker_respond": await w, "events": await r.types(wid)}
+
+    async def attached(value):
+        wid = r.new_id("bigquery")
+        await r.start(wid)  # workflow task pending: the query rides on it
+        qt = asyncio.ensure_future(caller(wid))
+        await asyncio.sleep(0.5)
+        t = await r.poll_wft()
+        answers = {k: WorkflowQueryResult(result_type=QueryResultType.QUERY_RESULT_TYPE_ANSWERED, answer=payloads(value))
+                   for k in t.queries}
+        done = await expect_error_full(r.complete(t.task_token, [], query_results=answers))
+        if not t.queries:  # not attached: answer it as a legacy task instead
+            q = await r.poll_wft()
+            await r.svc.respond_query_task_completed(RespondQueryTaskCompletedRequest(
+                namespace=NS, task_token=q.task_token, completed_type=QueryResultType.QUERY_RESULT_TYPE_ANSWERED,
+                query_result=payloads(value)))
+        return {"attached": len(t.queries), "caller": await qt, "worker_complete": done, "events": await r.types(wid)}
+
+    return {"legacy_over": await legacy(big), "legacy_under": await legacy(under),
+            "attached_over": await attached(big), "attached_under": await attached(under)}
