@@ -3,7 +3,7 @@
 # SUNDIAL_BIN or target/release/sundial; "temporal" runs them against Temporal's dev server).
 #
 #   scripts/test-e2e.sh                 # all suites
-#   scripts/test-e2e.sh python go       # a subset: python go differential crash cli
+#   scripts/test-e2e.sh python go       # a subset: python go typescript java differential crash cli
 #
 # Installs pinned test dependencies first (scripts/install-test-deps.sh). Exits non-zero if any
 # suite fails, and prints each runner's closing line plus a summary.
@@ -26,7 +26,7 @@ scripts/install-test-deps.sh >/dev/null || { echo "installing test dependencies 
 
 PY="$ROOT/.venv/bin/python"
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(python go differential crash cli)
+[ ${#suites[@]} -eq 0 ] && suites=(python go typescript java differential crash cli)
 failed=()
 LOGDIR="$(mktemp -d)"
 
@@ -51,6 +51,13 @@ for s in "${suites[@]}"; do
     differential) run differential tests/differential "$PY" -m pytest -q -rf ;;
     crash)        run crash tests/crash "$PY" -m pytest -q -rf -s ;;
     cli)          run cli tests/cli "$PY" -m pytest -q -rf ;;
+    typescript)   run typescript tests/sdk/typescript npm test --silent ;;
+    java)
+      if bash scripts/install-java-deps.sh >/dev/null; then
+        run java tests/sdk/java mvn -B -q -o test
+      else
+        echo "=== java: installing its dependencies failed"; failed+=(java)
+      fi ;;
     *) echo "unknown suite $s" >&2; failed+=("$s") ;;
   esac
 done

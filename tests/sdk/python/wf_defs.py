@@ -288,6 +288,16 @@ class ParentWorkflow:
                 # The client terminates the child; the parent sees the outcome.
                 h = await workflow.start_child_workflow(ChildWorkflow.run, "wait", id=wid + "-child")
                 return {"ok": await h}
+            if scenario == "retry_timeout":
+                # Each run of the child outlives its 1 s run timeout; its retry policy runs it
+                # three times in all before the parent hears of the timeout.
+                return {"ok": await workflow.execute_child_workflow(
+                    SleepWorkflow.run, 3.0, id=wid + "-child",
+                    run_timeout=timedelta(seconds=1), execution_timeout=timedelta(seconds=30),
+                    task_timeout=timedelta(seconds=1),
+                    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=1),
+                                             backoff_coefficient=2.0, maximum_attempts=3),
+                )}
             if scenario == "close_policy":
                 for pol in (ParentClosePolicy.TERMINATE, ParentClosePolicy.ABANDON, ParentClosePolicy.REQUEST_CANCEL):
                     await workflow.start_child_workflow(
