@@ -712,36 +712,50 @@ impl HistoryApi for HistoryService {
                     "Unable to query workflow due to Workflow Task in failed state.".into(),
                 ));
             }
-            let task_scheduled = state
-                .workflow_task
-                .as_ref()
-                .is_some_and(|task| task.started_event_id == 0);
-            if task_scheduled
-                && let Some((query_id, answer)) =
+            // A query for a run with a workflow task rides on the next task a worker gets: this
+            // one if it is not started yet, else the one that follows it (returned inline to the
+            // worker that heartbeats its task while a local activity runs). If the started task
+            // ends with no task after it, the query goes to a worker as a query task instead.
+            if state.workflow_task.is_some()
+                && let Some((query_id, mut answer)) =
                     self.inner.attach_query(&key, query.clone()).await?
             {
-                let outcome = tokio::time::timeout_at(
-                    deadline
-                        .checked_sub(Duration::from_millis(500))
-                        .unwrap_or(deadline)
-                        .into(),
-                    answer,
-                )
-                .await;
+                let until = deadline
+                    .checked_sub(Duration::from_millis(500))
+                    .unwrap_or(deadline);
+                // `None`: no answer in time; `Some(None)`: no task will carry it.
+                let outcome = loop {
+                    tokio::select! {
+                        outcome = &mut answer => break outcome.ok().map(Some),
+                        changed = self.inner.wait_for_change(&mut receiver, until) => {
+                            if !changed {
+                                break None;
+                            }
+                            if self.inner.take_undeliverable_query(&key, &query_id).await? {
+                                break Some(None);
+                            }
+                        }
+                    }
+                };
                 self.inner.query_waiters.lock().remove(&query_id);
                 if let Some(queries) = self.inner.attached_queries.lock().get_mut(&key) {
                     queries.retain(|(id, _)| *id != query_id);
                 }
+                let outcome = match outcome {
+                    Some(None) => continue,
+                    Some(Some(answer)) => Some(answer),
+                    None => None,
+                };
                 return match outcome {
-                    Ok(Ok(QueryAnswer::Answered(result))) => Ok(ws::QueryWorkflowResponse {
+                    Some(QueryAnswer::Answered(result)) => Ok(ws::QueryWorkflowResponse {
                         query_result: result,
                         ..Default::default()
                     }),
-                    Ok(Ok(QueryAnswer::Failed { message, failure })) => Err(Error::QueryFailed {
+                    Some(QueryAnswer::Failed { message, failure }) => Err(Error::QueryFailed {
                         message,
                         failure: failure.map(|f| f.encode_to_vec()),
                     }),
-                    Ok(Ok(QueryAnswer::Refused(message))) => Err(Error::invalid(message)),
+                    Some(QueryAnswer::Refused(message)) => Err(Error::invalid(message)),
                     _ => Err(Error::DeadlineExceeded(
                         "query timed out before a worker answered".into(),
                     )),

@@ -433,12 +433,7 @@ impl Inner {
         let mut guard = slot.lock().await;
         self.ensure_loaded(key, &mut guard).await?;
         let state = &guard.loaded.as_ref().expect("loaded above").state;
-        let pending = state.is_running()
-            && state
-                .workflow_task
-                .as_ref()
-                .is_some_and(|task| task.started_event_id == 0);
-        if !pending {
+        if !state.is_running() || state.workflow_task.is_none() {
             return Ok(None);
         }
         let query_id = new_uuid();
@@ -450,6 +445,29 @@ impl Inner {
             .or_default()
             .push((query_id.clone(), query));
         Ok(Some((query_id, receiver)))
+    }
+
+    /// Takes back a query attached to a run that no workflow task will carry any more (the run
+    /// closed, or its task finished with none after it). False if a task took it or will.
+    pub(crate) async fn take_undeliverable_query(
+        &self,
+        key: &WorkflowKey,
+        query_id: &str,
+    ) -> Result<bool> {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        self.ensure_loaded(key, &mut guard).await?;
+        let state = &guard.loaded.as_ref().expect("loaded above").state;
+        if state.is_running() && state.workflow_task.is_some() {
+            return Ok(false);
+        }
+        let mut attached = self.attached_queries.lock();
+        let Some(queries) = attached.get_mut(key) else {
+            return Ok(false);
+        };
+        let before = queries.len();
+        queries.retain(|(id, _)| id != query_id);
+        Ok(queries.len() < before)
     }
 
     /// Runs one transition on a run under its lock and persists it. The state is changed in
