@@ -39,7 +39,7 @@ import wf_defs
 from wf_defs import (
     ActivityScenarioWorkflow, ContinueAsNewWorkflow, ExternalWorkflow, HelloWorkflow, InfoWorkflow,
     ManySignalsWorkflow, MarkersWorkflow, ParentWorkflow, SleepWorkflow, TaskFailOnceWorkflow,
-    TimerCancelWorkflow, UpsertWorkflow, WaitSignalWorkflow, ChildWorkflow,
+    ShortTaskTimeoutWorkflow, TimerCancelWorkflow, UpsertWorkflow, WaitSignalWorkflow, ChildWorkflow,
 )
 
 TQ = "py-e2e"
@@ -555,6 +555,62 @@ def test_child_retried_after_run_timeout(env, wid):
         types = await history_types(env.client, wid)
         assert types.count("CHILD_WORKFLOW_EXECUTION_TIMED_OUT") == 1
     env.run(go(), timeout=60)
+
+
+def _short_task_timeout_run(env, wid, scenario):
+    """Runs ShortTaskTimeoutWorkflow with a 1 s workflow task timeout, querying it every 0.3 s
+    while it runs; returns its result, the query answers and its history's event types."""
+    async def go():
+        h = await env.client.start_workflow(
+            ShortTaskTimeoutWorkflow.run, scenario, id=wid, task_queue=TQ,
+            task_timeout=timedelta(seconds=1),
+        )
+        answers = []
+        result_task = asyncio.ensure_future(h.result())
+        for _ in range(40):
+            if result_task.done():
+                break
+            answers.append(await h.query(ShortTaskTimeoutWorkflow.current_stage))
+            await asyncio.sleep(0.3)
+        result = await asyncio.wait_for(result_task, 30)
+        return result, answers, await history_types(env.client, wid)
+    return env.run(go(), timeout=60)
+
+
+def test_local_activity_longer_than_task_timeout(env, wid):
+    """The worker heartbeats the workflow task while its local activity runs (completions with
+    force_create_new_workflow_task that ask for the next task back); the run must not time out."""
+    result, answers, types = _short_task_timeout_run(env, wid, "long_local")
+    assert result == {"ok": "slept"}
+    assert "local activity" in answers
+    assert "WORKFLOW_TASK_TIMED_OUT" not in types and "WORKFLOW_TASK_FAILED" not in types
+    assert types[-1] == "WORKFLOW_EXECUTION_COMPLETED"
+
+
+def test_retried_local_activity_under_short_task_timeout(env, wid):
+    result, _, types = _short_task_timeout_run(env, wid, "retried_local")
+    assert result == {"ok": "ok at attempt 3"}
+    assert types[-1] == "WORKFLOW_EXECUTION_COMPLETED"
+
+
+@pytest.mark.parametrize("scenario", [
+    "remote:try", "remote:wait", "remote:abandon", "local:try", "local:wait", "local:abandon",
+])
+def test_activity_cancellation_types_under_short_task_timeout(env, wid, scenario):
+    """Each cancellation type ends the activity as Temporal ends it (CancelledError for the
+    workflow), and queries are answered while the cancellation is under way."""
+    result, answers, types = _short_task_timeout_run(env, wid, scenario)
+    assert result == {"error": "CancelledError"}, result
+    assert "activity running" in answers, answers
+    assert types[-1] == "WORKFLOW_EXECUTION_COMPLETED"
+    if scenario == "remote:abandon":
+        # Abandoned: the server is never told.
+        assert "ACTIVITY_TASK_CANCEL_REQUESTED" not in types
+    elif scenario.startswith("remote"):
+        assert "ACTIVITY_TASK_CANCEL_REQUESTED" in types
+        if scenario == "remote:wait":
+            assert "ACTIVITY_TASK_CANCELED" in types
+    assert "WORKFLOW_TASK_TIMED_OUT" not in types
 
 
 def test_child_cancel(env, wid):

@@ -68,7 +68,74 @@ async def heartbeat_until_cancelled(_: str) -> str:
     return "never cancelled"
 
 
+@activity.defn
+async def heartbeat_ignoring_cancel(seconds: float) -> str:
+    """Heartbeats for `seconds`; on cancellation it finishes cleaning up for a moment first."""
+    try:
+        for i in range(int(seconds * 10)):
+            activity.heartbeat(i)
+            await asyncio.sleep(0.1)
+    except asyncio.CancelledError:
+        await asyncio.sleep(0.5)
+        raise
+    return "finished"
+
+
 # ---------------------------------------------------------------- workflows
+
+
+@workflow.defn
+class ShortTaskTimeoutWorkflow:
+    """Run with a 1 s workflow task timeout: a local activity that outlives it (the worker
+    heartbeats the workflow task), a retried local activity, and remote and local activities
+    cancelled under each cancellation type, with queries answered throughout."""
+
+    def __init__(self) -> None:
+        self.stage = "starting"
+
+    @workflow.run
+    async def run(self, scenario: str) -> dict:
+        if scenario == "long_local":
+            self.stage = "local activity"
+            r = await workflow.execute_local_activity(sleepy, 3.0, start_to_close_timeout=timedelta(seconds=10))
+            self.stage = "done"
+            return {"ok": r}
+        if scenario == "retried_local":
+            key = workflow.info().workflow_id
+            r = await workflow.execute_local_activity(
+                flaky, args=[key, 2], start_to_close_timeout=timedelta(seconds=5),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=1.0),
+            )
+            return {"ok": r}
+        kind, cancellation = scenario.split(":")
+        cancel_type = {
+            "try": workflow.ActivityCancellationType.TRY_CANCEL,
+            "wait": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            "abandon": workflow.ActivityCancellationType.ABANDON,
+        }[cancellation]
+        if kind == "remote":
+            h = workflow.start_activity(
+                heartbeat_ignoring_cancel, 20.0, start_to_close_timeout=timedelta(seconds=30),
+                heartbeat_timeout=timedelta(seconds=2), cancellation_type=cancel_type,
+            )
+        else:
+            h = workflow.start_local_activity(
+                heartbeat_ignoring_cancel, 20.0, start_to_close_timeout=timedelta(seconds=30),
+                cancellation_type=cancel_type,
+            )
+        self.stage = "activity running"
+        await workflow.sleep(1.5)
+        h.cancel()
+        self.stage = "cancel requested"
+        try:
+            await h
+            return {"ok": "not cancelled"}
+        except ActivityError as e:
+            return {"error": type(e.cause).__name__}
+
+    @workflow.query
+    def current_stage(self) -> str:
+        return self.stage
 
 
 @workflow.defn
@@ -389,5 +456,9 @@ ALL_WORKFLOWS = [
     HelloWorkflow, WaitSignalWorkflow, SleepWorkflow, TimerCancelWorkflow, InfoWorkflow,
     TaskFailOnceWorkflow, ActivityScenarioWorkflow, ChildWorkflow, ParentWorkflow,
     ExternalWorkflow, ContinueAsNewWorkflow, MarkersWorkflow, UpsertWorkflow, ManySignalsWorkflow,
+    ShortTaskTimeoutWorkflow,
 ]
-ALL_ACTIVITIES = [say_hello, flaky, always_fail, sleepy, heartbeat_then_stall, heartbeat_until_cancelled]
+ALL_ACTIVITIES = [
+    say_hello, flaky, always_fail, sleepy, heartbeat_then_stall, heartbeat_until_cancelled,
+    heartbeat_ignoring_cancel,
+]
