@@ -1338,3 +1338,37 @@ async def s44_query_result_over_blob_limit(r: Raw):
 
     return {"legacy_over": await legacy(big), "legacy_under": await legacy(under),
             "attached_over": await attached(big), "attached_under": await attached(under)}
+
+
+@scenario
+async def s45_return_new_workflow_task(r: Raw):
+    """A completion asking for the next task gets the task it creates, started, in its response:
+    with force_create_new_workflow_task (the SDKs' workflow task heartbeat while a local activity
+    runs), and when a signal arrived while the task was running. Without the flag, no task comes
+    back and the next one is dispatched."""
+    wid = r.new_id("inline")
+    await r.start(wid)
+    t = await r.poll_wft()
+    resp = await r.complete(t.task_token, [], force_create_new_workflow_task=True, return_new_workflow_task=True)
+    heartbeat = resp.workflow_task
+    out = {
+        "heartbeat_present": resp.HasField("workflow_task"),
+        "heartbeat_attempt": heartbeat.attempt,
+        "heartbeat_started_event_id": heartbeat.started_event_id,
+        "heartbeat_previous_started": heartbeat.previous_started_event_id,
+        "heartbeat_history": [etype(e) for e in heartbeat.history.events],
+        "heartbeat_present_fields": present(heartbeat),
+    }
+    await r.signal(wid, "during")
+    resp2 = await r.complete(heartbeat.task_token, [], return_new_workflow_task=True)
+    signalled = resp2.workflow_task
+    out["signalled_present"] = resp2.HasField("workflow_task")
+    out["signalled_history"] = [etype(e) for e in signalled.history.events]
+    await r.signal(wid, "again")
+    resp3 = await r.complete(signalled.task_token, [])
+    out["no_flag_present"] = resp3.HasField("workflow_task")
+    t3 = await r.poll_wft()
+    out["polled_history_tail"] = [etype(e) for e in t3.history.events][-3:]
+    await r.complete(t3.task_token, [cmd_complete("done")])
+    out["final"] = [etype(e) for e in await r.history(wid)]
+    return out
