@@ -53,7 +53,7 @@ for s in "${suites[@]}"; do
     cli)          run cli tests/cli "$PY" -m pytest -q -rf ;;
     typescript)   run typescript tests/sdk/typescript npm test --silent ;;
     java)
-      if bash scripts/install-java-deps.sh >/dev/null; then
+      if bash scripts/install-java-deps.sh >"$LOGDIR/java-install.log" 2>&1; then
         run java tests/sdk/java mvn -B -q -o test
       else
         echo "=== java: installing its dependencies failed"; failed+=(java)
