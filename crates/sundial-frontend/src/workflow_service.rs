@@ -125,6 +125,9 @@ impl WorkflowService for WorkflowHandler {
             history_shard_count: self.frontend.num_shards as i32,
             persistence_store: "sqlite".into(),
             visibility_store: "sqlite".into(),
+            // Temporal's single-cluster defaults.
+            failover_version_increment: 10,
+            initial_failover_version: 1,
             ..Default::default()
         })
     }

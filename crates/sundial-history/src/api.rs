@@ -792,8 +792,9 @@ impl HistoryApi for HistoryService {
         let response = ws::PollWorkflowTaskQueueResponse {
             workflow_execution: Some(responses::execution(&state)),
             workflow_type: Some(responses::workflow_type(&state)),
+            // A query task is no workflow task: Temporal sends attempt 1 and no started event.
             previous_started_event_id: info.last_completed_wft_started_id,
-            started_event_id: info.last_completed_wft_started_id,
+            attempt: 1,
             history: Some(History { events }),
             query: Some(WorkflowQuery {
                 query_type: query.query_type,
@@ -1276,14 +1277,27 @@ impl HistoryApi for HistoryService {
                         sundial_proto::api::common::v1::Memo::decode(record.memo.as_slice())
                             .unwrap_or_default(),
                     ),
-                    search_attributes: if record.search_attributes.is_empty() {
-                        None
-                    } else {
+                    // Present even when empty, as Temporal lists them.
+                    search_attributes: Some(
                         sundial_proto::api::common::v1::SearchAttributes::decode(
                             record.search_attributes.as_slice(),
                         )
-                        .ok()
+                        .unwrap_or_default(),
+                    ),
+                    execution_duration: if record.close_time_ms > 0 {
+                        core::util::present_duration(
+                            record.close_time_ms - record.execution_time_ms,
+                        )
+                    } else {
+                        None
                     },
+                    // A top-level run is its own root; a child's root is not in the record.
+                    root_execution: record.parent_workflow_id.is_empty().then(|| {
+                        WorkflowExecution {
+                            workflow_id: record.workflow_id.clone(),
+                            run_id: record.run_id.clone(),
+                        }
+                    }),
                     task_queue: record.task_queue,
                     parent_execution: if record.parent_workflow_id.is_empty() {
                         None
