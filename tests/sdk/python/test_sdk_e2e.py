@@ -39,7 +39,7 @@ import wf_defs
 from wf_defs import (
     ActivityScenarioWorkflow, ContinueAsNewWorkflow, ExternalWorkflow, HelloWorkflow, InfoWorkflow,
     ManySignalsWorkflow, MarkersWorkflow, ParentWorkflow, SleepWorkflow, TaskFailOnceWorkflow,
-    ShortTaskTimeoutWorkflow, TimerCancelWorkflow, UpsertWorkflow, WaitSignalWorkflow, ChildWorkflow,
+    RandomWorkflow, ShortTaskTimeoutWorkflow, TimerCancelWorkflow, UpsertWorkflow, WaitSignalWorkflow, ChildWorkflow,
 )
 
 TQ = "py-e2e"
@@ -555,6 +555,26 @@ def test_child_retried_after_run_timeout(env, wid):
         types = await history_types(env.client, wid)
         assert types.count("CHILD_WORKFLOW_EXECUTION_TIMED_OUT") == 1
     env.run(go(), timeout=60)
+
+
+def test_query_reports_seeded_random_values(env, wid):
+    """Queries of a workflow that drew seeded random values are answered, by the cached worker
+    and after the run closed (a replay), with the values the run drew."""
+    async def go():
+        h = await env.client.start_workflow(RandomWorkflow.run, id=wid, task_queue=TQ)
+        first = None
+        for _ in range(50):
+            first = await h.query(RandomWorkflow.drawn)
+            if first:
+                break
+            await asyncio.sleep(0.1)
+        assert len(first) == 3
+        assert await h.query(RandomWorkflow.drawn) == first
+        await h.signal(RandomWorkflow.release)
+        result = await h.result()
+        assert result[:3] == first and len(result) == 4
+        assert await h.query(RandomWorkflow.drawn) == result
+    env.run(go())
 
 
 def _short_task_timeout_run(env, wid, scenario):

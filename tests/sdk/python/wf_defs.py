@@ -85,6 +85,30 @@ async def heartbeat_ignoring_cancel(seconds: float) -> str:
 
 
 @workflow.defn
+class RandomWorkflow:
+    """Draws seeded random values, reports them by query, and returns them when released."""
+
+    def __init__(self) -> None:
+        self.values: list[int] = []
+        self.released = False
+
+    @workflow.run
+    async def run(self) -> list[int]:
+        self.values = [workflow.random().randint(0, 1_000_000) for _ in range(3)]
+        await workflow.wait_condition(lambda: self.released)
+        self.values.append(workflow.random().randint(0, 1_000_000))
+        return self.values
+
+    @workflow.query
+    def drawn(self) -> list[int]:
+        return self.values
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
+
+
+@workflow.defn
 class ShortTaskTimeoutWorkflow:
     """Run with a 1 s workflow task timeout: a local activity that outlives it (the worker
     heartbeats the workflow task), a retried local activity, and remote and local activities
@@ -456,7 +480,7 @@ ALL_WORKFLOWS = [
     HelloWorkflow, WaitSignalWorkflow, SleepWorkflow, TimerCancelWorkflow, InfoWorkflow,
     TaskFailOnceWorkflow, ActivityScenarioWorkflow, ChildWorkflow, ParentWorkflow,
     ExternalWorkflow, ContinueAsNewWorkflow, MarkersWorkflow, UpsertWorkflow, ManySignalsWorkflow,
-    ShortTaskTimeoutWorkflow,
+    ShortTaskTimeoutWorkflow, RandomWorkflow,
 ]
 ALL_ACTIVITIES = [
     say_hello, flaky, always_fail, sleepy, heartbeat_then_stall, heartbeat_until_cancelled,
