@@ -180,7 +180,12 @@ pub(crate) fn describe(state: &MutableState) -> ws::DescribeWorkflowExecutionRes
                 last_failure: activity.last_failure.clone(),
                 last_worker_identity: activity.identity.clone(),
                 activity_options: Some(ActivityOptions {
-                    task_queue: scheduled.task_queue.clone(),
+                    // Temporal leaves the kind unset here and names the queue twice.
+                    task_queue: scheduled.task_queue.clone().map(|queue| TaskQueue {
+                        kind: 0,
+                        normal_name: queue.name.clone(),
+                        ..queue
+                    }),
                     schedule_to_close_timeout: scheduled.schedule_to_close_timeout,
                     schedule_to_start_timeout: scheduled.schedule_to_start_timeout,
                     start_to_close_timeout: scheduled.start_to_close_timeout,
