@@ -860,12 +860,7 @@ impl HistoryApi for HistoryService {
                 )?;
                 let transition = std::mem::take(&mut recorded.transition);
                 // Queries waiting for this task ride on it (taken under the run's lock).
-                let queries = self
-                    .inner
-                    .attached_queries
-                    .lock()
-                    .remove(&key)
-                    .unwrap_or_default();
+                let queries = self.inner.take_attached_queries(&key);
                 Ok((transition, (recorded, state.clone(), queries)))
             })
             .await?;
@@ -943,12 +938,7 @@ impl HistoryApi for HistoryService {
                 let mut outcome = core::complete_workflow_task(state, env, completion)?;
                 // The next task, started for this worker, with the queries waiting for it.
                 let inline = outcome.new_workflow_task.take().map(|recorded| {
-                    let queries = self
-                        .inner
-                        .attached_queries
-                        .lock()
-                        .remove(&key)
-                        .unwrap_or_default();
+                    let queries = self.inner.take_attached_queries(&key);
                     (recorded, state.clone(), queries)
                 });
                 let eager = if outcome.eager_activities.is_empty() {

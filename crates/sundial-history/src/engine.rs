@@ -447,6 +447,12 @@ impl Inner {
         Ok(Some((query_id, receiver)))
     }
 
+    /// The queries attached to a run, for the workflow task being started (call under the run's
+    /// lock).
+    pub(crate) fn take_attached_queries(&self, key: &WorkflowKey) -> Vec<(String, WorkflowQuery)> {
+        self.attached_queries.lock().remove(key).unwrap_or_default()
+    }
+
     /// Takes back a query attached to a run that no workflow task will carry any more (the run
     /// closed, or its task finished with none after it). False if a task took it or will.
     pub(crate) async fn take_undeliverable_query(
