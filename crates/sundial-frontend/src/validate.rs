@@ -55,16 +55,7 @@ pub fn execution(
 }
 
 pub fn payloads(payloads: Option<&Payloads>, limits: &Limits) -> Result<()> {
-    let size: usize = payloads
-        .map(|p| {
-            p.payloads
-                .iter()
-                .map(|payload| {
-                    payload.data.len() + payload.metadata.values().map(Vec::len).sum::<usize>()
-                })
-                .sum()
-        })
-        .unwrap_or(0);
+    let size = sundial_history_core::util::payloads_size(payloads);
     if size > limits.blob_size_warn && size <= limits.blob_size_error {
         tracing::warn!(
             size,

@@ -67,7 +67,7 @@ pub fn normalise_timeouts(
         start_to_close = capped(start_to_close, schedule_to_close);
     } else if start_to_close > 0 {
         schedule_to_close = run_timeout_ms;
-        if schedule_to_start <= 0 {
+        if schedule_to_start == 0 {
             schedule_to_start = run_timeout_ms;
         }
     } else {
@@ -93,9 +93,9 @@ pub fn normalise_timeouts(
     }
     Ok(ActivityTimeouts {
         schedule_to_close_ms: schedule_to_close,
-        schedule_to_start_ms: schedule_to_start.max(0),
+        schedule_to_start_ms: schedule_to_start,
         start_to_close_ms: start_to_close,
-        heartbeat_ms: heartbeat.max(0).min(start_to_close),
+        heartbeat_ms: heartbeat.min(start_to_close),
     })
 }
 

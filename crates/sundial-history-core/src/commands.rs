@@ -314,7 +314,6 @@ fn apply_completion(
     Ok(())
 }
 
-/// Applies one command. Returns whether it requires a new workflow task.
 /// Starts the workflow task a successful completion scheduled, for the worker that asked for it
 /// in the response: its started event joins the completion's write, and it is not dispatched.
 fn start_inline(
@@ -358,6 +357,7 @@ fn start_inline(
     Ok(Some(recorded))
 }
 
+/// Applies one command. Returns whether it requires a new workflow task.
 fn apply_command(
     mutation: &mut Mutation,
     request: &CompleteWorkflowTask,

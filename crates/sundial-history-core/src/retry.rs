@@ -33,13 +33,17 @@ pub fn validate(policy: &RetryPolicy) -> Result<(), String> {
     }
     let initial_ms = duration_ms(policy.initial_interval.as_ref());
     let maximum_ms = duration_ms(policy.maximum_interval.as_ref());
-    check_duration("InitialInterval", policy.initial_interval.as_ref())
-        .map_err(|error| error.replacen(':', " set on retry policy:", 1))?;
+    check_duration(
+        "InitialInterval set on retry policy",
+        policy.initial_interval.as_ref(),
+    )?;
     if policy.backoff_coefficient < 1.0 {
         return Err("BackoffCoefficient cannot be less than 1 on retry policy.".into());
     }
-    check_duration("MaximumInterval", policy.maximum_interval.as_ref())
-        .map_err(|error| error.replacen(':', " set on retry policy:", 1))?;
+    check_duration(
+        "MaximumInterval set on retry policy",
+        policy.maximum_interval.as_ref(),
+    )?;
     if maximum_ms > 0 && maximum_ms < initial_ms {
         return Err("MaximumInterval cannot be less than InitialInterval on retry policy.".into());
     }

@@ -43,13 +43,13 @@ pub fn present_duration(ms: i64) -> Option<Duration> {
     Some(duration(ms).unwrap_or_default())
 }
 
-/// Checks a request's duration as Temporal does; the error names the field.
-pub fn check_duration(name: &str, duration: Option<&Duration>) -> Result<(), String> {
+/// Checks a request's duration as Temporal does: the error is "invalid {what}: {why}".
+pub fn check_duration(what: &str, duration: Option<&Duration>) -> Result<(), String> {
     match duration {
         Some(d) if d.seconds < 0 || d.nanos < 0 => {
-            Err(format!("invalid {name}: negative duration"))
+            Err(format!("invalid {what}: negative duration"))
         }
-        Some(d) if d.nanos >= 1_000_000_000 => Err(format!("invalid {name}: invalid duration")),
+        Some(d) if d.nanos >= 1_000_000_000 => Err(format!("invalid {what}: invalid duration")),
         _ => Ok(()),
     }
 }
@@ -70,10 +70,7 @@ pub fn timestamp_ms(timestamp: Option<&Timestamp>) -> i64 {
 
 /// Whether a duration is valid for Temporal: non-negative seconds and nanos in range.
 pub fn valid_duration(duration: Option<&Duration>) -> bool {
-    match duration {
-        Some(duration) => duration.seconds >= 0 && (0..1_000_000_000).contains(&duration.nanos),
-        None => true,
-    }
+    check_duration("duration", duration).is_ok()
 }
 
 pub fn server_failure(message: impl Into<String>, non_retryable: bool) -> Failure {

@@ -15,6 +15,7 @@ use sundial_proto::api::history::v1::{
     WorkflowExecutionTimedOutEventAttributes, WorkflowPropertiesModifiedEventAttributes,
 };
 use sundial_proto::api::sdk::v1::UserMetadata;
+use sundial_proto::prost_types::Duration;
 
 use crate::ctx::{Env, Mutation, NewRun, Transition};
 use crate::state::{ExecutionInfo, MutableState};
@@ -40,19 +41,12 @@ pub struct StartRequest {
 
 /// Effective timeouts of a run, as Temporal normalises them.
 fn normalise_timeouts(attributes: &mut WorkflowExecutionStartedEventAttributes, env: &Env) {
-    let execution_ms = duration_ms(attributes.workflow_execution_timeout.as_ref());
-    let mut run_ms = duration_ms(attributes.workflow_run_timeout.as_ref());
-    if execution_ms > 0 && (run_ms == 0 || run_ms > execution_ms) {
-        run_ms = execution_ms;
-    }
-    let mut task_ms = duration_ms(attributes.workflow_task_timeout.as_ref());
-    if task_ms == 0 {
-        task_ms = env.limits.default_workflow_task_timeout_ms;
-    }
-    task_ms = task_ms.min(env.limits.max_workflow_task_timeout_ms);
-    if run_ms > 0 {
-        task_ms = task_ms.min(run_ms);
-    }
+    let (run_ms, task_ms) = run_and_task_timeouts_ms(
+        attributes.workflow_execution_timeout.as_ref(),
+        attributes.workflow_run_timeout.as_ref(),
+        attributes.workflow_task_timeout.as_ref(),
+        env,
+    );
     // A run timeout given as zero stays present (a child's always is), as in Temporal.
     attributes.workflow_run_timeout = if attributes.workflow_run_timeout.is_some() {
         present_duration(run_ms)
@@ -62,18 +56,14 @@ fn normalise_timeouts(attributes: &mut WorkflowExecutionStartedEventAttributes, 
     attributes.workflow_task_timeout = duration(task_ms);
 }
 
-/// A child's run and task timeouts as its initiated event records them: the run timeout capped
-/// by the execution timeout (zero present when there is none) and the task timeout defaulted and
-/// capped, as Temporal normalises them when the command is accepted.
-pub(crate) fn child_timeouts(
-    execution: Option<&sundial_proto::prost_types::Duration>,
-    run: Option<&sundial_proto::prost_types::Duration>,
-    task: Option<&sundial_proto::prost_types::Duration>,
+/// The effective run and workflow task timeouts in ms (run 0: none): the run timeout capped by
+/// the execution timeout, the task timeout defaulted, then capped by the maximum and the run.
+fn run_and_task_timeouts_ms(
+    execution: Option<&Duration>,
+    run: Option<&Duration>,
+    task: Option<&Duration>,
     env: &Env,
-) -> (
-    Option<sundial_proto::prost_types::Duration>,
-    Option<sundial_proto::prost_types::Duration>,
-) {
+) -> (i64, i64) {
     let execution_ms = duration_ms(execution);
     let mut run_ms = duration_ms(run);
     if execution_ms > 0 && (run_ms == 0 || run_ms > execution_ms) {
@@ -87,6 +77,18 @@ pub(crate) fn child_timeouts(
     if run_ms > 0 {
         task_ms = task_ms.min(run_ms);
     }
+    (run_ms, task_ms)
+}
+
+/// A child's run and task timeouts as its initiated event records them, both present (a zero
+/// run timeout meaning none), as Temporal normalises them when the command is accepted.
+pub(crate) fn child_timeouts(
+    execution: Option<&Duration>,
+    run: Option<&Duration>,
+    task: Option<&Duration>,
+    env: &Env,
+) -> (Option<Duration>, Option<Duration>) {
+    let (run_ms, task_ms) = run_and_task_timeouts_ms(execution, run, task, env);
     (present_duration(run_ms), present_duration(task_ms))
 }
 
