@@ -7,6 +7,7 @@
 #![allow(deprecated)]
 
 mod errors;
+mod handed_out;
 mod namespaces;
 mod operator;
 pub mod rate_limit;

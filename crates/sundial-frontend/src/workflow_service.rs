@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 use tracing::warn;
 
 use crate::errors::to_status;
+use crate::handed_out::{HandedOut, QueueKind};
 use crate::namespaces::{self, CLUSTER_NAME};
 use crate::{WorkflowHandler, validate};
 
@@ -455,19 +456,31 @@ impl WorkflowService for WorkflowHandler {
                 return ok(ws::PollWorkflowTaskQueueResponse::default());
             };
             match found {
-                WorkflowTaskMatch::Task(task) => match self
-                    .frontend
-                    .history
-                    .record_workflow_task_started(&namespace, &task, &request)
-                    .await
-                {
-                    Ok(response) => return ok(response),
-                    Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => continue,
-                    Err(error) => {
-                        warn!(error = %error, workflow_id = %task.workflow_id, "record workflow task started");
-                        continue;
+                WorkflowTaskMatch::Task(task) => {
+                    let handed = HandedOut::new(
+                        &self.frontend.matching,
+                        &task_queue,
+                        QueueKind::Workflow { sticky },
+                        &task,
+                    );
+                    match self
+                        .frontend
+                        .history
+                        .record_workflow_task_started(&namespace, &task, &request)
+                        .await
+                    {
+                        Ok(response) => {
+                            handed.started();
+                            return ok(response);
+                        }
+                        // Stale: the run moved on, nothing to give back.
+                        Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => handed.started(),
+                        Err(error) => {
+                            warn!(error = %error, workflow_id = %task.workflow_id, "record workflow task started; the task goes back to its queue");
+                            handed.give_back_later();
+                        }
                     }
-                },
+                }
                 WorkflowTaskMatch::Query {
                     query_id,
                     mut response,
@@ -622,17 +635,26 @@ impl WorkflowService for WorkflowHandler {
             else {
                 return ok(ws::PollActivityTaskQueueResponse::default());
             };
+            let handed = HandedOut::new(
+                &self.frontend.matching,
+                &task_queue,
+                QueueKind::Activity,
+                &task,
+            );
             match self
                 .frontend
                 .history
                 .record_activity_task_started(&namespace, &task, &request)
                 .await
             {
-                Ok(response) => return ok(response),
-                Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => continue,
+                Ok(response) => {
+                    handed.started();
+                    return ok(response);
+                }
+                Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => handed.started(),
                 Err(error) => {
-                    warn!(error = %error, workflow_id = %task.workflow_id, "record activity task started");
-                    continue;
+                    warn!(error = %error, workflow_id = %task.workflow_id, "record activity task started; the task goes back to its queue");
+                    handed.give_back_later();
                 }
             }
         }

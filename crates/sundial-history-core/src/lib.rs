@@ -30,7 +30,7 @@ pub use child::{child_closed, child_start_failed, child_started};
 pub use commands::{CompleteWorkflowTask, WorkflowTaskCompletion, complete_workflow_task};
 pub use ctx::{Env, Limits, NewRun, Transition};
 pub use external::{external_cancel_result, external_signal_result};
-pub use replay::{rebuild_tasks, replay};
+pub use replay::{Due, due, rebuild_tasks, replay};
 pub use timer::fire_timer;
 pub use workflow::{
     StartRequest, backoff_fired, new_execution, request_cancel, run_timeout, signal, terminate,

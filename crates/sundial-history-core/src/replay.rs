@@ -22,6 +22,40 @@ pub fn replay(namespace_id: &str, events: &[HistoryEvent]) -> MutableState {
     state
 }
 
+/// What the store's due-work index records for a run: the earliest moment one of its pending
+/// tasks must be looked at, and whether a task of it waits for a worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Due {
+    pub wake_ms: Option<i64>,
+    pub dispatch_pending: bool,
+}
+
+/// The due work of a run whose pending tasks are `tasks` (from `rebuild_tasks`), at `now_ms`.
+/// A dispatch that is due goes to matching and needs no wake-up: it only marks the run as
+/// waiting for a worker. A delayed dispatch (a retry's backoff) wakes the run at its time, like
+/// every timer and timeout.
+pub fn due(tasks: &[Task], now_ms: i64) -> Due {
+    let mut result = Due::default();
+    for task in tasks {
+        let Some(kind) = task.kind() else { continue };
+        if kind.is_transfer() {
+            continue;
+        }
+        if kind.is_dispatch() {
+            result.dispatch_pending = true;
+            if task.fire_time_ms <= now_ms {
+                continue;
+            }
+        }
+        result.wake_ms = Some(
+            result
+                .wake_ms
+                .map_or(task.fire_time_ms, |wake| wake.min(task.fire_time_ms)),
+        );
+    }
+    result
+}
+
 /// Dispatch and timer tasks implied by a run's state: what must be re-armed after a restart.
 /// Transfer tasks are persisted separately and are not rebuilt here.
 pub fn rebuild_tasks(state: &MutableState) -> Vec<Task> {

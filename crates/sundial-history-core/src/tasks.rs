@@ -50,6 +50,11 @@ impl TaskType {
         })
     }
 
+    /// A task handed to a worker through matching (a workflow or activity task).
+    pub fn is_dispatch(self) -> bool {
+        matches!(self, TaskType::WorkflowTask | TaskType::ActivityTask)
+    }
+
     /// Tasks that act on other executions and must survive a crash as rows of their own.
     /// Dispatches and timers are rebuilt from mutable state when a run is loaded.
     pub fn is_transfer(self) -> bool {

@@ -822,3 +822,58 @@ fn activity_timeout_normalisation_matches_temporal() {
         "invalid ScheduleToCloseTimeout: negative duration"
     );
 }
+
+#[test]
+fn due_work_follows_the_run() {
+    let fixture = Fixture::new();
+    let now = fixture.now_ms;
+    let due_now = |state: &MutableState, at: i64| due(&rebuild_tasks(state), at);
+    // A new run waits for a worker, and wakes for its run timeout.
+    let (mut state, _) = new_execution(&fixture.env(), start_request(60_000, 0, 0, 0)).unwrap();
+    assert_eq!(
+        due_now(&state, now),
+        Due {
+            wake_ms: Some(now + 60_000),
+            dispatch_pending: true
+        }
+    );
+    // Started, its task's start-to-close timeout comes first.
+    let mut history = Vec::new();
+    let task = take_task(&mut state, &fixture, &mut history);
+    assert_eq!(
+        due_now(&state, now),
+        Due {
+            wake_ms: Some(now + 10_000),
+            dispatch_pending: false
+        }
+    );
+    // A timer and an activity: the activity waits for a worker, the timer wakes the run.
+    complete_with(
+        &mut state,
+        &fixture,
+        task,
+        vec![timer("t", 5_000), activity("a", 30_000)],
+    );
+    assert_eq!(
+        due_now(&state, now),
+        Due {
+            wake_ms: Some(now + 5_000),
+            dispatch_pending: true
+        }
+    );
+    // A dispatch that is not due yet (a retry's backoff) wakes the run at its time instead.
+    let activity = state.activities.values_mut().next().unwrap();
+    activity.scheduled_time_ms = now + 2_000;
+    assert_eq!(due_now(&state, now).wake_ms, Some(now + 2_000));
+    assert_eq!(due_now(&state, now + 2_000).wake_ms, Some(now + 5_000));
+    assert!(due_now(&state, now + 2_000).dispatch_pending);
+    // A closed run has nothing due.
+    let closed = MutableState {
+        info: Some(crate::state::ExecutionInfo {
+            status: 2,
+            ..state.info().clone()
+        }),
+        ..state.clone()
+    };
+    assert_eq!(due_now(&closed, now), Due::default());
+}

@@ -9,10 +9,13 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use prost::Message;
 use sundial_common::{Clock, Error, Result, WorkflowKey, new_uuid, shard_for};
-use sundial_history_core::state::MutableState;
+use sundial_history_core::state::{MutableState, STATE_ENCODING_V1};
 use sundial_history_core::tasks::{Task, TaskType};
-use sundial_history_core::{Env, Limits, Transition};
-use sundial_persistence::{CurrentUpdate, ExecutionWrite, Store, WriteBatch};
+use sundial_history_core::{Due, Env, Limits, Transition};
+use sundial_persistence::{
+    CurrentUpdate, DueWork, ExecutionRef, ExecutionWrite, StateBlob, Store, VisibilityFields,
+    WakeAfter, WriteBatch,
+};
 use sundial_proto::api::common::v1::WorkflowExecution;
 use sundial_proto::api::enums::v1::{TimeoutType, WorkflowExecutionStatus};
 use sundial_proto::api::history::v1::HistoryEvent;
@@ -34,6 +37,9 @@ pub struct HistoryConfig {
     /// A cached run untouched for between this and twice this long is kept encoded until its
     /// next use (see `Slot`).
     pub compact_idle_after: Duration,
+    /// How far ahead timers are kept in memory. Runs whose next timer is further away are left
+    /// in the database and found through its due-work index when their time comes near.
+    pub timer_horizon: Duration,
 }
 
 impl Default for HistoryConfig {
@@ -43,6 +49,7 @@ impl Default for HistoryConfig {
             cache_capacity: 10_000,
             limits: Limits::default(),
             compact_idle_after: Duration::from_secs(1),
+            timer_horizon: Duration::from_secs(10),
         }
     }
 }
@@ -64,6 +71,7 @@ pub(crate) struct Slot {
 struct Compact {
     state: Vec<u8>,
     db_version: i64,
+    due: Due,
     events: Option<Vec<Vec<u8>>>,
 }
 
@@ -81,11 +89,13 @@ impl Slot {
             let Loaded {
                 state,
                 db_version,
+                due,
                 events,
             } = *loaded;
             self.compact = Some(Compact {
                 state: state.encode_to_vec(),
                 db_version,
+                due,
                 events,
             });
         }
@@ -105,6 +115,8 @@ impl Slot {
 pub(crate) struct Loaded {
     pub state: MutableState,
     pub db_version: i64,
+    /// The due work stored in the run's row.
+    pub due: Due,
     /// The run's whole history when it is short and was written by this process, each event
     /// protobuf-encoded (a few hundred bytes instead of a 2 KiB struct); it spares the database
     /// reads that every poll response would otherwise make.
@@ -114,9 +126,19 @@ pub(crate) struct Loaded {
 /// Longest history kept in memory beside a run's state.
 const MAX_CACHED_EVENTS: usize = 2000;
 
-/// Tasks of one run to hand out after its write: timers and dispatches, and transfer tasks
-/// with their ids.
-type Dispatch = (WorkflowKey, Vec<Task>, Vec<(i64, Task)>);
+/// What one run's write hands out once it is durable.
+struct Dispatch {
+    key: WorkflowKey,
+    /// The transition's new dispatches that are due now: they go to matching.
+    to_matching: Vec<Task>,
+    /// Every timer, timeout and delayed dispatch the run's new state implies: those within the
+    /// armed horizon go to the timer queue (armed ones are kept once).
+    timers: Vec<Task>,
+    /// Transfer tasks with their ids.
+    transfer: Vec<(i64, Task)>,
+    /// The due work written with the run.
+    due: Due,
+}
 
 /// The parent of a child run being started.
 #[derive(Debug, Clone)]
@@ -138,6 +160,11 @@ pub(crate) struct Inner {
     compact_idle_after: Duration,
     range_ids: Mutex<HashMap<u32, i64>>,
     next_task_id: AtomicI64,
+    /// Timers due up to this time (Unix ms) are in the timer queue or will be put there by the
+    /// write that makes them; later ones are left to the sweep of the due-work index, which
+    /// moves this forward before it reads the index.
+    armed_until: AtomicI64,
+    timer_horizon_ms: i64,
     slots: Mutex<HashMap<WorkflowKey, Arc<tokio::sync::Mutex<Slot>>>>,
     pub timers: TimerQueue,
     transfer: mpsc::UnboundedSender<TransferItem>,
@@ -177,6 +204,8 @@ impl HistoryService {
             compact_idle_after: config.compact_idle_after,
             range_ids: Mutex::new(HashMap::new()),
             next_task_id: AtomicI64::new(clock.now_millis() * 1000),
+            armed_until: AtomicI64::new(i64::MIN),
+            timer_horizon_ms: (config.timer_horizon.as_millis() as i64).max(100),
             slots: Mutex::new(HashMap::new()),
             timers: TimerQueue::default(),
             transfer,
@@ -209,14 +238,18 @@ impl HistoryService {
         *self.inner.limits.write() = Arc::new(limits);
     }
 
-    /// Acquires every shard, re-arms the timers and dispatches of open runs, resumes the
-    /// transfer tasks left by a previous process, and starts the background loops.
+    /// Acquires every shard and starts the background loops. The shards' due work (tasks
+    /// waiting for a worker, timers coming due, transfer tasks left by an earlier process) is
+    /// found through the store's indexes in the background, so the service answers at once
+    /// however many runs are open, and only runs with work due are loaded.
     pub async fn start(&self) -> Result<()> {
         let inner = self.inner.clone();
         for shard_id in 1..=inner.num_shards {
             let range_id = inner.store.acquire_shard(shard_id).await?;
             inner.range_ids.lock().insert(shard_id, range_id);
         }
+        let armed_until = inner.clock.now_millis() + inner.timer_horizon_ms;
+        inner.armed_until.store(armed_until, Ordering::SeqCst);
         if let Some(receiver) = inner.transfer_receiver.lock().take() {
             tokio::spawn(transfer_loop(inner.clone(), receiver));
         }
@@ -225,31 +258,68 @@ impl HistoryService {
             Arc::downgrade(&inner),
             inner.compact_idle_after,
         ));
-        let mut open_runs = 0usize;
-        for shard_id in 1..=inner.num_shards {
-            for run in inner.store.list_open_executions(shard_id).await? {
-                let key = WorkflowKey::new(run.namespace_id, run.workflow_id, run.run_id);
-                let state = inner.read_state(&key).await?;
-                let tasks = sundial_history_core::rebuild_tasks(&state);
-                inner.dispatch(&key, tasks).await;
-                open_runs += 1;
+        let shards: Vec<u32> = (1..=inner.num_shards).collect();
+        tokio::spawn(sweep_loop(inner.clone(), shards.clone(), armed_until));
+        for shard_id in shards {
+            tokio::spawn(recover_shard(inner.clone(), shard_id, armed_until));
+        }
+        info!(shards = inner.num_shards, "history service started");
+        Ok(())
+    }
+}
+
+/// Runs looked at in parallel while a shard's due work is picked up.
+const RECOVERY_CONCURRENCY: usize = 16;
+/// Rows read from a due-work index at a time.
+const INDEX_PAGE: usize = 1000;
+
+/// Picks up the due work of a newly owned shard: dispatches every task that waits for a worker,
+/// arms the timers due by `until` and resumes the transfer tasks. Retried until it succeeds (the
+/// database may be down); everything it does is idempotent.
+async fn recover_shard(inner: Arc<Inner>, shard_id: u32, until: i64) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match inner.recover_shard_once(shard_id, until).await {
+            Ok(runs) => {
+                info!(shard_id, runs, "shard due work picked up");
+                return;
             }
-            for record in inner.store.list_transfer_tasks(shard_id).await? {
-                let key = WorkflowKey::new(record.namespace_id, record.workflow_id, record.run_id);
-                let _ = inner.transfer.send(TransferItem {
-                    shard_id,
-                    task_id: record.task_id,
-                    key,
-                    task: record.task,
-                });
+            Err(error) => {
+                warn!(shard_id, %error, "picking up shard due work failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-        info!(
-            open_runs,
-            shards = inner.num_shards,
-            "history service started"
-        );
-        Ok(())
+    }
+}
+
+/// Every quarter of the timer horizon, moves `armed_until` forward and arms the timers of the
+/// runs whose wake time the index puts in the new window. A shard whose read fails keeps its
+/// window and tries it again on the next round.
+async fn sweep_loop(inner: Arc<Inner>, shards: Vec<u32>, start: i64) {
+    let period = Duration::from_millis((inner.timer_horizon_ms / 4).max(25) as u64);
+    let mut swept: HashMap<u32, i64> = shards.iter().map(|&shard| (shard, start)).collect();
+    loop {
+        tokio::time::sleep(period).await;
+        let until = inner.clock.now_millis() + inner.timer_horizon_ms;
+        // Forward first: a write that commits after the index is read sees the new bound and
+        // arms its own timers.
+        let until = inner
+            .armed_until
+            .fetch_max(until, Ordering::SeqCst)
+            .max(until);
+        for shard_id in &shards {
+            let from = swept[shard_id];
+            if from >= until {
+                continue;
+            }
+            match inner.sweep_shard(*shard_id, from, until).await {
+                Ok(_) => {
+                    swept.insert(*shard_id, until);
+                }
+                Err(error) => warn!(shard_id, %error, "reading the due-work index failed"),
+            }
+        }
     }
 }
 
@@ -353,6 +423,7 @@ impl Inner {
                     slot.loaded = Some(Box::new(Loaded {
                         state,
                         db_version: compact.db_version,
+                        due: compact.due,
                         events: compact.events,
                     }));
                 }
@@ -369,8 +440,12 @@ impl Inner {
                 return Err(Error::not_found("workflow execution not found"));
             };
             slot.loaded = Some(Box::new(Loaded {
-                state: loaded.state,
+                state: decode_state(&loaded.state)?,
                 db_version: loaded.db_version,
+                due: Due {
+                    wake_ms: loaded.due.wake_time_ms,
+                    dispatch_pending: loaded.due.dispatch_pending,
+                },
                 events: None,
             }));
         }
@@ -543,6 +618,7 @@ impl Inner {
         guard.loaded = Some(Box::new(Loaded {
             state,
             db_version: db_version + 1,
+            due: dispatch[0].due,
             events,
         }));
         drop(guard);
@@ -589,6 +665,7 @@ impl Inner {
                 guard.loaded = Some(Box::new(Loaded {
                     state: cached_state,
                     db_version: 1,
+                    due: dispatch[0].due,
                     events: Some(events),
                 }));
             }
@@ -608,9 +685,8 @@ impl Inner {
         current_override: Option<CurrentUpdate>,
     ) -> (WriteBatch, Vec<Dispatch>) {
         let shard_id = self.shard_of(key);
-        let range_id = self.range_ids.lock().get(&shard_id).copied().unwrap_or(0);
-        let mut executions = Vec::new();
-        let mut dispatch = Vec::new();
+        let range_id = self.range_id(shard_id);
+        let now = self.clock.now_millis();
         let Transition {
             events,
             tasks,
@@ -625,24 +701,12 @@ impl Inner {
             },
             (None, None) => CurrentUpdate::Keep,
         };
-        let (transfer, other): (Vec<Task>, Vec<Task>) = tasks
-            .into_iter()
-            .partition(|task| task.kind().is_some_and(TaskType::is_transfer));
-        let transfer: Vec<(i64, Task)> = transfer
-            .into_iter()
-            .map(|task| (self.next_task_id.fetch_add(1, Ordering::Relaxed), task))
-            .collect();
-        executions.push(ExecutionWrite {
-            namespace_id: key.namespace_id.clone(),
-            workflow_id: key.workflow_id.clone(),
-            run_id: key.run_id.clone(),
-            state: state.clone(),
-            expected_db_version,
-            events,
-            current,
-            new_transfer_tasks: transfer.clone(),
-        });
-        dispatch.push((key.clone(), other, transfer));
+        let mut executions = Vec::new();
+        let mut dispatch = Vec::new();
+        let (write, item) =
+            self.run_write(key, state, expected_db_version, events, current, tasks, now);
+        executions.push(write);
+        dispatch.push(item);
         if let Some(new_run) = new_run {
             let new_key = WorkflowKey::new(
                 key.namespace_id.clone(),
@@ -650,29 +714,16 @@ impl Inner {
                 new_run.state.info().run_id.clone(),
             );
             let Transition { events, tasks, .. } = new_run.transition;
-            let (transfer, other): (Vec<Task>, Vec<Task>) = tasks
-                .into_iter()
-                .partition(|task| task.kind().is_some_and(TaskType::is_transfer));
-            let transfer: Vec<(i64, Task)> = transfer
-                .into_iter()
-                .map(|task| (self.next_task_id.fetch_add(1, Ordering::Relaxed), task))
-                .collect();
-            executions.push(ExecutionWrite {
-                namespace_id: new_key.namespace_id.clone(),
-                workflow_id: new_key.workflow_id.clone(),
+            let current = CurrentUpdate::Set {
+                expected_run_id: Some(key.run_id.clone()),
                 run_id: new_key.run_id.clone(),
-                state: new_run.state.clone(),
-                expected_db_version: None,
-                events,
-                current: CurrentUpdate::Set {
-                    expected_run_id: Some(key.run_id.clone()),
-                    run_id: new_key.run_id.clone(),
-                    status: WorkflowExecutionStatus::Running as i32,
-                    start_request_id: String::new(),
-                },
-                new_transfer_tasks: transfer.clone(),
-            });
-            dispatch.push((new_key, other, transfer));
+                status: WorkflowExecutionStatus::Running as i32,
+                start_request_id: String::new(),
+            };
+            let (write, item) =
+                self.run_write(&new_key, &new_run.state, None, events, current, tasks, now);
+            executions.push(write);
+            dispatch.push(item);
         }
         (
             WriteBatch {
@@ -685,37 +736,230 @@ impl Inner {
         )
     }
 
+    fn range_id(&self, shard_id: u32) -> i64 {
+        self.range_ids.lock().get(&shard_id).copied().unwrap_or(0)
+    }
+
+    /// One run's part of a write: its row (state, visibility fields, due work), its events and
+    /// transfer tasks, and what to hand out once the write is durable.
+    #[allow(clippy::too_many_arguments)]
+    fn run_write(
+        &self,
+        key: &WorkflowKey,
+        state: &MutableState,
+        expected_db_version: Option<i64>,
+        events: Vec<HistoryEvent>,
+        current: CurrentUpdate,
+        new_tasks: Vec<Task>,
+        now: i64,
+    ) -> (ExecutionWrite, Dispatch) {
+        let pending = sundial_history_core::rebuild_tasks(state);
+        let due = sundial_history_core::due(&pending, now);
+        let mut to_matching = Vec::new();
+        let mut transfer = Vec::new();
+        let mut timers: Vec<Task> = pending
+            .into_iter()
+            .filter(|task| !is_due_dispatch(task, now))
+            .collect();
+        for task in new_tasks {
+            match task.kind() {
+                Some(kind) if kind.is_transfer() => {
+                    transfer.push((self.next_task_id.fetch_add(1, Ordering::Relaxed), task))
+                }
+                Some(_) if is_due_dispatch(&task, now) => to_matching.push(task),
+                Some(_) => timers.push(task),
+                None => {}
+            }
+        }
+        let encoded_transfer = transfer
+            .iter()
+            .map(|(task_id, task)| (*task_id, task.encode_to_vec()))
+            .collect();
+        let write = execution_write(
+            key,
+            state,
+            expected_db_version,
+            events,
+            current,
+            encoded_transfer,
+            due,
+        );
+        let item = Dispatch {
+            key: key.clone(),
+            to_matching,
+            timers,
+            transfer,
+            due,
+        };
+        (write, item)
+    }
+
     async fn after_write(&self, dispatch: Vec<Dispatch>) {
-        for (key, tasks, transfer) in dispatch {
-            self.notify(&key);
-            self.dispatch(&key, tasks).await;
-            let shard_id = self.shard_of(&key);
-            for (task_id, task) in transfer {
+        for item in dispatch {
+            self.notify(&item.key);
+            for task in &item.to_matching {
+                self.send_to_matching(&item.key, task).await;
+            }
+            // Read after the commit: see `armed_until`.
+            let until = self.armed_until.load(Ordering::SeqCst);
+            for task in item.timers {
+                if task.fire_time_ms <= until {
+                    self.timers.push(item.key.clone(), task);
+                }
+            }
+            let shard_id = self.shard_of(&item.key);
+            for (task_id, task) in item.transfer {
                 let _ = self.transfer.send(TransferItem {
                     shard_id,
                     task_id,
-                    key: key.clone(),
+                    key: item.key.clone(),
                     task,
                 });
             }
         }
     }
 
-    /// Hands dispatch tasks that are due to matching; everything else waits in the timer queue.
-    pub(crate) async fn dispatch(&self, key: &WorkflowKey, tasks: Vec<Task>) {
-        let now = self.clock.now_millis();
-        for task in tasks {
-            match task.kind() {
-                Some(TaskType::WorkflowTask) | Some(TaskType::ActivityTask)
-                    if task.fire_time_ms <= now =>
-                {
-                    self.send_to_matching(key, &task).await;
-                }
-                Some(kind) if kind.is_transfer() => {}
-                Some(_) => self.timers.push(key.clone(), task),
-                None => {}
+    /// Picks up one shard's due work (see `recover_shard`); returns how many runs it looked at.
+    async fn recover_shard_once(self: &Arc<Self>, shard_id: u32, until: i64) -> Result<usize> {
+        let mut runs = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_dispatch_pending(shard_id, after, INDEX_PAGE)
+                .await?;
+            runs += page.len();
+            self.look_at_runs(page.iter().map(run_key).collect(), true)
+                .await?;
+            if page.len() < INDEX_PAGE {
+                break;
+            }
+            after = page.last().cloned();
+        }
+        runs += self.sweep_shard(shard_id, i64::MIN, until).await?;
+        for record in self.store.list_transfer_tasks(shard_id).await? {
+            let key = WorkflowKey::new(record.namespace_id, record.workflow_id, record.run_id);
+            let task = Task::decode(record.task.as_slice()).map_err(|error| {
+                Error::CorruptState(format!("transfer task {}: {error}", record.task_id))
+            })?;
+            let _ = self.transfer.send(TransferItem {
+                shard_id,
+                task_id: record.task_id,
+                key,
+                task,
+            });
+        }
+        Ok(runs)
+    }
+
+    /// Arms the timers of every run of a shard whose wake time is in `(from, until]`; returns
+    /// how many runs that was.
+    async fn sweep_shard(self: &Arc<Self>, shard_id: u32, from: i64, until: i64) -> Result<usize> {
+        let mut runs = 0;
+        let mut after = WakeAfter::Time(from);
+        loop {
+            let page = self
+                .store
+                .list_wakeups(shard_id, Some(after), until, INDEX_PAGE)
+                .await?;
+            runs += page.len();
+            let keys = page.iter().map(|wakeup| run_key(&wakeup.run)).collect();
+            self.look_at_runs(keys, false).await?;
+            match page.last() {
+                Some(last) if page.len() == INDEX_PAGE => after = WakeAfter::Row(last.clone()),
+                _ => return Ok(runs),
             }
         }
+    }
+
+    async fn look_at_runs(
+        self: &Arc<Self>,
+        keys: Vec<WorkflowKey>,
+        send_dispatches: bool,
+    ) -> Result<()> {
+        use futures::StreamExt;
+        let results: Vec<Result<()>> = futures::stream::iter(keys)
+            .map(|key| async move { self.look_at_run(&key, send_dispatches).await })
+            .buffer_unordered(RECOVERY_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Hands out what a run found through the due-work index needs: its due dispatches (when
+    /// `send_dispatches`) and its timers within the armed horizon. A row whose stored due work
+    /// is out of date (a delayed dispatch went out, or the row predates the index) is corrected.
+    async fn look_at_run(&self, key: &WorkflowKey, send_dispatches: bool) -> Result<()> {
+        let (pending, stored) = {
+            let slot = self.slot(key);
+            let mut guard = slot.lock().await;
+            match self.ensure_loaded(key, &mut guard).await {
+                Ok(()) => {}
+                Err(Error::NotFound(_)) => return Ok(()),
+                Err(error) => return Err(error),
+            }
+            let loaded = guard.loaded.as_ref().expect("loaded above");
+            (
+                sundial_history_core::rebuild_tasks(&loaded.state),
+                loaded.due,
+            )
+        };
+        let now = self.clock.now_millis();
+        let due = sundial_history_core::due(&pending, now);
+        let until = self.armed_until.load(Ordering::SeqCst);
+        for task in pending {
+            if is_due_dispatch(&task, now) {
+                if send_dispatches {
+                    self.send_to_matching(key, &task).await;
+                }
+            } else if task.fire_time_ms <= until {
+                self.timers.push(key.clone(), task);
+            }
+        }
+        if due != stored {
+            self.refresh_due(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a run's due work again when it no longer matches its state (the state itself is
+    /// unchanged). Needed when a delayed dispatch has gone out: no event marks that, and the
+    /// run's later timers must not hide behind a wake time that has passed.
+    pub(crate) async fn refresh_due(&self, key: &WorkflowKey) -> Result<()> {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        self.ensure_loaded(key, &mut guard).await?;
+        let loaded = guard.loaded.as_ref().expect("loaded above");
+        let pending = sundial_history_core::rebuild_tasks(&loaded.state);
+        let due = sundial_history_core::due(&pending, self.clock.now_millis());
+        if due == loaded.due {
+            return Ok(());
+        }
+        let shard_id = self.shard_of(key);
+        let batch = WriteBatch {
+            shard_id,
+            range_id: self.range_id(shard_id),
+            executions: vec![execution_write(
+                key,
+                &loaded.state,
+                Some(loaded.db_version),
+                Vec::new(),
+                CurrentUpdate::Keep,
+                Vec::new(),
+                due,
+            )],
+            deleted_transfer_tasks: Vec::new(),
+        };
+        if let Err(error) = self.store.write(batch).await {
+            guard.loaded = None;
+            drop(guard);
+            self.evict(key);
+            return Err(error);
+        }
+        let loaded = guard.loaded.as_mut().expect("loaded above");
+        loaded.db_version += 1;
+        loaded.due = due;
+        Ok(())
     }
 
     async fn send_to_matching(&self, key: &WorkflowKey, task: &Task) {
@@ -754,8 +998,9 @@ impl Inner {
             TimeoutType::try_from(task.timeout_type).unwrap_or(TimeoutType::Unspecified);
         let outcome = match kind {
             TaskType::WorkflowTask | TaskType::ActivityTask => {
+                // A delayed dispatch (a retry's backoff) is due.
                 self.send_to_matching(&key, &task).await;
-                Ok(())
+                self.refresh_due(&key).await
             }
             TaskType::WorkflowTaskTimeout => {
                 self.update(&key, |state, env| {
@@ -893,4 +1138,76 @@ fn history_limit_exceeded(state: &MutableState, limits: &Limits) -> Option<&'sta
         return Some("Workflow history size exceeds limit.");
     }
     None
+}
+
+/// A workflow or activity task whose time has come: it goes to matching, not the timer queue.
+fn is_due_dispatch(task: &Task, now_ms: i64) -> bool {
+    task.kind().is_some_and(TaskType::is_dispatch) && task.fire_time_ms <= now_ms
+}
+
+fn run_key(run: &ExecutionRef) -> WorkflowKey {
+    WorkflowKey::new(
+        run.namespace_id.clone(),
+        run.workflow_id.clone(),
+        run.run_id.clone(),
+    )
+}
+
+fn decode_state(blob: &StateBlob) -> Result<MutableState> {
+    if blob.encoding != STATE_ENCODING_V1 {
+        return Err(Error::CorruptState(format!(
+            "unknown state encoding {}",
+            blob.encoding
+        )));
+    }
+    MutableState::decode(blob.data.as_slice())
+        .map_err(|error| Error::CorruptState(format!("decode stored state: {error}")))
+}
+
+/// The store's record of a run: its encoded state and the plain fields the store indexes.
+fn execution_write(
+    key: &WorkflowKey,
+    state: &MutableState,
+    expected_db_version: Option<i64>,
+    events: Vec<HistoryEvent>,
+    current: CurrentUpdate,
+    new_transfer_tasks: Vec<(i64, Vec<u8>)>,
+    due: Due,
+) -> ExecutionWrite {
+    let info = state.info();
+    let parent = info
+        .started
+        .as_ref()
+        .and_then(|started| started.parent_workflow_execution.clone())
+        .unwrap_or_default();
+    ExecutionWrite {
+        namespace_id: key.namespace_id.clone(),
+        workflow_id: key.workflow_id.clone(),
+        run_id: key.run_id.clone(),
+        state: StateBlob {
+            encoding: STATE_ENCODING_V1,
+            data: state.encode_to_vec(),
+        },
+        next_event_id: info.next_event_id,
+        visibility: VisibilityFields {
+            workflow_type: info.workflow_type.clone(),
+            task_queue: info.task_queue.clone(),
+            status: info.status,
+            start_time_ms: info.start_time_ms,
+            close_time_ms: info.close_time_ms,
+            execution_time_ms: info.execution_time_ms,
+            memo: info.memo.as_ref().map(Message::encode_to_vec),
+            search_attributes: info.search_attributes.as_ref().map(Message::encode_to_vec),
+            parent_workflow_id: parent.workflow_id,
+            parent_run_id: parent.run_id,
+        },
+        due: DueWork {
+            wake_time_ms: due.wake_ms,
+            dispatch_pending: due.dispatch_pending,
+        },
+        expected_db_version,
+        events,
+        current,
+        new_transfer_tasks,
+    }
 }

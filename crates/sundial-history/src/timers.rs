@@ -1,5 +1,7 @@
-//! In-memory timer queue. Timers are not persisted: every one of them is implied by a run's
-//! mutable state and is re-armed when the run is loaded after a restart.
+//! In-memory timer queue. Timers are not persisted as rows: every one of them is implied by a
+//! run's mutable state, and the store's due-work index says which runs have one coming due.
+//! The queue holds only the timers due within the armed horizon (see `Inner::armed_until`);
+//! the same timer armed twice (by a write and by a sweep of the index) is kept once.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -27,10 +29,21 @@ struct Timers {
 }
 
 impl TimerQueue {
-    pub(crate) fn push(&self, key: WorkflowKey, task: Task) {
-        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+    /// Arms a timer; false when the same one is armed already.
+    pub(crate) fn push(&self, key: WorkflowKey, task: Task) -> bool {
         let fire_time = task.fire_time_ms;
         let mut timers = self.state.lock();
+        if let Some(sequences) = timers.by_run.get(&key)
+            && sequences.iter().any(|sequence| {
+                timers
+                    .entries
+                    .get(sequence)
+                    .is_some_and(|(_, armed)| *armed == task)
+            })
+        {
+            return false;
+        }
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let earliest = timers.heap.peek().map(|Reverse((time, _))| *time);
         timers.heap.push(Reverse((fire_time, sequence)));
         timers.by_run.entry(key.clone()).or_default().push(sequence);
@@ -39,6 +52,7 @@ impl TimerQueue {
         if earliest.is_none_or(|earliest| fire_time < earliest) {
             self.wake.notify_one();
         }
+        true
     }
 
     /// Forgets every timer of a run (it closed).
@@ -111,6 +125,20 @@ mod tests {
         assert_eq!(due[0].0, open);
         assert_eq!(next, None);
         assert!(queue.state.lock().by_run.is_empty());
+    }
+
+    #[test]
+    fn the_same_timer_is_armed_once() {
+        let queue = TimerQueue::default();
+        let key = WorkflowKey::new("ns".to_string(), "a".to_string(), "r".to_string());
+        assert!(queue.push(key.clone(), timer(10)));
+        assert!(!queue.push(key.clone(), timer(10)));
+        assert!(queue.push(key.clone(), timer(11)));
+        assert_eq!(queue.len(), 2);
+        let (due, _) = queue.take_due(10);
+        assert_eq!(due.len(), 1);
+        // Once fired, it can be armed again.
+        assert!(queue.push(key, timer(10)));
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! Storage for Sundial: the store trait that history and the frontend use, and its SQL
 //! implementation (SQLite today; the schema and the fenced, versioned writes are laid out so
-//! PostgreSQL and MySQL follow without redesign). Depends on `sundial-common`, the proto types
-//! and the history-core state types; knows nothing of services or gRPC.
+//! PostgreSQL and MySQL follow without redesign). Depends on `sundial-common` and the proto
+//! types only: history hands it plain records (an opaque state blob, the visibility fields, the
+//! due-work columns), so nothing here decodes the core's state.
 
+mod postgres;
+pub mod postgres_admin;
 mod records;
-mod schema;
+pub mod schema;
 mod sqlite;
 
+pub use postgres::{PostgresOptions, PostgresStore, describe_pg_error};
 pub use records::*;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -37,8 +41,24 @@ pub trait Store: Send + Sync + 'static {
         workflow_id: &str,
         run_id: &str,
     ) -> Result<Option<LoadedExecution>>;
-    /// Runs of a shard that are still open, for re-arming their timers and dispatches.
-    async fn list_open_executions(&self, shard_id: u32) -> Result<Vec<ExecutionRef>>;
+    /// Runs of a shard with a task waiting for a worker, in key order after `after`, at most
+    /// `limit`: what a new owner of the shard must dispatch again.
+    async fn list_dispatch_pending(
+        &self,
+        shard_id: u32,
+        after: Option<ExecutionRef>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRef>>;
+    /// Runs of a shard whose wake time is in `(after, until_ms]`, in wake-time order, at most
+    /// `limit`. `after` is the wake time to start after, or the last row of the previous page;
+    /// `None` starts at the beginning.
+    async fn list_wakeups(
+        &self,
+        shard_id: u32,
+        after: Option<WakeAfter>,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Wakeup>>;
 
     /// Events with ids in `[first_event_id, next_event_id)`, whole batches at a time, stopping
     /// after the batch that reaches `max_events`.
@@ -66,4 +86,7 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(i64, String)>,
     ) -> Result<Vec<VisibilityRecord>>;
     async fn count_executions(&self, namespace_id: &str) -> Result<i64>;
+
+    /// Finishes the writes already queued and refuses later ones.
+    fn close(&self) {}
 }

@@ -12,14 +12,12 @@ use parking_lot::Mutex;
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 use sundial_common::{Error, Result};
-use sundial_history_core::state::{MutableState, STATE_ENCODING_V1};
-use sundial_history_core::tasks::Task;
 use sundial_proto::api::history::v1::{History, HistoryEvent};
 use tokio::sync::oneshot;
 
 use crate::Store;
 use crate::records::*;
-use crate::schema::MIGRATIONS;
+use crate::schema::sqlite::MIGRATIONS;
 
 const READ_CONNECTIONS: usize = 4;
 const MAX_GROUP: usize = 512;
@@ -142,7 +140,7 @@ impl SqliteStore {
     }
 
     /// Stops the writer after the writes already queued; later writes fail.
-    pub fn close(&self) {
+    pub fn shut_down(&self) {
         self.writer.lock().take();
         if let Some(handle) = self.writer_thread.lock().take() {
             let _ = handle.join();
@@ -212,7 +210,7 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        self.close();
+        self.shut_down();
     }
 }
 
@@ -316,23 +314,16 @@ fn apply_execution_write(
     shard_id: u32,
     write: &ExecutionWrite,
 ) -> Result<()> {
-    let info = write.state.info();
-    let state_blob = write.state.encode_to_vec();
-    let memo = info.memo.as_ref().map(|memo| memo.encode_to_vec());
-    let search_attributes = info.search_attributes.as_ref().map(|sa| sa.encode_to_vec());
-    let parent = info
-        .started
-        .as_ref()
-        .and_then(|started| started.parent_workflow_execution.clone())
-        .unwrap_or_default();
+    let visibility = &write.visibility;
+    let due = &write.due;
     match write.expected_db_version {
         None => {
             connection
                 .prepare_cached(
                     "INSERT INTO executions (namespace_id, workflow_id, run_id, shard_id, db_version, next_event_id,
                         state_encoding, state, workflow_type, task_queue, status, start_time, close_time, execution_time,
-                        memo, search_attributes, parent_workflow_id, parent_run_id)
-                     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                        memo, search_attributes, parent_workflow_id, parent_run_id, wake_time, dispatch_pending)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
                 )
                 .and_then(|mut statement| {
                     statement.execute(params![
@@ -340,19 +331,21 @@ fn apply_execution_write(
                         write.workflow_id,
                         write.run_id,
                         shard_id,
-                        info.next_event_id,
-                        STATE_ENCODING_V1,
-                        state_blob,
-                        info.workflow_type,
-                        info.task_queue,
-                        info.status,
-                        info.start_time_ms,
-                        info.close_time_ms,
-                        info.execution_time_ms,
-                        memo,
-                        search_attributes,
-                        parent.workflow_id,
-                        parent.run_id,
+                        write.next_event_id,
+                        write.state.encoding,
+                        write.state.data,
+                        visibility.workflow_type,
+                        visibility.task_queue,
+                        visibility.status,
+                        visibility.start_time_ms,
+                        visibility.close_time_ms,
+                        visibility.execution_time_ms,
+                        visibility.memo,
+                        visibility.search_attributes,
+                        visibility.parent_workflow_id,
+                        visibility.parent_run_id,
+                        due.wake_time_ms,
+                        due.dispatch_pending,
                     ])
                 })
                 .map_err(|error| match error {
@@ -366,18 +359,22 @@ fn apply_execution_write(
             let changed = connection
                 .prepare_cached(
                     "UPDATE executions SET db_version = db_version + 1, next_event_id = ?1, state = ?2, status = ?3,
-                        close_time = ?4, execution_time = ?5, memo = ?6, search_attributes = ?7
-                     WHERE namespace_id = ?8 AND workflow_id = ?9 AND run_id = ?10 AND db_version = ?11",
+                        close_time = ?4, execution_time = ?5, memo = ?6, search_attributes = ?7, state_encoding = ?8,
+                        wake_time = ?9, dispatch_pending = ?10
+                     WHERE namespace_id = ?11 AND workflow_id = ?12 AND run_id = ?13 AND db_version = ?14",
                 )
                 .and_then(|mut statement| {
                     statement.execute(params![
-                        info.next_event_id,
-                        state_blob,
-                        info.status,
-                        info.close_time_ms,
-                        info.execution_time_ms,
-                        memo,
-                        search_attributes,
+                        write.next_event_id,
+                        write.state.data,
+                        visibility.status,
+                        visibility.close_time_ms,
+                        visibility.execution_time_ms,
+                        visibility.memo,
+                        visibility.search_attributes,
+                        write.state.encoding,
+                        due.wake_time_ms,
+                        due.dispatch_pending,
                         write.namespace_id,
                         write.workflow_id,
                         write.run_id,
@@ -447,20 +444,11 @@ fn apply_execution_write(
                 "INSERT INTO transfer_tasks (shard_id, task_id, namespace_id, workflow_id, run_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut statement| {
-                statement.execute(params![shard_id, task_id, write.namespace_id, write.workflow_id, write.run_id, task.encode_to_vec()])
+                statement.execute(params![shard_id, task_id, write.namespace_id, write.workflow_id, write.run_id, task])
             })
             .map_err(db_error)?;
     }
     Ok(())
-}
-
-fn decode_state(encoding: i64, blob: &[u8]) -> Result<MutableState> {
-    if encoding != i64::from(STATE_ENCODING_V1) {
-        return Err(Error::CorruptState(format!(
-            "unknown state encoding {encoding}"
-        )));
-    }
-    MutableState::decode(blob).map_err(decode_error)
 }
 
 #[async_trait]
@@ -584,35 +572,103 @@ impl Store for SqliteStore {
             run_id.to_string(),
         );
         self.read(move |connection| {
-            let row: Option<(i64, i64, Vec<u8>)> = connection
+            connection
                 .prepare_cached(
-                    "SELECT db_version, state_encoding, state FROM executions WHERE namespace_id = ?1 AND workflow_id = ?2 AND run_id = ?3",
+                    "SELECT db_version, state_encoding, state, wake_time, dispatch_pending FROM executions
+                     WHERE namespace_id = ?1 AND workflow_id = ?2 AND run_id = ?3",
                 )
                 .and_then(|mut statement| {
                     statement
-                        .query_row(params![namespace_id, workflow_id, run_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                        .query_row(params![namespace_id, workflow_id, run_id], |row| {
+                            Ok(LoadedExecution {
+                                db_version: row.get(0)?,
+                                state: StateBlob { encoding: row.get(1)?, data: row.get(2)? },
+                                due: DueWork { wake_time_ms: row.get(3)?, dispatch_pending: row.get(4)? },
+                            })
+                        })
                         .optional()
                 })
-                .map_err(db_error)?;
-            match row {
-                None => Ok(None),
-                Some((db_version, encoding, blob)) => Ok(Some(LoadedExecution { state: decode_state(encoding, &blob)?, db_version })),
-            }
+                .map_err(db_error)
         })
         .await
     }
 
-    async fn list_open_executions(&self, shard_id: u32) -> Result<Vec<ExecutionRef>> {
+    async fn list_dispatch_pending(
+        &self,
+        shard_id: u32,
+        after: Option<ExecutionRef>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRef>> {
         self.read(move |connection| {
+            let after = after.unwrap_or(ExecutionRef { namespace_id: String::new(), workflow_id: String::new(), run_id: String::new() });
             let mut statement = connection
-                .prepare_cached("SELECT namespace_id, workflow_id, run_id FROM executions WHERE shard_id = ?1 AND status = 1")
+                .prepare_cached(
+                    "SELECT namespace_id, workflow_id, run_id FROM executions
+                     WHERE shard_id = ?1 AND dispatch_pending = 1 AND (namespace_id, workflow_id, run_id) > (?2, ?3, ?4)
+                     ORDER BY namespace_id, workflow_id, run_id LIMIT ?5",
+                )
                 .map_err(db_error)?;
             let rows = statement
-                .query_map(params![shard_id], |row| {
+                .query_map(params![shard_id, after.namespace_id, after.workflow_id, after.run_id, limit as i64], |row| {
                     Ok(ExecutionRef { namespace_id: row.get(0)?, workflow_id: row.get(1)?, run_id: row.get(2)? })
                 })
                 .map_err(db_error)?;
             rows.collect::<std::result::Result<Vec<_>, _>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn list_wakeups(
+        &self,
+        shard_id: u32,
+        after: Option<WakeAfter>,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Wakeup>> {
+        self.read(move |connection| {
+            let map = |row: &rusqlite::Row<'_>| {
+                Ok(Wakeup {
+                    wake_time_ms: row.get(0)?,
+                    run: ExecutionRef { namespace_id: row.get(1)?, workflow_id: row.get(2)?, run_id: row.get(3)? },
+                })
+            };
+            let rows = match after {
+                Some(WakeAfter::Row(last)) => {
+                    let mut statement = connection
+                        .prepare_cached(
+                            "SELECT wake_time, namespace_id, workflow_id, run_id FROM executions
+                             WHERE shard_id = ?1 AND wake_time IS NOT NULL AND wake_time <= ?2
+                               AND (wake_time, namespace_id, workflow_id, run_id) > (?3, ?4, ?5, ?6)
+                             ORDER BY wake_time, namespace_id, workflow_id, run_id LIMIT ?7",
+                        )
+                        .map_err(db_error)?;
+                    let rows = statement
+                        .query_map(
+                            params![shard_id, until_ms, last.wake_time_ms, last.run.namespace_id, last.run.workflow_id, last.run.run_id, limit as i64],
+                            map,
+                        )
+                        .map_err(db_error)?;
+                    rows.collect::<std::result::Result<Vec<_>, _>>()
+                }
+                other => {
+                    let after_ms = match other {
+                        Some(WakeAfter::Time(time)) => time,
+                        _ => i64::MIN,
+                    };
+                    let mut statement = connection
+                        .prepare_cached(
+                            "SELECT wake_time, namespace_id, workflow_id, run_id FROM executions
+                             WHERE shard_id = ?1 AND wake_time IS NOT NULL AND wake_time > ?2 AND wake_time <= ?3
+                             ORDER BY wake_time, namespace_id, workflow_id, run_id LIMIT ?4",
+                        )
+                        .map_err(db_error)?;
+                    let rows = statement
+                        .query_map(params![shard_id, after_ms, until_ms, limit as i64], map)
+                        .map_err(db_error)?;
+                    rows.collect::<std::result::Result<Vec<_>, _>>()
+                }
+            };
+            rows.map_err(db_error)
         })
         .await
     }
@@ -657,6 +713,10 @@ impl Store for SqliteStore {
         self.submit(batch).await
     }
 
+    fn close(&self) {
+        self.shut_down();
+    }
+
     async fn list_transfer_tasks(&self, shard_id: u32) -> Result<Vec<TransferTaskRecord>> {
         self.read(move |connection| {
             let mut statement = connection
@@ -678,7 +738,7 @@ impl Store for SqliteStore {
                     namespace_id,
                     workflow_id,
                     run_id,
-                    task: Task::decode(data.as_slice()).map_err(decode_error)?,
+                    task: data,
                 });
             }
             Ok(tasks)

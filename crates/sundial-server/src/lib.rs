@@ -46,6 +46,9 @@ pub struct DevServerOptions {
     pub metrics_address: Option<SocketAddr>,
     /// How long a cached run sits idle before its state is kept encoded (1 s in `start-dev`).
     pub compact_idle_after: std::time::Duration,
+    /// How far ahead timers are held in memory (10 s in `start-dev`); later ones wait in the
+    /// database's due-work index.
+    pub timer_horizon: std::time::Duration,
 }
 
 /// A running all-in-one server.
@@ -94,6 +97,7 @@ impl DevServer {
             limits: history_limits,
             cache_capacity: settings.cache_size(),
             compact_idle_after: options.compact_idle_after,
+            timer_horizon: options.timer_horizon,
         };
         let limits = config.limits.clone();
         let history = HistoryService::new(

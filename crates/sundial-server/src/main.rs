@@ -122,6 +122,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
             global_namespace_rps: 0.0,
         },
         compact_idle_after: std::time::Duration::from_secs(1),
+        timer_horizon: std::time::Duration::from_secs(10),
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);

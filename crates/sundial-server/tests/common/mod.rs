@@ -45,6 +45,7 @@ pub fn options(db: PathBuf) -> DevServerOptions {
             global_namespace_rps: 0.0,
         },
         compact_idle_after: std::time::Duration::from_secs(1),
+        timer_horizon: std::time::Duration::from_secs(10),
     }
 }
 

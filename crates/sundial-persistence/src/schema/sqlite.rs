@@ -65,4 +65,16 @@ pub const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: the due-work index. Runs written before it are marked as having work pending, so
+    // the next start looks at each of them once and stores their real values.
+    r#"
+    ALTER TABLE executions ADD COLUMN wake_time INTEGER;
+    ALTER TABLE executions ADD COLUMN dispatch_pending INTEGER NOT NULL DEFAULT 0;
+    UPDATE executions SET dispatch_pending = 1 WHERE status = 1;
+    DROP INDEX executions_by_shard_status;
+    CREATE INDEX executions_by_wake ON executions (shard_id, wake_time, namespace_id, workflow_id, run_id)
+        WHERE wake_time IS NOT NULL;
+    CREATE INDEX executions_dispatch_pending ON executions (shard_id, namespace_id, workflow_id, run_id)
+        WHERE dispatch_pending = 1;
+    "#,
 ];

@@ -1,0 +1,87 @@
+//! A task that matching handed to a poll but history has not yet recorded as started. Until it
+//! has, the poll owns the task: if recording fails for any reason but the task being stale, or
+//! the poll goes away (its client hung up), the task goes back to its queue. Matching keeps
+//! nothing of a task it handed out, so without this a task could be stranded with no worker
+//! ever seeing it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sundial_rpc::{MatchingApi, TaskRef, parse_partition_name};
+
+/// How long a task whose recording failed waits before it goes back: the failure is most
+/// likely the database, and pollers should not spin on it meanwhile.
+const GIVE_BACK_DELAY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum QueueKind {
+    Workflow { sticky: bool },
+    Activity,
+}
+
+pub(crate) struct HandedOut {
+    matching: Arc<dyn MatchingApi>,
+    task_queue: String,
+    kind: QueueKind,
+    task: Option<TaskRef>,
+}
+
+impl HandedOut {
+    pub(crate) fn new(
+        matching: &Arc<dyn MatchingApi>,
+        task_queue: &str,
+        kind: QueueKind,
+        task: &TaskRef,
+    ) -> Self {
+        // A poll may name one partition; the task goes back to the queue, which places it.
+        let (queue, _) = parse_partition_name(task_queue);
+        HandedOut {
+            matching: matching.clone(),
+            task_queue: queue.to_string(),
+            kind,
+            task: Some(task.clone()),
+        }
+    }
+
+    /// History took the task (or found it stale): nothing goes back.
+    pub(crate) fn started(mut self) {
+        self.task = None;
+    }
+
+    /// Recording failed: the task goes back to its queue after a short delay.
+    pub(crate) fn give_back_later(mut self) {
+        if let Some(task) = self.task.take() {
+            self.give_back(task, GIVE_BACK_DELAY);
+        }
+    }
+
+    fn give_back(&self, task: TaskRef, delay: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (matching, task_queue, kind) =
+            (self.matching.clone(), self.task_queue.clone(), self.kind);
+        runtime.spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            match kind {
+                // A sticky queue whose worker has gone refuses it; the sticky schedule-to-start
+                // timeout then moves the task to the normal queue.
+                QueueKind::Workflow { sticky } => {
+                    matching.add_workflow_task(&task_queue, task, sticky).await;
+                }
+                QueueKind::Activity => matching.add_activity_task(&task_queue, task).await,
+            }
+        });
+    }
+}
+
+impl Drop for HandedOut {
+    /// The poll went away while history was recording the task.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.give_back(task, Duration::ZERO);
+        }
+    }
+}

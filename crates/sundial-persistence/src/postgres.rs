@@ -1,0 +1,997 @@
+//! The PostgreSQL store.
+//!
+//! Writes are group-committed as on SQLite: a few writer tasks each take every batch that is
+//! waiting (up to `MAX_GROUP`) and apply them in one transaction, so one WAL flush covers many
+//! acknowledged writes. Each batch first takes its shard row `FOR SHARE` and compares the
+//! `range_id` (fencing: `acquire_shard` updates that row, so it waits for the writes in flight
+//! and every later write of the old owner fails), then checks each execution's
+//! `db_record_version` and the current-run pointer. A group is applied without savepoints; if
+//! one batch fails for a reason of its own, the transaction is rolled back and the group applied
+//! again with a savepoint per batch, so only the failing batches fail.
+//!
+//! Locking rule: a write holds its shard row in share mode and the rows it changes; shard
+//! acquisition holds the shard row exclusively. Nothing else locks the shard row, so fenced
+//! writes of different shards never wait on each other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use prost::Message;
+use sundial_common::{Error, Result};
+use sundial_proto::api::history::v1::{History, HistoryEvent};
+use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tracing::warn;
+
+use crate::Store;
+use crate::records::*;
+use crate::schema::{self, SchemaSet, Version};
+
+/// Batches committed in one transaction at most. Kept well under 64: a PostgreSQL backend
+/// caches the ids of at most 64 subtransactions (savepoints), and overflowing that cache slows
+/// every snapshot of every session.
+const MAX_GROUP: usize = 48;
+
+/// How to reach a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+    /// Connections at most (Temporal's `maxConns`).
+    pub max_conns: usize,
+    /// Connections older than this are replaced (Temporal's `maxConnLifetime`; zero: never).
+    pub max_conn_lifetime: Duration,
+    /// How long connecting may take before the attempt fails.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            user: "postgres".into(),
+            password: String::new(),
+            database: "temporal".into(),
+            max_conns: 20,
+            max_conn_lifetime: Duration::from_secs(3600),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// Options for another database on the same server.
+    pub fn with_database(&self, database: &str) -> PostgresOptions {
+        PostgresOptions {
+            database: database.to_string(),
+            ..self.clone()
+        }
+    }
+
+    fn config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(&self.database)
+            .connect_timeout(self.connect_timeout)
+            .application_name("sundial");
+        if !self.password.is_empty() {
+            config.password(&self.password);
+        }
+        config
+    }
+
+    /// Where the options point, for messages (no password).
+    pub fn describe(&self) -> String {
+        format!(
+            "postgres://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+pub(crate) fn pg_error(error: tokio_postgres::Error) -> Error {
+    Error::Unavailable(format!("database: {}", describe_pg_error(&error)))
+}
+
+/// The server's message when there is one (tokio-postgres' own `Display` says only "db error").
+pub fn describe_pg_error(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+fn pool_error(error: deadpool_postgres::PoolError) -> Error {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => pg_error(error),
+        other => Error::Unavailable(format!("database: {other}")),
+    }
+}
+
+fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+fn decode_error(error: prost::DecodeError) -> Error {
+    Error::CorruptState(format!("decode stored blob: {error}"))
+}
+
+/// Opens a connection pool (no connection is made until the first use).
+pub(crate) fn pool(options: &PostgresOptions) -> Result<Pool> {
+    let manager = Manager::from_config(
+        options.config(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let mut builder = Pool::builder(manager)
+        .max_size(options.max_conns.max(2))
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(options.connect_timeout))
+        .wait_timeout(Some(Duration::from_secs(30)));
+    if !options.max_conn_lifetime.is_zero() {
+        let lifetime = options.max_conn_lifetime;
+        builder = builder.post_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+            if metrics.age() > lifetime {
+                Err(deadpool_postgres::HookError::message(
+                    "connection past its lifetime",
+                ))
+            } else {
+                Ok(())
+            }
+        }));
+    }
+    builder
+        .build()
+        .map_err(|error| Error::internal(format!("database pool: {error}")))
+}
+
+struct WriteRequest {
+    batch: WriteBatch,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+    writer: parking_lot::Mutex<Option<mpsc::UnboundedSender<WriteRequest>>>,
+    options: PostgresOptions,
+}
+
+impl PostgresStore {
+    /// Connects and checks that the database holds the schema this binary needs.
+    pub async fn open(options: PostgresOptions) -> Result<PostgresStore> {
+        let pool = pool(&options)?;
+        {
+            let client = pool.get().await.map_err(|error| {
+                Error::Unavailable(format!(
+                    "cannot connect to {}: {}",
+                    options.describe(),
+                    match &error {
+                        deadpool_postgres::PoolError::Backend(error) => describe_pg_error(error),
+                        other => other.to_string(),
+                    }
+                ))
+            })?;
+            check_schema(&client, &schema::POSTGRES_MAIN, &options).await?;
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let receiver = Arc::new(AsyncMutex::new(receiver));
+        let writers = (options.max_conns / 4).clamp(1, 4);
+        for _ in 0..writers {
+            tokio::spawn(writer_loop(pool.clone(), receiver.clone()));
+        }
+        Ok(PostgresStore {
+            pool,
+            writer: parking_lot::Mutex::new(Some(sender)),
+            options,
+        })
+    }
+
+    pub fn options(&self) -> &PostgresOptions {
+        &self.options
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+/// Refuses a database without Sundial's schema at the version this binary needs, saying what to
+/// run.
+pub(crate) async fn check_schema(
+    client: &impl GenericClient,
+    set: &SchemaSet,
+    options: &PostgresOptions,
+) -> Result<()> {
+    let fix = |command: &str| {
+        format!(
+            "run `sundial schema --plugin postgres12 --ep {} -p {} -u {} --db {} {command}`",
+            options.host, options.port, options.user, options.database
+        )
+    };
+    let version_table = client
+        .query_opt("SELECT to_regclass('schema_version')::text", &[])
+        .await
+        .map_err(pg_error)?
+        .and_then(|row| row.get::<_, Option<String>>(0));
+    let marked = client
+        .query_opt("SELECT to_regclass('sundial_database')::text", &[])
+        .await
+        .map_err(pg_error)?
+        .and_then(|row| row.get::<_, Option<String>>(0));
+    let current = match version_table {
+        None => None,
+        Some(_) => client
+            .query_opt(
+                "SELECT curr_version FROM schema_version WHERE version_partition = 0 AND db_name = $1",
+                &[&options.database],
+            )
+            .await
+            .map_err(pg_error)?
+            .and_then(|row| row.get::<_, Option<String>>(0)),
+    };
+    let latest = set.latest();
+    match (current, marked) {
+        (None, _) => Err(Error::Unavailable(format!(
+            "database {} has no Sundial schema: {} and then {}",
+            options.database,
+            fix("setup-schema -v 0.0"),
+            fix(&format!("update-schema --schema-name {}", set.name)),
+        ))),
+        (Some(version), None) if version != "0.0" => Err(Error::Unavailable(format!(
+            "database {} holds Temporal Server's schema (version {version}), not Sundial's; \
+             give Sundial a database of its own",
+            options.database
+        ))),
+        (Some(version), _) => {
+            let parsed = Version::parse(&version).unwrap_or(Version(0, 0));
+            if parsed < latest {
+                Err(Error::Unavailable(format!(
+                    "database {} has schema version {version}, this Sundial needs {latest}: {}",
+                    options.database,
+                    fix(&format!("update-schema --schema-name {}", set.name)),
+                )))
+            } else if parsed > latest {
+                Err(Error::Unavailable(format!(
+                    "database {} has schema version {version}, newer than this Sundial's \
+                     {latest}: run a newer Sundial",
+                    options.database
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn writer_loop(pool: Pool, receiver: Arc<AsyncMutex<mpsc::UnboundedReceiver<WriteRequest>>>) {
+    loop {
+        let group = {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match receiver.try_recv() {
+                    Ok(request) => group.push(request),
+                    Err(_) => break,
+                }
+            }
+            group
+        };
+        let results = match pool.get().await {
+            Ok(mut client) => commit_group(&mut client, &group).await,
+            Err(error) => {
+                let error = pool_error(error);
+                warn!(%error, "database unavailable for a write");
+                group.iter().map(|_| Err(error.clone())).collect()
+            }
+        };
+        for (request, result) in group.into_iter().zip(results) {
+            let _ = request.reply.send(result);
+        }
+    }
+}
+
+/// A batch failed: for a reason of its own (fencing, a version conflict), or because the
+/// database failed (then every batch of the group fails).
+enum BatchError {
+    Own(Error),
+    Database(Error),
+}
+
+impl From<tokio_postgres::Error> for BatchError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        BatchError::Database(pg_error(error))
+    }
+}
+
+async fn commit_group(
+    client: &mut deadpool_postgres::Object,
+    group: &[WriteRequest],
+) -> Vec<Result<()>> {
+    let fail_all = |error: Error| group.iter().map(|_| Err(error.clone())).collect::<Vec<_>>();
+    let transaction = match client.transaction().await {
+        Ok(transaction) => transaction,
+        Err(error) => return fail_all(pg_error(error)),
+    };
+    let mut failed = false;
+    for request in group {
+        match apply_batch(&transaction, &request.batch).await {
+            Ok(()) => {}
+            Err(BatchError::Database(error)) => return fail_all(error),
+            Err(BatchError::Own(_)) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    if !failed {
+        return match transaction.commit().await {
+            Ok(()) => group.iter().map(|_| Ok(())).collect(),
+            Err(error) => fail_all(pg_error(error)),
+        };
+    }
+    if let Err(error) = transaction.rollback().await {
+        return fail_all(pg_error(error));
+    }
+    let mut transaction = match client.transaction().await {
+        Ok(transaction) => transaction,
+        Err(error) => return fail_all(pg_error(error)),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for request in group {
+        let savepoint = match transaction.savepoint("batch").await {
+            Ok(savepoint) => savepoint,
+            Err(error) => return fail_all(pg_error(error)),
+        };
+        match apply_batch(&savepoint, &request.batch).await {
+            Ok(()) => {
+                if let Err(error) = savepoint.commit().await {
+                    return fail_all(pg_error(error));
+                }
+                results.push(Ok(()));
+            }
+            Err(BatchError::Own(error)) => {
+                if let Err(error) = savepoint.rollback().await {
+                    return fail_all(pg_error(error));
+                }
+                results.push(Err(error));
+            }
+            Err(BatchError::Database(error)) => return fail_all(error),
+        }
+    }
+    match transaction.commit().await {
+        Ok(()) => results,
+        Err(error) => fail_all(pg_error(error)),
+    }
+}
+
+async fn apply_batch(
+    client: &impl GenericClient,
+    batch: &WriteBatch,
+) -> std::result::Result<(), BatchError> {
+    let shard_id = batch.shard_id as i32;
+    let statement = client
+        .prepare_cached("SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE")
+        .await?;
+    let range_id: Option<i64> = client
+        .query_opt(&statement, &[&shard_id])
+        .await?
+        .map(|row| row.get(0));
+    if range_id != Some(batch.range_id) {
+        return Err(BatchError::Own(Error::ShardOwnershipLost));
+    }
+    for write in &batch.executions {
+        apply_execution_write(client, shard_id, write).await?;
+    }
+    if !batch.deleted_transfer_tasks.is_empty() {
+        let statement = client
+            .prepare_cached("DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id = ANY($2)")
+            .await?;
+        client
+            .execute(&statement, &[&shard_id, &batch.deleted_transfer_tasks])
+            .await?;
+    }
+    Ok(())
+}
+
+async fn apply_execution_write(
+    client: &impl GenericClient,
+    shard_id: i32,
+    write: &ExecutionWrite,
+) -> std::result::Result<(), BatchError> {
+    let visibility = &write.visibility;
+    let due = &write.due;
+    match write.expected_db_version {
+        None => {
+            let statement = client
+                .prepare_cached(
+                    "INSERT INTO executions (namespace_id, workflow_id, run_id, shard_id, db_record_version,
+                        next_event_id, state_encoding, state, workflow_type, task_queue, status, start_time,
+                        close_time, execution_time, memo, search_attributes, parent_workflow_id, parent_run_id,
+                        wake_time, dispatch_pending)
+                     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                     ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            let params: [&(dyn ToSql + Sync); 19] = [
+                &write.namespace_id,
+                &write.workflow_id,
+                &write.run_id,
+                &shard_id,
+                &write.next_event_id,
+                &write.state.encoding,
+                &write.state.data,
+                &visibility.workflow_type,
+                &visibility.task_queue,
+                &visibility.status,
+                &visibility.start_time_ms,
+                &visibility.close_time_ms,
+                &visibility.execution_time_ms,
+                &visibility.memo,
+                &visibility.search_attributes,
+                &visibility.parent_workflow_id,
+                &visibility.parent_run_id,
+                &due.wake_time_ms,
+                &due.dispatch_pending,
+            ];
+            // ON CONFLICT DO NOTHING: a duplicate is a conflict of this batch, not an error
+            // that aborts the whole group's transaction.
+            if client.execute(&statement, &params).await? != 1 {
+                return Err(BatchError::Own(Error::Conflict(
+                    "execution already exists".into(),
+                )));
+            }
+        }
+        Some(expected) => {
+            let statement = client
+                .prepare_cached(
+                    "UPDATE executions SET db_record_version = db_record_version + 1, next_event_id = $1,
+                        state = $2, status = $3, close_time = $4, execution_time = $5, memo = $6,
+                        search_attributes = $7, state_encoding = $8, wake_time = $9, dispatch_pending = $10
+                     WHERE namespace_id = $11 AND workflow_id = $12 AND run_id = $13 AND db_record_version = $14",
+                )
+                .await?;
+            let changed = client
+                .execute(
+                    &statement,
+                    &[
+                        &write.next_event_id,
+                        &write.state.data,
+                        &visibility.status,
+                        &visibility.close_time_ms,
+                        &visibility.execution_time_ms,
+                        &visibility.memo,
+                        &visibility.search_attributes,
+                        &write.state.encoding,
+                        &due.wake_time_ms,
+                        &due.dispatch_pending,
+                        &write.namespace_id,
+                        &write.workflow_id,
+                        &write.run_id,
+                        &expected,
+                    ],
+                )
+                .await?;
+            if changed != 1 {
+                return Err(BatchError::Own(Error::Conflict(
+                    "execution version changed".into(),
+                )));
+            }
+        }
+    }
+    if let (Some(first), Some(last)) = (write.events.first(), write.events.last()) {
+        let data = History {
+            events: write.events.clone(),
+        }
+        .encode_to_vec();
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO history_node (namespace_id, run_id, first_event_id, last_event_id, data)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        let inserted = client
+            .execute(
+                &statement,
+                &[
+                    &write.namespace_id,
+                    &write.run_id,
+                    &first.event_id,
+                    &last.event_id,
+                    &data,
+                ],
+            )
+            .await?;
+        if inserted != 1 {
+            return Err(BatchError::Own(Error::Conflict(
+                "history batch already written".into(),
+            )));
+        }
+    }
+    match &write.current {
+        CurrentUpdate::Keep => {}
+        CurrentUpdate::Set {
+            expected_run_id,
+            run_id,
+            status,
+            start_request_id,
+        } => {
+            let statement = client
+                .prepare_cached(
+                    "SELECT run_id FROM current_executions WHERE namespace_id = $1 AND workflow_id = $2 FOR UPDATE",
+                )
+                .await?;
+            let existing: Option<String> = client
+                .query_opt(&statement, &[&write.namespace_id, &write.workflow_id])
+                .await?
+                .map(|row| row.get(0));
+            if existing != *expected_run_id {
+                return Err(BatchError::Own(Error::Conflict(
+                    "current run changed".into(),
+                )));
+            }
+            let statement = client
+                .prepare_cached(
+                    "INSERT INTO current_executions (namespace_id, workflow_id, run_id, status, start_request_id)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (namespace_id, workflow_id) DO UPDATE SET run_id = excluded.run_id,
+                        status = excluded.status, start_request_id = excluded.start_request_id",
+                )
+                .await?;
+            let result = client
+                .execute(
+                    &statement,
+                    &[
+                        &write.namespace_id,
+                        &write.workflow_id,
+                        run_id,
+                        status,
+                        start_request_id,
+                    ],
+                )
+                .await;
+            match result {
+                Ok(_) => {}
+                // Two first runs of one workflow id raced past the check above.
+                Err(error) if is_unique_violation(&error) => {
+                    return Err(BatchError::Own(Error::Conflict(
+                        "current run changed".into(),
+                    )));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        CurrentUpdate::Status { run_id, status } => {
+            let statement = client
+                .prepare_cached(
+                    "UPDATE current_executions SET status = $1 WHERE namespace_id = $2 AND workflow_id = $3 AND run_id = $4",
+                )
+                .await?;
+            client
+                .execute(
+                    &statement,
+                    &[status, &write.namespace_id, &write.workflow_id, run_id],
+                )
+                .await?;
+        }
+    }
+    for (task_id, task) in &write.new_transfer_tasks {
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO transfer_tasks (shard_id, task_id, namespace_id, workflow_id, run_id, data)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &shard_id,
+                    task_id,
+                    &write.namespace_id,
+                    &write.workflow_id,
+                    &write.run_id,
+                    task,
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn wakeup(row: &tokio_postgres::Row) -> Wakeup {
+    Wakeup {
+        wake_time_ms: row.get(0),
+        run: ExecutionRef {
+            namespace_id: row.get(1),
+            workflow_id: row.get(2),
+            run_id: row.get(3),
+        },
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn acquire_shard(&self, shard_id: u32) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO shards (shard_id, range_id) VALUES ($1, 1)
+                 ON CONFLICT (shard_id) DO UPDATE SET range_id = shards.range_id + 1
+                 RETURNING range_id",
+                &[&(shard_id as i32)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.get(0))
+    }
+
+    async fn create_namespace(&self, namespace: NamespaceRecord) -> Result<()> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO namespaces (id, name, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&namespace.id, &namespace.name, &namespace.data],
+            )
+            .await
+            .map_err(pg_error)?;
+        if inserted != 1 {
+            return Err(Error::NamespaceAlreadyExists(namespace.name));
+        }
+        Ok(())
+    }
+
+    async fn update_namespace(&self, namespace: NamespaceRecord) -> Result<()> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE namespaces SET name = $1, data = $2 WHERE id = $3",
+                &[&namespace.name, &namespace.data, &namespace.id],
+            )
+            .await
+            .map_err(pg_error)?;
+        if changed == 0 {
+            return Err(Error::NamespaceNotFound(namespace.name));
+        }
+        Ok(())
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id, name, data FROM namespaces ORDER BY name", &[])
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| NamespaceRecord {
+                id: row.get(0),
+                name: row.get(1),
+                data: row.get(2),
+            })
+            .collect())
+    }
+
+    async fn get_current_execution(
+        &self,
+        namespace_id: &str,
+        workflow_id: &str,
+    ) -> Result<Option<CurrentExecution>> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT run_id, status, start_request_id FROM current_executions WHERE namespace_id = $1 AND workflow_id = $2",
+            )
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_opt(&statement, &[&namespace_id, &workflow_id])
+            .await
+            .map_err(pg_error)?;
+        Ok(row.map(|row| CurrentExecution {
+            run_id: row.get(0),
+            status: row.get(1),
+            start_request_id: row.get(2),
+        }))
+    }
+
+    async fn load_execution(
+        &self,
+        namespace_id: &str,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Option<LoadedExecution>> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT db_record_version, state_encoding, state, wake_time, dispatch_pending FROM executions
+                 WHERE namespace_id = $1 AND workflow_id = $2 AND run_id = $3",
+            )
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_opt(&statement, &[&namespace_id, &workflow_id, &run_id])
+            .await
+            .map_err(pg_error)?;
+        Ok(row.map(|row| LoadedExecution {
+            db_version: row.get(0),
+            state: StateBlob {
+                encoding: row.get(1),
+                data: row.get(2),
+            },
+            due: DueWork {
+                wake_time_ms: row.get(3),
+                dispatch_pending: row.get(4),
+            },
+        }))
+    }
+
+    async fn list_dispatch_pending(
+        &self,
+        shard_id: u32,
+        after: Option<ExecutionRef>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRef>> {
+        let client = self.client().await?;
+        let after = after.unwrap_or(ExecutionRef {
+            namespace_id: String::new(),
+            workflow_id: String::new(),
+            run_id: String::new(),
+        });
+        let statement = client
+            .prepare_cached(
+                "SELECT namespace_id, workflow_id, run_id FROM executions
+                 WHERE shard_id = $1 AND dispatch_pending AND (namespace_id, workflow_id, run_id) > ($2, $3, $4)
+                 ORDER BY namespace_id, workflow_id, run_id LIMIT $5",
+            )
+            .await
+            .map_err(pg_error)?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &(shard_id as i32),
+                    &after.namespace_id,
+                    &after.workflow_id,
+                    &after.run_id,
+                    &(limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| ExecutionRef {
+                namespace_id: row.get(0),
+                workflow_id: row.get(1),
+                run_id: row.get(2),
+            })
+            .collect())
+    }
+
+    async fn list_wakeups(
+        &self,
+        shard_id: u32,
+        after: Option<WakeAfter>,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Wakeup>> {
+        let client = self.client().await?;
+        let shard_id = shard_id as i32;
+        let limit = limit as i64;
+        let rows = match after {
+            Some(WakeAfter::Row(last)) => {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT wake_time, namespace_id, workflow_id, run_id FROM executions
+                         WHERE shard_id = $1 AND wake_time IS NOT NULL AND wake_time <= $2
+                           AND (wake_time, namespace_id, workflow_id, run_id) > ($3, $4, $5, $6)
+                         ORDER BY wake_time, namespace_id, workflow_id, run_id LIMIT $7",
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                client
+                    .query(
+                        &statement,
+                        &[
+                            &shard_id,
+                            &until_ms,
+                            &last.wake_time_ms,
+                            &last.run.namespace_id,
+                            &last.run.workflow_id,
+                            &last.run.run_id,
+                            &limit,
+                        ],
+                    )
+                    .await
+            }
+            other => {
+                let after_ms = match other {
+                    Some(WakeAfter::Time(time)) => time,
+                    _ => i64::MIN,
+                };
+                let statement = client
+                    .prepare_cached(
+                        "SELECT wake_time, namespace_id, workflow_id, run_id FROM executions
+                         WHERE shard_id = $1 AND wake_time IS NOT NULL AND wake_time > $2 AND wake_time <= $3
+                         ORDER BY wake_time, namespace_id, workflow_id, run_id LIMIT $4",
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                client
+                    .query(&statement, &[&shard_id, &after_ms, &until_ms, &limit])
+                    .await
+            }
+        }
+        .map_err(pg_error)?;
+        Ok(rows.iter().map(wakeup).collect())
+    }
+
+    async fn read_history(
+        &self,
+        namespace_id: &str,
+        run_id: &str,
+        first_event_id: i64,
+        next_event_id: i64,
+        max_events: usize,
+    ) -> Result<Vec<HistoryEvent>> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT data FROM history_node WHERE namespace_id = $1 AND run_id = $2 AND last_event_id >= $3
+                 AND first_event_id < $4 ORDER BY first_event_id",
+            )
+            .await
+            .map_err(pg_error)?;
+        let rows = client
+            .query(
+                &statement,
+                &[&namespace_id, &run_id, &first_event_id, &next_event_id],
+            )
+            .await
+            .map_err(pg_error)?;
+        let mut events = Vec::new();
+        for row in rows {
+            let blob: Vec<u8> = row.get(0);
+            let batch = History::decode(blob.as_slice()).map_err(decode_error)?;
+            events.extend(batch.events.into_iter().filter(|event| {
+                event.event_id >= first_event_id && event.event_id < next_event_id
+            }));
+            if events.len() >= max_events {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    async fn write(&self, batch: WriteBatch) -> Result<()> {
+        let (reply, receiver) = oneshot::channel();
+        {
+            let writer = self.writer.lock();
+            let Some(writer) = writer.as_ref() else {
+                return Err(Error::Unavailable("store is closed".into()));
+            };
+            writer
+                .send(WriteRequest { batch, reply })
+                .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
+        }
+        receiver
+            .await
+            .map_err(|_| Error::Unavailable("store writer stopped".into()))?
+    }
+
+    async fn list_transfer_tasks(&self, shard_id: u32) -> Result<Vec<TransferTaskRecord>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT task_id, namespace_id, workflow_id, run_id, data FROM transfer_tasks
+                 WHERE shard_id = $1 ORDER BY task_id",
+                &[&(shard_id as i32)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| TransferTaskRecord {
+                shard_id,
+                task_id: row.get(0),
+                namespace_id: row.get(1),
+                workflow_id: row.get(2),
+                run_id: row.get(3),
+                task: row.get(4),
+            })
+            .collect())
+    }
+
+    async fn delete_transfer_task(&self, shard_id: u32, task_id: i64) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id = $2",
+                &[&(shard_id as i32), &task_id],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn list_executions(
+        &self,
+        namespace_id: &str,
+        page_size: usize,
+        after: Option<(i64, String)>,
+    ) -> Result<Vec<VisibilityRecord>> {
+        let client = self.client().await?;
+        let (after_time, after_run) = after.unwrap_or((i64::MAX, String::new()));
+        let statement = client
+            .prepare_cached(
+                "SELECT namespace_id, workflow_id, run_id, workflow_type, task_queue, status, start_time, close_time,
+                    execution_time, next_event_id, memo, search_attributes, parent_workflow_id, parent_run_id
+                 FROM executions WHERE namespace_id = $1 AND (start_time < $2 OR (start_time = $2 AND run_id < $3))
+                 ORDER BY start_time DESC, run_id DESC LIMIT $4",
+            )
+            .await
+            .map_err(pg_error)?;
+        let rows = client
+            .query(
+                &statement,
+                &[&namespace_id, &after_time, &after_run, &(page_size as i64)],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| VisibilityRecord {
+                namespace_id: row.get(0),
+                workflow_id: row.get(1),
+                run_id: row.get(2),
+                workflow_type: row.get(3),
+                task_queue: row.get(4),
+                status: row.get(5),
+                start_time_ms: row.get(6),
+                close_time_ms: row.get(7),
+                execution_time_ms: row.get(8),
+                history_length: row.get::<_, i64>(9) - 1,
+                memo: row.get::<_, Option<Vec<u8>>>(10).unwrap_or_default(),
+                search_attributes: row.get::<_, Option<Vec<u8>>>(11).unwrap_or_default(),
+                parent_workflow_id: row.get(12),
+                parent_run_id: row.get(13),
+            })
+            .collect())
+    }
+
+    async fn count_executions(&self, namespace_id: &str) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM executions WHERE namespace_id = $1",
+                &[&namespace_id],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.get(0))
+    }
+
+    fn close(&self) {
+        self.writer.lock().take();
+    }
+}

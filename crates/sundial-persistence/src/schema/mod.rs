@@ -1,0 +1,128 @@
+//! Versioned schemas. SQLite migrates itself when a store opens it (`sqlite`); the server
+//! databases (PostgreSQL, MySQL) are set up and migrated by `sundial schema`, with
+//! `temporal-sql-tool`'s commands and its `schema_version` / `schema_update_history` tables,
+//! and a server refuses a database whose schema is not the one it was built for.
+
+pub mod sqlite;
+
+/// One migration of a schema set: the SQL that takes it from the previous version to this one.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: Version,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// A schema as `temporal-sql-tool` names it (`--schema-name postgresql/v12/temporal`).
+#[derive(Debug)]
+pub struct SchemaSet {
+    pub name: &'static str,
+    pub dialect: Dialect,
+    /// The kind written in the `sundial_database` mark: `main` or `visibility`.
+    pub kind: &'static str,
+    pub migrations: &'static [Migration],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+}
+
+/// A schema version `major.minor`, as in `schema_version.curr_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32);
+
+impl Version {
+    pub fn parse(text: &str) -> Option<Version> {
+        let text = text.trim().trim_start_matches('v');
+        let (major, minor) = text.split_once('.').unwrap_or((text, "0"));
+        Some(Version(major.parse().ok()?, minor.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+impl SchemaSet {
+    /// The version this binary's server needs.
+    pub fn latest(&self) -> Version {
+        self.migrations
+            .last()
+            .map(|migration| migration.version)
+            .unwrap_or(Version(0, 0))
+    }
+}
+
+pub static POSTGRES_MAIN: SchemaSet = SchemaSet {
+    name: "postgresql/v12/temporal",
+    dialect: Dialect::Postgres,
+    kind: "main",
+    migrations: &[Migration {
+        version: Version(1, 0),
+        description: "Sundial's initial schema: executions with the due-work index, history, transfer tasks, shards, namespaces",
+        sql: include_str!("postgresql/v12/temporal/v1.0.sql"),
+    }],
+};
+
+pub static POSTGRES_VISIBILITY: SchemaSet = SchemaSet {
+    name: "postgresql/v12/visibility",
+    dialect: Dialect::Postgres,
+    kind: "visibility",
+    migrations: &[Migration {
+        version: Version(1, 0),
+        description: "Sundial's visibility database mark",
+        sql: include_str!("postgresql/v12/visibility/v1.0.sql"),
+    }],
+};
+
+pub static SETS: &[&SchemaSet] = &[&POSTGRES_MAIN, &POSTGRES_VISIBILITY];
+
+/// The schema set a `--schema-name` or a `--schema-dir` names. A directory is matched by its
+/// last components, so Temporal's own layout (`.../schema/postgresql/v12/temporal/versioned`)
+/// names the Sundial schema of the same database.
+pub fn find_set(name_or_dir: &str) -> Option<&'static SchemaSet> {
+    let trimmed = name_or_dir.trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/versioned").unwrap_or(trimmed);
+    SETS.iter()
+        .copied()
+        .find(|set| trimmed == set.name || trimmed.ends_with(&format!("/{}", set.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_order() {
+        assert_eq!(Version::parse("0.0"), Some(Version(0, 0)));
+        assert_eq!(Version::parse("v1.12"), Some(Version(1, 12)));
+        assert_eq!(Version::parse("2"), Some(Version(2, 0)));
+        assert_eq!(Version::parse("x.1"), None);
+        assert!(Version(1, 9) < Version(1, 10));
+    }
+
+    #[test]
+    fn sets_are_found_by_name_and_by_temporal_directory() {
+        assert_eq!(
+            find_set("postgresql/v12/temporal").unwrap().name,
+            "postgresql/v12/temporal"
+        );
+        assert_eq!(
+            find_set("/etc/temporal/schema/postgresql/v12/visibility/versioned/")
+                .unwrap()
+                .kind,
+            "visibility"
+        );
+        assert!(find_set("cassandra/temporal").is_none());
+        for set in SETS {
+            let mut previous = Version(0, 0);
+            for migration in set.migrations {
+                assert!(migration.version > previous, "{} out of order", set.name);
+                previous = migration.version;
+            }
+        }
+    }
+}
