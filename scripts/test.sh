@@ -28,8 +28,11 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 step "build the sundial binary"
 cargo build --release -p sundial-server
 
-step "Rust unit and integration tests"
+step "Rust unit and integration tests (the store conformance suite on SQLite and PostgreSQL)"
 cargo test --release --workspace
+
+step "Rust API integration tests again, every server on its own PostgreSQL database"
+SUNDIAL_TEST_STORE=postgres cargo test --release -p sundial-server --test api
 
 step "end-to-end suites (official SDKs, CLI, differential against Temporal, crash)"
 SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh

@@ -26,6 +26,10 @@ pub trait Store: Send + Sync + 'static {
     /// write of the previous owner.
     async fn acquire_shard(&self, shard_id: u32) -> Result<i64>;
 
+    /// Records the cluster's shard count the first time, and returns the recorded one: it is
+    /// fixed when the cluster is created.
+    async fn init_cluster(&self, cluster_name: &str, num_history_shards: u32) -> Result<u32>;
+
     async fn create_namespace(&self, namespace: NamespaceRecord) -> Result<()>;
     async fn update_namespace(&self, namespace: NamespaceRecord) -> Result<()>;
     async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>>;

@@ -645,6 +645,33 @@ impl Store for PostgresStore {
         Ok(row.get(0))
     }
 
+    async fn init_cluster(&self, cluster_name: &str, num_history_shards: u32) -> Result<u32> {
+        let client = self.client().await?;
+        let data = format!("{{\"numHistoryShards\":{num_history_shards}}}").into_bytes();
+        client
+            .execute(
+                "INSERT INTO cluster_metadata_info (metadata_partition, cluster_name, data, data_encoding, version)
+                 VALUES (0, $1, $2, 'json', 1) ON CONFLICT DO NOTHING",
+                &[&cluster_name, &data],
+            )
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_one(
+                "SELECT data FROM cluster_metadata_info WHERE metadata_partition = 0 AND cluster_name = $1",
+                &[&cluster_name],
+            )
+            .await
+            .map_err(pg_error)?;
+        let data: Vec<u8> = row.get(0);
+        let text = String::from_utf8_lossy(&data);
+        text.trim()
+            .strip_prefix("{\"numHistoryShards\":")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .and_then(|count| count.trim().parse().ok())
+            .ok_or_else(|| Error::CorruptState(format!("stored cluster metadata {text}")))
+    }
+
     async fn create_namespace(&self, namespace: NamespaceRecord) -> Result<()> {
         let client = self.client().await?;
         let inserted = client

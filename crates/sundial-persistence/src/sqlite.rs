@@ -479,6 +479,35 @@ impl Store for SqliteStore {
             .map_err(|_| Error::internal("shard acquisition lost its result"))
     }
 
+    async fn init_cluster(&self, cluster_name: &str, num_history_shards: u32) -> Result<u32> {
+        let key = format!("{cluster_name}/num_history_shards");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.write_other(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO cluster_metadata (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                    params![key, num_history_shards.to_string()],
+                )
+                .map_err(db_error)?;
+            let value: String = connection
+                .query_row(
+                    "SELECT value FROM cluster_metadata WHERE key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            let _ = sender.send(value);
+            Ok(())
+        })
+        .await?;
+        let value = receiver
+            .recv()
+            .map_err(|_| Error::internal("cluster metadata lost its result"))?;
+        value
+            .parse()
+            .map_err(|_| Error::CorruptState(format!("stored shard count {value:?}")))
+    }
+
     async fn create_namespace(&self, namespace: NamespaceRecord) -> Result<()> {
         self.write_other(move |connection| {
             let exists: Option<String> = connection

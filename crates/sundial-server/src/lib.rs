@@ -11,7 +11,7 @@ use sundial_common::SystemClock;
 use sundial_frontend::{Frontend, HealthService, Namespaces, OperatorHandler, WorkflowHandler};
 use sundial_history::{HistoryConfig, HistoryService};
 use sundial_matching::Matching;
-use sundial_persistence::{SqliteOptions, SqliteStore, Store};
+use sundial_persistence::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
 use sundial_proto::health::health_server::HealthServer;
 use sundial_proto::operatorservice::operator_service_server::OperatorServiceServer;
 use sundial_proto::workflowservice::workflow_service_server::WorkflowServiceServer;
@@ -21,6 +21,9 @@ use tonic::codec::CompressionEncoding;
 use tracing::info;
 
 pub mod dynamic;
+
+/// The cluster's name, as in Temporal's single-cluster `clusterMetadata`.
+pub const CLUSTER_NAME: &str = "active";
 
 /// Temporal accepts messages far above gRPC's 4 MiB default (payload limits are enforced per blob).
 const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
@@ -33,6 +36,8 @@ pub struct DevServerOptions {
     pub db_filename: PathBuf,
     /// Nothing is synced to disk: for throwaway servers only.
     pub durable: bool,
+    /// Keep everything in this PostgreSQL database instead of the SQLite file.
+    pub postgres: Option<PostgresOptions>,
     pub namespaces: Vec<String>,
     pub num_shards: u32,
     /// Limits and defaults for history (Temporal's defaults unless overridden).
@@ -56,7 +61,7 @@ pub struct DevServer {
     pub address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     /// Where metrics are served, when they are.
     pub metrics_address: Option<SocketAddr>,
     settings: Arc<dynamic::Settings>,
@@ -65,14 +70,33 @@ pub struct DevServer {
 
 impl DevServer {
     pub async fn start(options: DevServerOptions) -> anyhow::Result<DevServer> {
-        let store = Arc::new(
-            SqliteStore::open(SqliteOptions {
-                path: options.db_filename.clone(),
-                durable: options.durable,
-            })
-            .with_context(|| format!("open database {}", options.db_filename.display()))?,
-        );
-        let dyn_store: Arc<dyn Store> = store.clone();
+        let store: Arc<dyn Store> = match &options.postgres {
+            Some(postgres) => Arc::new(
+                PostgresStore::open(postgres.clone())
+                    .await
+                    .with_context(|| format!("open database {}", postgres.describe()))?,
+            ),
+            None => Arc::new(
+                SqliteStore::open(SqliteOptions {
+                    path: options.db_filename.clone(),
+                    durable: options.durable,
+                })
+                .with_context(|| format!("open database {}", options.db_filename.display()))?,
+            ),
+        };
+        let stored_shards = store
+            .init_cluster(CLUSTER_NAME, options.num_shards)
+            .await
+            .context("read cluster metadata")?;
+        if stored_shards != options.num_shards {
+            anyhow::bail!(
+                "numHistoryShards is {} here, but this database was created with {stored_shards} \
+                 history shards; the shard count is fixed when a cluster is created, so set it \
+                 back to {stored_shards}",
+                options.num_shards
+            );
+        }
+        let dyn_store = store.clone();
         let namespaces = Arc::new(
             Namespaces::load(dyn_store.clone())
                 .await
@@ -203,7 +227,11 @@ impl DevServer {
                 .await
                 .context("serve gRPC")
         });
-        info!(%address, db = %options.db_filename.display(), "sundial is serving");
+        let db = match &options.postgres {
+            Some(postgres) => postgres.describe(),
+            None => options.db_filename.display().to_string(),
+        };
+        info!(%address, %db, "sundial is serving");
         Ok(DevServer {
             address,
             shutdown: Some(shutdown),

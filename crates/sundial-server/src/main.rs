@@ -109,6 +109,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         port: args.port,
         db_filename: db_filename.clone(),
         durable,
+        postgres: None,
         namespaces: args.namespaces,
         num_shards: args.num_shards,
         limits: sundial_history_core::Limits::default(),

@@ -50,6 +50,7 @@ all_backends!(
     dispatch_pending_runs_are_listed_in_pages,
     wakeups_are_found_by_time_window_in_pages,
     due_work_and_visibility_fields_round_trip,
+    the_shard_count_is_fixed_at_the_first_start,
 );
 
 pub struct Sqlite {

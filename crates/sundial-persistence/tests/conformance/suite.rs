@@ -547,3 +547,13 @@ pub async fn due_work_and_visibility_fields_round_trip(backend: &dyn Backend) {
         (2, 1_700_000_001_000)
     );
 }
+
+pub async fn the_shard_count_is_fixed_at_the_first_start(backend: &dyn Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.init_cluster("active", 16).await.unwrap(), 16);
+    assert_eq!(store.init_cluster("active", 512).await.unwrap(), 16);
+    store.close();
+    drop(store);
+    let reopened = backend.open().await;
+    assert_eq!(reopened.init_cluster("active", 4).await.unwrap(), 16);
+}
