@@ -85,3 +85,46 @@ impl Drop for HandedOut {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn task() -> TaskRef {
+        TaskRef {
+            namespace_id: "ns".into(),
+            workflow_id: "wf".into(),
+            run_id: "run".into(),
+            scheduled_event_id: 2,
+            attempt: 1,
+        }
+    }
+
+    async fn poll(matching: &Arc<dyn MatchingApi>, within: Duration) -> Option<TaskRef> {
+        matching
+            .poll_activity_task("ns", "q", "worker", Instant::now() + within)
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_task_goes_back_when_its_poll_goes_away_or_recording_fails() {
+        let matching: Arc<dyn MatchingApi> = Arc::new(sundial_matching::Matching::new());
+        // The poll went away while history recorded the task: it is back at once.
+        drop(HandedOut::new(&matching, "q", QueueKind::Activity, &task()));
+        assert_eq!(
+            poll(&matching, Duration::from_millis(500)).await,
+            Some(task())
+        );
+
+        // Recording failed: back after the delay, not before.
+        HandedOut::new(&matching, "/_sys/q/1", QueueKind::Activity, &task()).give_back_later();
+        assert_eq!(poll(&matching, Duration::from_millis(200)).await, None);
+        assert_eq!(poll(&matching, Duration::from_secs(3)).await, Some(task()));
+
+        // Started (or stale): nothing comes back.
+        HandedOut::new(&matching, "q", QueueKind::Activity, &task()).started();
+        assert_eq!(poll(&matching, Duration::from_millis(300)).await, None);
+    }
+}

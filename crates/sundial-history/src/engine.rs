@@ -220,6 +220,11 @@ impl HistoryService {
         }
     }
 
+    /// Timers held in memory now: those due within the armed horizon.
+    pub fn timers_in_memory(&self) -> usize {
+        self.inner.timers.len()
+    }
+
     /// Changes how many runs stay cached (dynamic config `history.hostLevelCacheMaxSize`).
     pub fn set_cache_capacity(&self, capacity: usize) {
         self.inner
@@ -281,7 +286,9 @@ async fn recover_shard(inner: Arc<Inner>, shard_id: u32, until: i64) {
     loop {
         match inner.recover_shard_once(shard_id, until).await {
             Ok(runs) => {
-                info!(shard_id, runs, "shard due work picked up");
+                if runs > 0 {
+                    info!(shard_id, runs, "shard due work picked up");
+                }
                 return;
             }
             Err(error) => {

@@ -93,8 +93,8 @@ impl TimerQueue {
         (due, None)
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// Timers held in memory.
+    pub(crate) fn len(&self) -> usize {
         self.state.lock().entries.len()
     }
 }

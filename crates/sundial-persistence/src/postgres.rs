@@ -38,7 +38,7 @@ use crate::schema::{self, SchemaSet, Version};
 const MAX_GROUP: usize = 48;
 
 /// How to reach a PostgreSQL database.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PostgresOptions {
     pub host: String,
     pub port: u16,

@@ -243,3 +243,13 @@ pub async fn update_schema(
     }
     Ok(applied)
 }
+
+/// Checks that a database holds `set` at the version this binary needs (what a server does at
+/// start), with the command to run when it does not.
+pub async fn check_database(options: &PostgresOptions, set: &SchemaSet) -> Result<()> {
+    let pool = crate::postgres::pool(options)?;
+    let client = pool.get().await.map_err(|error| {
+        Error::Unavailable(format!("cannot connect to {}: {error}", options.describe()))
+    })?;
+    crate::postgres::check_schema(&client, set, options).await
+}

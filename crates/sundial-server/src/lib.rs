@@ -20,7 +20,9 @@ use tokio::sync::oneshot;
 use tonic::codec::CompressionEncoding;
 use tracing::info;
 
+pub mod config;
 pub mod dynamic;
+pub mod schema_tool;
 
 /// The cluster's name, as in Temporal's single-cluster `clusterMetadata`.
 pub const CLUSTER_NAME: &str = "active";
@@ -39,6 +41,8 @@ pub struct DevServerOptions {
     /// Keep everything in this PostgreSQL database instead of the SQLite file.
     pub postgres: Option<PostgresOptions>,
     pub namespaces: Vec<String>,
+    /// Create namespace `default` at start (`start-dev` does; Temporal's `start` does not).
+    pub create_default_namespace: bool,
     pub num_shards: u32,
     /// Limits and defaults for history (Temporal's defaults unless overridden).
     pub limits: sundial_history_core::Limits,
@@ -65,6 +69,7 @@ pub struct DevServer {
     /// Where metrics are served, when they are.
     pub metrics_address: Option<SocketAddr>,
     settings: Arc<dynamic::Settings>,
+    history: HistoryService,
     _config_subscription: sundial_dynconfig::Subscription,
 }
 
@@ -130,10 +135,12 @@ impl DevServer {
             Arc::new(SystemClock),
             config,
         );
-        namespaces
-            .ensure("default")
-            .await
-            .context("create namespace default")?;
+        if options.create_default_namespace {
+            namespaces
+                .ensure("default")
+                .await
+                .context("create namespace default")?;
+        }
         for namespace in &options.namespaces {
             namespaces
                 .ensure(namespace)
@@ -238,9 +245,15 @@ impl DevServer {
             task,
             metrics_address,
             settings,
+            history: history_handle,
             _config_subscription: config_subscription,
             store,
         })
+    }
+
+    /// The history service (for tests that look at its state).
+    pub fn history(&self) -> &HistoryService {
+        &self.history
     }
 
     /// Stops accepting requests, lets running ones finish, and closes the database.

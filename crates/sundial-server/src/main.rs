@@ -29,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: ServerCommand,
     },
+    /// Create and migrate databases, with the flags of Temporal's temporal-sql-tool.
+    Schema(sundial_server::schema_tool::SchemaArgs),
     /// Operate dynamic config in a file, an etcd prefix or a Kubernetes ConfigMap.
     Dynconfig(sundial_dynconfig::cli::DynconfigArgs),
     /// Print the version.
@@ -39,6 +41,28 @@ enum Command {
 enum ServerCommand {
     /// All services in one process on an embedded SQLite file.
     StartDev(StartDevArgs),
+    /// The server configured by a Temporal server config file (PostgreSQL or SQLite). All four
+    /// services run in this process.
+    Start(StartArgs),
+}
+
+#[derive(clap::Args)]
+struct StartArgs {
+    /// A Temporal server config file (YAML).
+    #[arg(long = "config-file", env = "TEMPORAL_SERVER_CONFIG_FILE_PATH")]
+    config_file: PathBuf,
+    /// Services to run (frontend, history, matching, worker; repeatable). All four by default,
+    /// and all four is what this version runs.
+    #[arg(
+        long = "service",
+        visible_alias = "svc",
+        env = "TEMPORAL_SERVICES",
+        value_delimiter = ','
+    )]
+    services: Vec<String>,
+    /// Accepted for Temporal's command line; authorization is not built yet.
+    #[arg(long, env = "TEMPORAL_ALLOW_NO_AUTH")]
+    allow_no_auth: bool,
 }
 
 #[derive(clap::Args)]
@@ -111,6 +135,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         durable,
         postgres: None,
         namespaces: args.namespaces,
+        create_default_namespace: true,
         num_shards: args.num_shards,
         limits: sundial_history_core::Limits::default(),
         dynamic_config: args.dynamic_config,
@@ -146,6 +171,88 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)?;
+    match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|error| anyhow::anyhow!("open log file {}: {error}", path.display()))?;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    Ok(())
+}
+
+async fn start(args: StartArgs) -> anyhow::Result<()> {
+    use sundial_server::config::{ServerConfig, StoreConfig};
+    let config = ServerConfig::load(&args.config_file)?;
+    init_logging(&config.log_level, config.log_file.as_deref())?;
+    let _ = args.allow_no_auth;
+    let all = ["frontend", "history", "matching", "worker"];
+    for service in &args.services {
+        if !all.contains(&service.as_str()) && service != "internal-frontend" {
+            anyhow::bail!("unknown service {service:?} (frontend, history, matching, worker)");
+        }
+    }
+    if !args.services.is_empty()
+        && !all
+            .iter()
+            .all(|role| args.services.iter().any(|s| s == role))
+    {
+        anyhow::bail!(
+            "this Sundial runs frontend, history, matching and worker together in one process; \
+             name all four with --service, or none"
+        );
+    }
+    if !config.ignored.is_empty() {
+        warn!(keys = %config.ignored.join(", "), "config keys not used by Sundial");
+    }
+    if let Some(visibility) = &config.visibility {
+        sundial_persistence::postgres_admin::check_database(
+            visibility,
+            &sundial_persistence::schema::POSTGRES_VISIBILITY,
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("visibility store: {error}"))?;
+    }
+    let (db_filename, postgres) = match &config.store {
+        StoreConfig::Sqlite(path) => (path.clone(), None),
+        StoreConfig::Postgres(options) => (PathBuf::new(), Some(options.clone())),
+    };
+    let server = DevServer::start(DevServerOptions {
+        ip: config.frontend_ip.clone(),
+        port: config.frontend_port,
+        db_filename,
+        durable: true,
+        postgres,
+        namespaces: Vec::new(),
+        create_default_namespace: false,
+        num_shards: config.num_history_shards,
+        limits: sundial_history_core::Limits::default(),
+        dynamic_config: config.dynamic_config.clone(),
+        metrics_address: config.metrics_address,
+        rate_limits: sundial_frontend::rate_limit::RateLimits::default(),
+        compact_idle_after: std::time::Duration::from_secs(1),
+        timer_horizon: std::time::Duration::from_secs(10),
+    })
+    .await?;
+    eprintln!("Sundial gRPC API listening on {}", server.address);
+    wait_for_signal().await;
+    info!("shutting down");
+    server.stop().await
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -160,6 +267,16 @@ fn main() -> anyhow::Result<()> {
             let code = runtime.block_on(sundial_dynconfig::cli::run(args))?;
             std::process::exit(code);
         }
+        Command::Schema(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            if let Err(error) = runtime.block_on(sundial_server::schema_tool::run(args)) {
+                eprintln!("sundial schema: {error:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Server {
             command: ServerCommand::StartDev(args),
         } => {
@@ -170,6 +287,20 @@ fn main() -> anyhow::Result<()> {
                 .max_blocking_threads(16)
                 .build()?;
             runtime.block_on(start_dev(args))
+        }
+        Command::Server {
+            command: ServerCommand::Start(args),
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(16)
+                .build()?;
+            let outcome = runtime.block_on(start(args));
+            if let Err(error) = &outcome {
+                eprintln!("sundial server start: {error:#}");
+                std::process::exit(1);
+            }
+            outcome
         }
     }
 }

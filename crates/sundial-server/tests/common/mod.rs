@@ -72,6 +72,7 @@ pub fn options(db: PathBuf) -> DevServerOptions {
         durable: true,
         postgres: None,
         namespaces: vec!["other".into()],
+        create_default_namespace: true,
         num_shards: 4,
         limits: sundial_history_core::Limits::default(),
         dynamic_config: None,
@@ -114,11 +115,17 @@ impl TestServer {
 
     /// Stops the server and starts a new one on the same database file.
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await
+    }
+
+    /// `restart` with options a test adjusts.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut DevServerOptions)) {
         if let Some(server) = self.server.take() {
             server.stop().await.expect("stop server");
         }
         let mut server_options = options(self.db.clone());
         server_options.postgres = self.postgres.clone();
+        adjust(&mut server_options);
         let server = DevServer::start(server_options)
             .await
             .expect("restart server");

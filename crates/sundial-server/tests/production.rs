@@ -1,0 +1,287 @@
+//! The operator's path on PostgreSQL, through the built binary: `sundial schema` with
+//! temporal-sql-tool's command lines, `sundial server start --config-file` with a Temporal
+//! config, a workflow that survives `kill -9`, and the refusals (no schema, another shard
+//! count, a store Sundial lacks). Needs the server of `scripts/postgres.sh` (`SUNDIAL_PG_*`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use sundial_proto::api::workflowservice::v1 as ws;
+use sundial_proto::operatorservice::operator_service_client::OperatorServiceClient;
+
+struct Pg {
+    host: String,
+    port: String,
+    user: String,
+    password: String,
+}
+
+fn pg() -> Option<Pg> {
+    let Ok(host) = std::env::var("SUNDIAL_PG_HOST") else {
+        assert!(
+            std::env::var_os("SUNDIAL_REQUIRE_SERVER_DBS").is_none(),
+            "SUNDIAL_REQUIRE_SERVER_DBS is set but SUNDIAL_PG_HOST is not"
+        );
+        return None;
+    };
+    Some(Pg {
+        host,
+        port: std::env::var("SUNDIAL_PG_PORT").unwrap(),
+        user: std::env::var("SUNDIAL_PG_USER").unwrap(),
+        password: std::env::var("SUNDIAL_PG_PASSWORD").unwrap(),
+    })
+}
+
+fn sundial() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sundial"))
+}
+
+/// `sundial schema <global flags> <args>` as an operator writes it; returns (ok, output).
+fn schema(pg: &Pg, database: &str, args: &[&str]) -> (bool, String) {
+    let output = sundial()
+        .args([
+            "schema",
+            "--plugin",
+            "postgres12",
+            "--ep",
+            &pg.host,
+            "-p",
+            &pg.port,
+        ])
+        .args(["-u", &pg.user, "--pw", &pg.password, "--db", database])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, pg: &Pg, database: &str, shards: u32, port: u16) -> std::path::PathBuf {
+    let text = format!(
+        r#"log:
+  stdout: true
+  level: info
+persistence:
+  defaultStore: default
+  visibilityStore: visibility
+  numHistoryShards: {shards}
+  datastores:
+    default:
+      sql:
+        pluginName: "postgres12"
+        databaseName: "{database}"
+        connectAddr: "{host}:{pg_port}"
+        connectProtocol: "tcp"
+        user: "{user}"
+        password: "{password}"
+        maxConns: 10
+        maxIdleConns: 10
+        maxConnLifetime: "1h"
+    visibility:
+      sql:
+        pluginName: "postgres12_pgx"
+        databaseName: "{database}_visibility"
+        connectAddr: "{host}:{pg_port}"
+        connectProtocol: "tcp"
+        user: "{user}"
+        password: "{password}"
+global:
+  membership:
+    maxJoinDuration: 30s
+    broadcastAddress: "127.0.0.1"
+  pprof:
+    port: 7936
+services:
+  frontend:
+    rpc:
+      grpcPort: {port}
+      membershipPort: 6933
+      bindOnIP: 127.0.0.1
+clusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: "active"
+  currentClusterName: "active"
+  clusterInformation:
+    active:
+      enabled: true
+      initialFailoverVersion: 1
+      rpcName: "frontend"
+      rpcAddress: "127.0.0.1:{port}"
+"#,
+        host = pg.host,
+        pg_port = pg.port,
+        user = pg.user,
+        password = pg.password,
+    );
+    let path = dir.join(format!("config-{shards}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn_server(config: &Path, log: &Path) -> Child {
+    sundial()
+        .args(["server", "start", "--config-file"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs a server to its exit (it must refuse to start) and returns what it said.
+fn refused(config: &Path) -> String {
+    let output = sundial()
+        .args(["server", "start", "--config-file"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the server started");
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+async fn connect_when_up(port: u16, child: &mut Child, log: &Path) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "server exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if let Ok(client) = Client::connect(format!("http://127.0.0.1:{port}")).await {
+            return client;
+        }
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn operators_set_up_postgres_with_temporal_commands_and_workflows_survive_kill_9() {
+    let Some(pg) = pg() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("prod_{}", std::process::id());
+    let visibility = format!("{database}_visibility");
+    let port = free_port();
+    let config = write_config(dir.path(), &pg, &database, 4, port);
+
+    // Before any schema: the server says what to run.
+    let (ok, _) = schema(&pg, &database, &["create-database"]);
+    assert!(ok);
+    let (ok, _) = schema(&pg, &visibility, &["create"]);
+    assert!(ok);
+    let message = refused(&config);
+    assert!(message.contains("setup-schema -v 0.0"), "{message}");
+
+    // Temporal's documented sequence, with Temporal's own schema directories named.
+    for (db, dir_name) in [(&database, "temporal"), (&visibility, "visibility")] {
+        let (ok, out) = schema(&pg, db, &["setup-schema", "-v", "0.0"]);
+        assert!(ok, "{out}");
+        let schema_dir = format!("./schema/postgresql/v12/{dir_name}/versioned");
+        let (ok, out) = schema(&pg, db, &["update-schema", "-d", &schema_dir]);
+        assert!(ok && out.contains("now at 1.0"), "{out}");
+        // Twice changes nothing.
+        let (ok, out) = schema(&pg, db, &["update-schema", "-d", &schema_dir]);
+        assert!(ok && out.contains("latest"), "{out}");
+    }
+    let (ok, out) = schema(&pg, &database, &["create-database"]);
+    assert!(ok && out.contains("exists already"), "{out}");
+    let (ok, out) = schema(
+        &pg,
+        &database,
+        &["update-schema", "--schema-name", "cassandra/temporal"],
+    );
+    assert!(!ok && out.contains("no Sundial schema is called"), "{out}");
+
+    let log = dir.path().join("server.log");
+    let mut child = spawn_server(&config, &log);
+    let mut client = connect_when_up(port, &mut child, &log).await;
+    // `start` creates no namespace, as Temporal's does not.
+    let error = client
+        .start_workflow_execution(start_request("wf-prod", "q-prod"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::NotFound, "{error:?}");
+    client
+        .register_namespace(ws::RegisterNamespaceRequest {
+            namespace: "default".into(),
+            workflow_execution_retention_period: Some(sundial_proto::prost_types::Duration {
+                seconds: 86_400,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let run_id = start(&mut client, "wf-prod", "q-prod").await;
+    let task = poll_workflow_task(&mut client, "q-prod").await;
+    complete(&mut client, &task.task_token, vec![start_timer("t", 1_000)])
+        .await
+        .unwrap();
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("global.pprof"),
+        "unused keys are named: {log_text}"
+    );
+
+    // kill -9, then the same config again: the acknowledged timer fires after the restart.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = spawn_server(&config, &log);
+    let mut client = connect_when_up(port, &mut child, &log).await;
+    let task = poll_workflow_task(&mut client, "q-prod").await;
+    assert_eq!(task.workflow_execution.as_ref().unwrap().run_id, run_id);
+    complete(
+        &mut client,
+        &task.task_token,
+        vec![complete_workflow("done")],
+    )
+    .await
+    .unwrap();
+    let events = history(&mut client, "wf-prod", &run_id).await;
+    use sundial_proto::api::enums::v1::EventType as E;
+    assert!(types(&events).contains(&E::TimerFired));
+    assert_eq!(types(&events).last(), Some(&E::WorkflowExecutionCompleted));
+    let operator = OperatorServiceClient::connect(format!("http://127.0.0.1:{port}")).await;
+    assert!(operator.is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The shard count is fixed at the first start.
+    let other_shards = write_config(dir.path(), &pg, &database, 8, port);
+    let message = refused(&other_shards);
+    assert!(
+        message.contains("created with 4 history shards"),
+        "{message}"
+    );
+
+    // Stores Sundial does not have are refused at start with a clear message.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "    visibility:\n      sql:",
+        "    visibility:\n      elasticsearch:\n        version: v7\n      unused:",
+    );
+    let elastic = dir.path().join("elastic.yaml");
+    std::fs::write(&elastic, text).unwrap();
+    let message = refused(&elastic);
+    assert!(
+        message.contains("Elasticsearch is not supported"),
+        "{message}"
+    );
+}
