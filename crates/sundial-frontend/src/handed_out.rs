@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sundial_common::{Error, Result};
 use sundial_rpc::{MatchingApi, TaskRef, parse_partition_name};
+use tracing::warn;
 
 /// How long a task whose recording failed waits before it goes back: the failure is most
 /// likely the database, and pollers should not spin on it meanwhile.
@@ -43,15 +45,19 @@ impl HandedOut {
         }
     }
 
-    /// History took the task (or found it stale): nothing goes back.
-    pub(crate) fn started(mut self) {
-        self.task = None;
-    }
-
-    /// Recording failed: the task goes back to its queue after a short delay.
-    pub(crate) fn give_back_later(mut self) {
-        if let Some(task) = self.task.take() {
-            self.give_back(task, GIVE_BACK_DELAY);
+    /// Settles the task with history's answer to recording it started: the response when it
+    /// was recorded; `None` when the task was stale (the run moved on: nothing goes back) or
+    /// recording failed (the task goes back to its queue after a short delay).
+    pub(crate) fn settle<T>(mut self, recorded: Result<T>) -> Option<T> {
+        let task = self.task.take()?;
+        match recorded {
+            Ok(response) => Some(response),
+            Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => None,
+            Err(error) => {
+                warn!(%error, workflow_id = %task.workflow_id, kind = ?self.kind, "recording a task started failed; the task goes back to its queue");
+                self.give_back(task, GIVE_BACK_DELAY);
+                None
+            }
         }
     }
 
@@ -119,12 +125,18 @@ mod tests {
         );
 
         // Recording failed: back after the delay, not before.
-        HandedOut::new(&matching, "/_sys/q/1", QueueKind::Activity, &task()).give_back_later();
+        let handed = HandedOut::new(&matching, "/_sys/q/1", QueueKind::Activity, &task());
+        let failed: Result<()> = Err(Error::Unavailable("database down".into()));
+        assert_eq!(handed.settle(failed), None);
         assert_eq!(poll(&matching, Duration::from_millis(200)).await, None);
         assert_eq!(poll(&matching, Duration::from_secs(3)).await, Some(task()));
 
-        // Started (or stale): nothing comes back.
-        HandedOut::new(&matching, "q", QueueKind::Activity, &task()).started();
+        // Started, or stale: nothing comes back.
+        let handed = HandedOut::new(&matching, "q", QueueKind::Activity, &task());
+        assert_eq!(handed.settle(Ok(7)), Some(7));
+        let handed = HandedOut::new(&matching, "q", QueueKind::Activity, &task());
+        let stale: Result<()> = Err(Error::not_found("gone"));
+        assert_eq!(handed.settle(stale), None);
         assert_eq!(poll(&matching, Duration::from_millis(300)).await, None);
     }
 }

@@ -13,7 +13,6 @@ use sundial_rpc::{
     WorkflowTaskMatch,
 };
 use tonic::{Request, Response, Status};
-use tracing::warn;
 
 use crate::errors::to_status;
 use crate::handed_out::{HandedOut, QueueKind};
@@ -463,22 +462,13 @@ impl WorkflowService for WorkflowHandler {
                         QueueKind::Workflow { sticky },
                         &task,
                     );
-                    match self
+                    let recorded = self
                         .frontend
                         .history
                         .record_workflow_task_started(&namespace, &task, &request)
-                        .await
-                    {
-                        Ok(response) => {
-                            handed.started();
-                            return ok(response);
-                        }
-                        // Stale: the run moved on, nothing to give back.
-                        Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => handed.started(),
-                        Err(error) => {
-                            warn!(error = %error, workflow_id = %task.workflow_id, "record workflow task started; the task goes back to its queue");
-                            handed.give_back_later();
-                        }
+                        .await;
+                    if let Some(response) = handed.settle(recorded) {
+                        return ok(response);
                     }
                 }
                 WorkflowTaskMatch::Query {
@@ -641,21 +631,13 @@ impl WorkflowService for WorkflowHandler {
                 QueueKind::Activity,
                 &task,
             );
-            match self
+            let recorded = self
                 .frontend
                 .history
                 .record_activity_task_started(&namespace, &task, &request)
-                .await
-            {
-                Ok(response) => {
-                    handed.started();
-                    return ok(response);
-                }
-                Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => handed.started(),
-                Err(error) => {
-                    warn!(error = %error, workflow_id = %task.workflow_id, "record activity task started; the task goes back to its queue");
-                    handed.give_back_later();
-                }
+                .await;
+            if let Some(response) = handed.settle(recorded) {
+                return ok(response);
             }
         }
     }

@@ -43,9 +43,9 @@ pub fn due(tasks: &[Task], now_ms: i64) -> Due {
         }
         if kind.is_dispatch() {
             result.dispatch_pending = true;
-            if task.fire_time_ms <= now_ms {
-                continue;
-            }
+        }
+        if task.is_due_dispatch(now_ms) {
+            continue;
         }
         result.wake_ms = Some(
             result

@@ -108,4 +108,9 @@ impl Task {
     pub fn kind(&self) -> Option<TaskType> {
         TaskType::from_i32(self.task_type)
     }
+
+    /// A workflow or activity task whose time has come: it goes to matching now, not to a timer.
+    pub fn is_due_dispatch(&self, now_ms: i64) -> bool {
+        self.kind().is_some_and(TaskType::is_dispatch) && self.fire_time_ms <= now_ms
+    }
 }

@@ -766,14 +766,14 @@ impl Inner {
         let mut transfer = Vec::new();
         let mut timers: Vec<Task> = pending
             .into_iter()
-            .filter(|task| !is_due_dispatch(task, now))
+            .filter(|task| !task.is_due_dispatch(now))
             .collect();
         for task in new_tasks {
             match task.kind() {
                 Some(kind) if kind.is_transfer() => {
                     transfer.push((self.next_task_id.fetch_add(1, Ordering::Relaxed), task))
                 }
-                Some(_) if is_due_dispatch(&task, now) => to_matching.push(task),
+                Some(_) if task.is_due_dispatch(now) => to_matching.push(task),
                 Some(_) => timers.push(task),
                 None => {}
             }
@@ -811,7 +811,7 @@ impl Inner {
             let until = self.armed_until.load(Ordering::SeqCst);
             for task in item.timers {
                 if task.fire_time_ms <= until {
-                    self.timers.push(item.key.clone(), task);
+                    self.timers.push(&item.key, task);
                 }
             }
             let shard_id = self.shard_of(&item.key);
@@ -915,12 +915,12 @@ impl Inner {
         let due = sundial_history_core::due(&pending, now);
         let until = self.armed_until.load(Ordering::SeqCst);
         for task in pending {
-            if is_due_dispatch(&task, now) {
+            if task.is_due_dispatch(now) {
                 if send_dispatches {
                     self.send_to_matching(key, &task).await;
                 }
             } else if task.fire_time_ms <= until {
-                self.timers.push(key.clone(), task);
+                self.timers.push(key, task);
             }
         }
         if due != stored {
@@ -1066,7 +1066,7 @@ impl Inner {
                 warn!(error = %error, %key, task_type = task.task_type, "timer task failed, retrying in 1s");
                 let mut retry = task.clone();
                 retry.fire_time_ms = self.clock.now_millis() + 1000;
-                self.timers.push(key, retry);
+                self.timers.push(&key, retry);
             }
         }
     }
@@ -1145,11 +1145,6 @@ fn history_limit_exceeded(state: &MutableState, limits: &Limits) -> Option<&'sta
         return Some("Workflow history size exceeds limit.");
     }
     None
-}
-
-/// A workflow or activity task whose time has come: it goes to matching, not the timer queue.
-fn is_due_dispatch(task: &Task, now_ms: i64) -> bool {
-    task.kind().is_some_and(TaskType::is_dispatch) && task.fire_time_ms <= now_ms
 }
 
 fn run_key(run: &ExecutionRef) -> WorkflowKey {

@@ -30,10 +30,10 @@ struct Timers {
 
 impl TimerQueue {
     /// Arms a timer; false when the same one is armed already.
-    pub(crate) fn push(&self, key: WorkflowKey, task: Task) -> bool {
+    pub(crate) fn push(&self, key: &WorkflowKey, task: Task) -> bool {
         let fire_time = task.fire_time_ms;
         let mut timers = self.state.lock();
-        if let Some(sequences) = timers.by_run.get(&key)
+        if let Some(sequences) = timers.by_run.get(key)
             && sequences.iter().any(|sequence| {
                 timers
                     .entries
@@ -47,7 +47,7 @@ impl TimerQueue {
         let earliest = timers.heap.peek().map(|Reverse((time, _))| *time);
         timers.heap.push(Reverse((fire_time, sequence)));
         timers.by_run.entry(key.clone()).or_default().push(sequence);
-        timers.entries.insert(sequence, (key, task));
+        timers.entries.insert(sequence, (key.clone(), task));
         drop(timers);
         if earliest.is_none_or(|earliest| fire_time < earliest) {
             self.wake.notify_one();
@@ -115,9 +115,9 @@ mod tests {
         let queue = TimerQueue::default();
         let closed = WorkflowKey::new("ns".to_string(), "a".to_string(), "r1".to_string());
         let open = WorkflowKey::new("ns".to_string(), "b".to_string(), "r2".to_string());
-        queue.push(closed.clone(), timer(10));
-        queue.push(closed.clone(), timer(20));
-        queue.push(open.clone(), timer(15));
+        queue.push(&closed, timer(10));
+        queue.push(&closed, timer(20));
+        queue.push(&open, timer(15));
         queue.cancel_run(&closed);
         assert_eq!(queue.len(), 1);
         let (due, next) = queue.take_due(100);
@@ -131,22 +131,22 @@ mod tests {
     fn the_same_timer_is_armed_once() {
         let queue = TimerQueue::default();
         let key = WorkflowKey::new("ns".to_string(), "a".to_string(), "r".to_string());
-        assert!(queue.push(key.clone(), timer(10)));
-        assert!(!queue.push(key.clone(), timer(10)));
-        assert!(queue.push(key.clone(), timer(11)));
+        assert!(queue.push(&key, timer(10)));
+        assert!(!queue.push(&key, timer(10)));
+        assert!(queue.push(&key, timer(11)));
         assert_eq!(queue.len(), 2);
         let (due, _) = queue.take_due(10);
         assert_eq!(due.len(), 1);
         // Once fired, it can be armed again.
-        assert!(queue.push(key, timer(10)));
+        assert!(queue.push(&key, timer(10)));
     }
 
     #[test]
     fn timers_come_due_in_order() {
         let queue = TimerQueue::default();
         let key = WorkflowKey::new("ns".to_string(), "a".to_string(), "r".to_string());
-        queue.push(key.clone(), timer(30));
-        queue.push(key.clone(), timer(10));
+        queue.push(&key, timer(30));
+        queue.push(&key, timer(10));
         let (due, next) = queue.take_due(10);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].1.fire_time_ms, 10);

@@ -15,8 +15,27 @@ pub use records::*;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;
-use sundial_common::Result;
-use sundial_proto::api::history::v1::HistoryEvent;
+use prost::Message;
+use sundial_common::{Error, Result};
+use sundial_proto::api::history::v1::{History, HistoryEvent};
+
+/// Adds the events of one stored `history_node` batch with ids in `[first, next)`.
+pub(crate) fn extend_from_batch(
+    events: &mut Vec<HistoryEvent>,
+    blob: &[u8],
+    first: i64,
+    next: i64,
+) -> Result<()> {
+    let batch = History::decode(blob)
+        .map_err(|error| Error::CorruptState(format!("decode stored history batch: {error}")))?;
+    events.extend(
+        batch
+            .events
+            .into_iter()
+            .filter(|event| event.event_id >= first && event.event_id < next),
+    );
+    Ok(())
+}
 
 /// Everything Sundial persists. Every write is one atomic, durable transaction: when a write
 /// returns `Ok`, its effect is synced to disk.

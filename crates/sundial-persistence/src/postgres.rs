@@ -77,7 +77,7 @@ impl PostgresOptions {
         }
     }
 
-    fn config(&self) -> tokio_postgres::Config {
+    pub(crate) fn config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
             .host(&self.host)
@@ -125,10 +125,6 @@ fn pool_error(error: deadpool_postgres::PoolError) -> Error {
 
 fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNIQUE_VIOLATION)
-}
-
-fn decode_error(error: prost::DecodeError) -> Error {
-    Error::CorruptState(format!("decode stored blob: {error}"))
 }
 
 /// Opens a connection pool (no connection is made until the first use).
@@ -899,10 +895,7 @@ impl Store for PostgresStore {
         let mut events = Vec::new();
         for row in rows {
             let blob: Vec<u8> = row.get(0);
-            let batch = History::decode(blob.as_slice()).map_err(decode_error)?;
-            events.extend(batch.events.into_iter().filter(|event| {
-                event.event_id >= first_event_id && event.event_id < next_event_id
-            }));
+            crate::extend_from_batch(&mut events, &blob, first_event_id, next_event_id)?;
             if events.len() >= max_events {
                 break;
             }

@@ -10,17 +10,8 @@ use crate::postgres::{PostgresOptions, describe_pg_error, pg_error};
 use crate::schema::{SchemaSet, Version};
 
 async fn connect(options: &PostgresOptions) -> Result<tokio_postgres::Client> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(&options.host)
-        .port(options.port)
-        .user(&options.user)
-        .dbname(&options.database)
-        .connect_timeout(options.connect_timeout)
-        .application_name("sundial-schema");
-    if !options.password.is_empty() {
-        config.password(&options.password);
-    }
+    let mut config = options.config();
+    config.application_name("sundial-schema");
     let (client, connection) = config.connect(NoTls).await.map_err(|error| {
         Error::Unavailable(format!(
             "cannot connect to {}: {}",

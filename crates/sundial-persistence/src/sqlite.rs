@@ -46,10 +46,6 @@ fn db_error(error: rusqlite::Error) -> Error {
     Error::Unavailable(format!("database: {error}"))
 }
 
-fn decode_error(error: prost::DecodeError) -> Error {
-    Error::CorruptState(format!("decode stored blob: {error}"))
-}
-
 /// Page cache of the writer, which keeps it across its own commits. Small on purpose: at the end
 /// of every write transaction SQLite scans the whole page-cache hash table (`pcache1Truncate`),
 /// so a large cache costs CPU on every commit (64 MiB cost ~8 % more server CPU per workflow
@@ -722,13 +718,7 @@ impl Store for SqliteStore {
             let mut events = Vec::new();
             while let Some(row) = rows.next().map_err(db_error)? {
                 let blob: Vec<u8> = row.get(0).map_err(db_error)?;
-                let batch = History::decode(blob.as_slice()).map_err(decode_error)?;
-                events.extend(
-                    batch
-                        .events
-                        .into_iter()
-                        .filter(|event| event.event_id >= first_event_id && event.event_id < next_event_id),
-                );
+                crate::extend_from_batch(&mut events, &blob, first_event_id, next_event_id)?;
                 if events.len() >= max_events {
                     break;
                 }
