@@ -5,6 +5,11 @@
 #   scripts/test-e2e.sh                 # all suites
 #   scripts/test-e2e.sh python go       # a subset: python go typescript java differential crash cli
 #
+# SUNDIAL_TEST_STORE=postgres|mysql runs the sundial servers of the python, go, crash, cli and
+# differential suites on databases of their own (each set up with `sundial schema`, then
+# `sundial server start --config-file`) instead of SQLite; it needs the variables of
+# `scripts/postgres.sh start` or `scripts/mariadb.sh start`. (typescript and java: SQLite.)
+#
 # Installs pinned test dependencies first (scripts/install-test-deps.sh). Exits non-zero if any
 # suite fails, and prints each runner's closing line plus a summary.
 set -uo pipefail
@@ -19,6 +24,12 @@ if [ "$SUNDIAL_TEST_TARGET" = sundial ]; then
     exit 2
   fi
   export SUNDIAL_BIN="$bin"
+  case "${SUNDIAL_TEST_STORE:-sqlite}" in
+    sqlite) ;;
+    postgres) [ -n "${SUNDIAL_PG_HOST:-}" ] || { echo "SUNDIAL_TEST_STORE=postgres needs SUNDIAL_PG_* (eval \"\$(bash scripts/postgres.sh start DIR)\")" >&2; exit 2; } ;;
+    mysql) [ -n "${SUNDIAL_MYSQL_HOST:-}" ] || { echo "SUNDIAL_TEST_STORE=mysql needs SUNDIAL_MYSQL_* (eval \"\$(bash scripts/mariadb.sh start DIR)\")" >&2; exit 2; } ;;
+    *) echo "unknown SUNDIAL_TEST_STORE ${SUNDIAL_TEST_STORE} (sqlite, postgres or mysql)" >&2; exit 2 ;;
+  esac
 fi
 [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
 
@@ -32,7 +43,14 @@ LOGDIR="$(mktemp -d)"
 
 run() { # name, dir, command...
   local name=$1 dir=$2; shift 2
-  echo "=== $name suite (target: $SUNDIAL_TEST_TARGET)"
+  local store=""
+  if [ -n "${SUNDIAL_TEST_STORE:-}" ] && [ "$SUNDIAL_TEST_TARGET" = sundial ]; then
+    case "$name" in
+      typescript|java) store=", store: sqlite (this suite ignores SUNDIAL_TEST_STORE)" ;;
+      *) store=", store: $SUNDIAL_TEST_STORE" ;;
+    esac
+  fi
+  echo "=== $name suite (target: $SUNDIAL_TEST_TARGET$store)"
   (cd "$dir" && "$@") 2>&1 | tee "$LOGDIR/$name.log" | grep -E '^(FAILED|ERROR|--- FAIL|FAIL|ok |PASS$)'
   local rc=${PIPESTATUS[0]}
   # the runner's closing line

@@ -13,11 +13,12 @@ SUNDIAL_ETCD_BIN="$(bash scripts/install-etcd.sh | tail -n1)"
 export SUNDIAL_ETCD_BIN
 [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
 
-step "start a throwaway PostgreSQL (installed from Debian's packages if missing)"
+step "start a throwaway PostgreSQL and MariaDB (installed from Debian's packages if missing)"
 DB_DIR="$(mktemp -d)"
 chmod 755 "$DB_DIR"
-trap 'bash scripts/postgres.sh stop "$DB_DIR/pg"; rm -rf "$DB_DIR"' EXIT
+trap 'bash scripts/postgres.sh stop "$DB_DIR/pg"; bash scripts/mariadb.sh stop "$DB_DIR/mysql"; rm -rf "$DB_DIR"' EXIT
 eval "$(bash scripts/postgres.sh start "$DB_DIR/pg")"
+eval "$(bash scripts/mariadb.sh start "$DB_DIR/mysql")"
 # The store conformance suite must run on every backend here, not skip one.
 export SUNDIAL_REQUIRE_SERVER_DBS=1
 
@@ -28,13 +29,22 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 step "build the sundial binary"
 cargo build --release -p sundial-server
 
-step "Rust unit and integration tests (the store conformance suite on SQLite and PostgreSQL)"
+step "Rust unit and integration tests (the store conformance suite on SQLite, PostgreSQL and MariaDB)"
 cargo test --release --workspace
 
 step "Rust API integration tests again, every server on its own PostgreSQL database"
 SUNDIAL_TEST_STORE=postgres cargo test --release -p sundial-server --test api
 
+step "Rust API integration tests again, every server on its own MariaDB (MySQL dialect) database"
+SUNDIAL_TEST_STORE=mysql cargo test --release -p sundial-server --test api
+
 step "end-to-end suites (official SDKs, CLI, differential against Temporal, crash)"
 SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh
+
+step "end-to-end suites again (Python and Go SDKs, crash), every sundial server on its own PostgreSQL database"
+SUNDIAL_TEST_STORE=postgres SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh python go crash
+
+step "end-to-end suites again (Python and Go SDKs, crash), every sundial server on its own MariaDB database"
+SUNDIAL_TEST_STORE=mysql SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh python go crash
 
 step "all test suites passed"

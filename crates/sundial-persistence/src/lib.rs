@@ -1,18 +1,33 @@
-//! Storage for Sundial: the store trait that history and the frontend use, and its SQL
-//! implementation (SQLite today; the schema and the fenced, versioned writes are laid out so
-//! PostgreSQL and MySQL follow without redesign). Depends on `sundial-common` and the proto
-//! types only: history hands it plain records (an opaque state blob, the visibility fields, the
-//! due-work columns), so nothing here decodes the core's state.
+//! Storage for Sundial: the store trait that history and the frontend use, and its three
+//! implementations: SQLite (`start-dev`), PostgreSQL and MySQL (the server databases, set up by
+//! `admin`). Depends on `sundial-common` and the proto types only: history hands it plain
+//! records (an opaque state blob, the visibility fields, the due-work columns), so nothing here
+//! decodes the core's state.
 
+pub mod admin;
+mod group_commit;
+mod mysql;
+mod mysql_admin;
+mod options;
 mod postgres;
-pub mod postgres_admin;
+mod postgres_admin;
 mod records;
 pub mod schema;
 mod sqlite;
 
-pub use postgres::{PostgresOptions, PostgresStore, describe_pg_error};
+pub use mysql::{MysqlStore, describe_mysql_error};
+pub use options::{SqlOptions, SqlPlugin};
+pub use postgres::{PostgresStore, describe_pg_error};
 pub use records::*;
 pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// Opens the store on a server database, checking its schema.
+pub async fn open_server_store(options: SqlOptions) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(match options.plugin {
+        SqlPlugin::Postgres => std::sync::Arc::new(PostgresStore::open(options).await?),
+        SqlPlugin::Mysql => std::sync::Arc::new(MysqlStore::open(options).await?),
+    })
+}
 
 use async_trait::async_trait;
 use prost::Message;

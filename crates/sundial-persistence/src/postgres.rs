@@ -1,19 +1,14 @@
 //! The PostgreSQL store.
 //!
-//! Writes are group-committed as on SQLite: a few writer tasks each take every batch that is
-//! waiting (up to `MAX_GROUP`) and apply them in one transaction, so one WAL flush covers many
-//! acknowledged writes. Each batch first takes its shard row `FOR SHARE` and compares the
-//! `range_id` (fencing: `acquire_shard` updates that row, so it waits for the writes in flight
-//! and every later write of the old owner fails), then checks each execution's
-//! `db_record_version` and the current-run pointer. A group is applied without savepoints; if
-//! one batch fails for a reason of its own, the transaction is rolled back and the group applied
-//! again with a savepoint per batch, so only the failing batches fail.
+//! Writes are group-committed (`group_commit`). Each batch first takes its shard row
+//! `FOR SHARE` and compares the `range_id` (fencing: `acquire_shard` updates that row, so it
+//! waits for the writes in flight and every later write of the old owner fails), then checks
+//! each execution's `db_record_version` and the current-run pointer.
 //!
 //! Locking rule: a write holds its shard row in share mode and the rows it changes; shard
 //! acquisition holds the shard row exclusively. Nothing else locks the shard row, so fenced
 //! writes of different shards never wait on each other.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,83 +17,29 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use prost::Message;
 use sundial_common::{Error, Result};
 use sundial_proto::api::history::v1::{History, HistoryEvent};
-use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tracing::warn;
 
 use crate::Store;
+use crate::group_commit::{BatchError, ConnectionSource, GroupConnection, GroupWriter};
+use crate::options::SqlOptions;
 use crate::records::*;
-use crate::schema::{self, SchemaSet, Version};
+use crate::schema::{self, SchemaSet};
 
-/// Batches committed in one transaction at most. Kept well under 64: a PostgreSQL backend
-/// caches the ids of at most 64 subtransactions (savepoints), and overflowing that cache slows
-/// every snapshot of every session.
-const MAX_GROUP: usize = 48;
-
-/// How to reach a PostgreSQL database.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PostgresOptions {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: String,
-    pub database: String,
-    /// Connections at most (Temporal's `maxConns`).
-    pub max_conns: usize,
-    /// Connections older than this are replaced (Temporal's `maxConnLifetime`; zero: never).
-    pub max_conn_lifetime: Duration,
-    /// How long connecting may take before the attempt fails.
-    pub connect_timeout: Duration,
-}
-
-impl Default for PostgresOptions {
-    fn default() -> Self {
-        PostgresOptions {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            user: "postgres".into(),
-            password: String::new(),
-            database: "temporal".into(),
-            max_conns: 20,
-            max_conn_lifetime: Duration::from_secs(3600),
-            connect_timeout: Duration::from_secs(10),
-        }
+pub(crate) fn pg_config(options: &SqlOptions) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&options.host)
+        .port(options.port)
+        .user(&options.user)
+        .dbname(&options.database)
+        .connect_timeout(options.connect_timeout)
+        .application_name("sundial");
+    if !options.password.is_empty() {
+        config.password(&options.password);
     }
-}
-
-impl PostgresOptions {
-    /// Options for another database on the same server.
-    pub fn with_database(&self, database: &str) -> PostgresOptions {
-        PostgresOptions {
-            database: database.to_string(),
-            ..self.clone()
-        }
-    }
-
-    pub(crate) fn config(&self) -> tokio_postgres::Config {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.database)
-            .connect_timeout(self.connect_timeout)
-            .application_name("sundial");
-        if !self.password.is_empty() {
-            config.password(&self.password);
-        }
-        config
-    }
-
-    /// Where the options point, for messages (no password).
-    pub fn describe(&self) -> String {
-        format!(
-            "postgres://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.database
-        )
-    }
+    config
 }
 
 pub(crate) fn pg_error(error: tokio_postgres::Error) -> Error {
@@ -123,14 +64,10 @@ fn pool_error(error: deadpool_postgres::PoolError) -> Error {
     }
 }
 
-fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
-    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
-}
-
 /// Opens a connection pool (no connection is made until the first use).
-pub(crate) fn pool(options: &PostgresOptions) -> Result<Pool> {
+pub(crate) fn pool(options: &SqlOptions) -> Result<Pool> {
     let manager = Manager::from_config(
-        options.config(),
+        pg_config(options),
         NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -158,20 +95,15 @@ pub(crate) fn pool(options: &PostgresOptions) -> Result<Pool> {
         .map_err(|error| Error::internal(format!("database pool: {error}")))
 }
 
-struct WriteRequest {
-    batch: WriteBatch,
-    reply: oneshot::Sender<Result<()>>,
-}
-
 pub struct PostgresStore {
     pool: Pool,
-    writer: parking_lot::Mutex<Option<mpsc::UnboundedSender<WriteRequest>>>,
-    options: PostgresOptions,
+    writer: GroupWriter,
+    options: SqlOptions,
 }
 
 impl PostgresStore {
     /// Connects and checks that the database holds the schema this binary needs.
-    pub async fn open(options: PostgresOptions) -> Result<PostgresStore> {
+    pub async fn open(options: SqlOptions) -> Result<PostgresStore> {
         let pool = pool(&options)?;
         {
             let client = pool.get().await.map_err(|error| {
@@ -186,20 +118,16 @@ impl PostgresStore {
             })?;
             check_schema(&client, &schema::POSTGRES_MAIN, &options).await?;
         }
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let receiver = Arc::new(AsyncMutex::new(receiver));
         let writers = (options.max_conns / 4).clamp(1, 4);
-        for _ in 0..writers {
-            tokio::spawn(writer_loop(pool.clone(), receiver.clone()));
-        }
+        let writer = GroupWriter::start(PgSource(pool.clone()), writers);
         Ok(PostgresStore {
             pool,
-            writer: parking_lot::Mutex::new(Some(sender)),
+            writer,
             options,
         })
     }
 
-    pub fn options(&self) -> &PostgresOptions {
+    pub fn options(&self) -> &SqlOptions {
         &self.options
     }
 
@@ -208,19 +136,64 @@ impl PostgresStore {
     }
 }
 
+struct PgSource(Pool);
+
+struct PgConnection(deadpool_postgres::Object);
+
+#[async_trait]
+impl ConnectionSource for PgSource {
+    type Connection = PgConnection;
+
+    async fn connection(&self) -> Result<PgConnection> {
+        self.0.get().await.map(PgConnection).map_err(pool_error)
+    }
+}
+
+#[async_trait]
+impl GroupConnection for PgConnection {
+    async fn simple(&mut self, sql: &'static str) -> std::result::Result<(), BatchError> {
+        Ok(self.0.batch_execute(sql).await?)
+    }
+
+    async fn apply(&mut self, batch: &WriteBatch) -> std::result::Result<(), BatchError> {
+        apply_batch(&self.0, batch).await
+    }
+
+    fn discard(self) {
+        drop(deadpool_postgres::Object::take(self.0));
+    }
+}
+
+impl From<tokio_postgres::Error> for BatchError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        let code = error.code();
+        if code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+            || code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+        {
+            BatchError::Retry(pg_error(error))
+        } else {
+            BatchError::Database(pg_error(error))
+        }
+    }
+}
+
 /// Refuses a database without Sundial's schema at the version this binary needs, saying what to
 /// run.
 pub(crate) async fn check_schema(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     set: &SchemaSet,
-    options: &PostgresOptions,
+    options: &SqlOptions,
 ) -> Result<()> {
-    let fix = |command: &str| {
-        format!(
-            "run `sundial schema --plugin postgres12 --ep {} -p {} -u {} --db {} {command}`",
-            options.host, options.port, options.user, options.database
-        )
-    };
+    let (current, marked) = recorded_schema(client, &options.database).await?;
+    schema::judge(set, options, current.as_deref(), marked)
+}
+
+/// The schema version `setup-schema` recorded (None: no version table or row) and whether the
+/// database carries Sundial's mark.
+pub(crate) async fn recorded_schema(
+    client: &tokio_postgres::Client,
+    database: &str,
+) -> Result<(Option<String>, bool)> {
     let version_table = client
         .query_opt("SELECT to_regclass('schema_version')::text", &[])
         .await
@@ -230,154 +203,20 @@ pub(crate) async fn check_schema(
         .query_opt("SELECT to_regclass('sundial_database')::text", &[])
         .await
         .map_err(pg_error)?
-        .and_then(|row| row.get::<_, Option<String>>(0));
+        .and_then(|row| row.get::<_, Option<String>>(0))
+        .is_some();
     let current = match version_table {
         None => None,
         Some(_) => client
             .query_opt(
                 "SELECT curr_version FROM schema_version WHERE version_partition = 0 AND db_name = $1",
-                &[&options.database],
+                &[&database],
             )
             .await
             .map_err(pg_error)?
             .and_then(|row| row.get::<_, Option<String>>(0)),
     };
-    let latest = set.latest();
-    match (current, marked) {
-        (None, _) => Err(Error::Unavailable(format!(
-            "database {} has no Sundial schema: {} and then {}",
-            options.database,
-            fix("setup-schema -v 0.0"),
-            fix(&format!("update-schema --schema-name {}", set.name)),
-        ))),
-        (Some(version), None) if version != "0.0" => Err(Error::Unavailable(format!(
-            "database {} holds Temporal Server's schema (version {version}), not Sundial's; \
-             give Sundial a database of its own",
-            options.database
-        ))),
-        (Some(version), _) => {
-            let parsed = Version::parse(&version).unwrap_or(Version(0, 0));
-            if parsed < latest {
-                Err(Error::Unavailable(format!(
-                    "database {} has schema version {version}, this Sundial needs {latest}: {}",
-                    options.database,
-                    fix(&format!("update-schema --schema-name {}", set.name)),
-                )))
-            } else if parsed > latest {
-                Err(Error::Unavailable(format!(
-                    "database {} has schema version {version}, newer than this Sundial's \
-                     {latest}: run a newer Sundial",
-                    options.database
-                )))
-            } else {
-                Ok(())
-            }
-        }
-    }
-}
-
-async fn writer_loop(pool: Pool, receiver: Arc<AsyncMutex<mpsc::UnboundedReceiver<WriteRequest>>>) {
-    loop {
-        let group = {
-            let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else {
-                return;
-            };
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match receiver.try_recv() {
-                    Ok(request) => group.push(request),
-                    Err(_) => break,
-                }
-            }
-            group
-        };
-        let results = match pool.get().await {
-            Ok(mut client) => commit_group(&mut client, &group).await,
-            Err(error) => {
-                let error = pool_error(error);
-                warn!(%error, "database unavailable for a write");
-                group.iter().map(|_| Err(error.clone())).collect()
-            }
-        };
-        for (request, result) in group.into_iter().zip(results) {
-            let _ = request.reply.send(result);
-        }
-    }
-}
-
-/// A batch failed: for a reason of its own (fencing, a version conflict), or because the
-/// database failed (then every batch of the group fails).
-enum BatchError {
-    Own(Error),
-    Database(Error),
-}
-
-impl From<tokio_postgres::Error> for BatchError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        BatchError::Database(pg_error(error))
-    }
-}
-
-async fn commit_group(
-    client: &mut deadpool_postgres::Object,
-    group: &[WriteRequest],
-) -> Vec<Result<()>> {
-    let fail_all = |error: Error| group.iter().map(|_| Err(error.clone())).collect::<Vec<_>>();
-    let transaction = match client.transaction().await {
-        Ok(transaction) => transaction,
-        Err(error) => return fail_all(pg_error(error)),
-    };
-    let mut failed = false;
-    for request in group {
-        match apply_batch(&transaction, &request.batch).await {
-            Ok(()) => {}
-            Err(BatchError::Database(error)) => return fail_all(error),
-            Err(BatchError::Own(_)) => {
-                failed = true;
-                break;
-            }
-        }
-    }
-    if !failed {
-        return match transaction.commit().await {
-            Ok(()) => group.iter().map(|_| Ok(())).collect(),
-            Err(error) => fail_all(pg_error(error)),
-        };
-    }
-    if let Err(error) = transaction.rollback().await {
-        return fail_all(pg_error(error));
-    }
-    let mut transaction = match client.transaction().await {
-        Ok(transaction) => transaction,
-        Err(error) => return fail_all(pg_error(error)),
-    };
-    let mut results = Vec::with_capacity(group.len());
-    for request in group {
-        let savepoint = match transaction.savepoint("batch").await {
-            Ok(savepoint) => savepoint,
-            Err(error) => return fail_all(pg_error(error)),
-        };
-        match apply_batch(&savepoint, &request.batch).await {
-            Ok(()) => {
-                if let Err(error) = savepoint.commit().await {
-                    return fail_all(pg_error(error));
-                }
-                results.push(Ok(()));
-            }
-            Err(BatchError::Own(error)) => {
-                if let Err(error) = savepoint.rollback().await {
-                    return fail_all(pg_error(error));
-                }
-                results.push(Err(error));
-            }
-            Err(BatchError::Database(error)) => return fail_all(error),
-        }
-    }
-    match transaction.commit().await {
-        Ok(()) => results,
-        Err(error) => fail_all(pg_error(error)),
-    }
+    Ok((current, marked))
 }
 
 async fn apply_batch(
@@ -531,49 +370,55 @@ async fn apply_execution_write(
             status,
             start_request_id,
         } => {
-            let statement = client
-                .prepare_cached(
-                    "SELECT run_id FROM current_executions WHERE namespace_id = $1 AND workflow_id = $2 FOR UPDATE",
-                )
-                .await?;
-            let existing: Option<String> = client
-                .query_opt(&statement, &[&write.namespace_id, &write.workflow_id])
-                .await?
-                .map(|row| row.get(0));
-            if existing != *expected_run_id {
+            // The first run of a workflow id inserts the pointer (a second one racing it finds
+            // the row); a later run moves it only from the run it expects.
+            let changed = match expected_run_id {
+                None => {
+                    let statement = client
+                        .prepare_cached(
+                            "INSERT INTO current_executions (namespace_id, workflow_id, run_id, status, start_request_id)
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        )
+                        .await?;
+                    client
+                        .execute(
+                            &statement,
+                            &[
+                                &write.namespace_id,
+                                &write.workflow_id,
+                                run_id,
+                                status,
+                                start_request_id,
+                            ],
+                        )
+                        .await?
+                }
+                Some(expected) => {
+                    let statement = client
+                        .prepare_cached(
+                            "UPDATE current_executions SET run_id = $1, status = $2, start_request_id = $3
+                             WHERE namespace_id = $4 AND workflow_id = $5 AND run_id = $6",
+                        )
+                        .await?;
+                    client
+                        .execute(
+                            &statement,
+                            &[
+                                run_id,
+                                status,
+                                start_request_id,
+                                &write.namespace_id,
+                                &write.workflow_id,
+                                expected,
+                            ],
+                        )
+                        .await?
+                }
+            };
+            if changed != 1 {
                 return Err(BatchError::Own(Error::Conflict(
                     "current run changed".into(),
                 )));
-            }
-            let statement = client
-                .prepare_cached(
-                    "INSERT INTO current_executions (namespace_id, workflow_id, run_id, status, start_request_id)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (namespace_id, workflow_id) DO UPDATE SET run_id = excluded.run_id,
-                        status = excluded.status, start_request_id = excluded.start_request_id",
-                )
-                .await?;
-            let result = client
-                .execute(
-                    &statement,
-                    &[
-                        &write.namespace_id,
-                        &write.workflow_id,
-                        run_id,
-                        status,
-                        start_request_id,
-                    ],
-                )
-                .await;
-            match result {
-                Ok(_) => {}
-                // Two first runs of one workflow id raced past the check above.
-                Err(error) if is_unique_violation(&error) => {
-                    return Err(BatchError::Own(Error::Conflict(
-                        "current run changed".into(),
-                    )));
-                }
-                Err(error) => return Err(error.into()),
             }
         }
         CurrentUpdate::Status { run_id, status } => {
@@ -904,19 +749,7 @@ impl Store for PostgresStore {
     }
 
     async fn write(&self, batch: WriteBatch) -> Result<()> {
-        let (reply, receiver) = oneshot::channel();
-        {
-            let writer = self.writer.lock();
-            let Some(writer) = writer.as_ref() else {
-                return Err(Error::Unavailable("store is closed".into()));
-            };
-            writer
-                .send(WriteRequest { batch, reply })
-                .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
-        }
-        receiver
-            .await
-            .map_err(|_| Error::Unavailable("store writer stopped".into()))?
+        self.writer.write(batch).await
     }
 
     async fn list_transfer_tasks(&self, shard_id: u32) -> Result<Vec<TransferTaskRecord>> {
@@ -1012,6 +845,6 @@ impl Store for PostgresStore {
     }
 
     fn close(&self) {
-        self.writer.lock().take();
+        self.writer.close();
     }
 }

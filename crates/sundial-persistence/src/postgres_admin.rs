@@ -1,16 +1,15 @@
-//! Creating, setting up and migrating a PostgreSQL database: what `sundial schema` runs, with
-//! the commands and version tables of Temporal's `temporal-sql-tool`. Every command can run
-//! again without changing anything.
+//! Creating, setting up and migrating a PostgreSQL database (see `admin`).
 
 use sundial_common::{Error, Result};
 use tokio_postgres::NoTls;
 use tracing::info;
 
-use crate::postgres::{PostgresOptions, describe_pg_error, pg_error};
+use crate::options::SqlOptions;
+use crate::postgres::{describe_pg_error, pg_config, pg_error};
 use crate::schema::{SchemaSet, Version};
 
-async fn connect(options: &PostgresOptions) -> Result<tokio_postgres::Client> {
-    let mut config = options.config();
+async fn connect(options: &SqlOptions) -> Result<tokio_postgres::Client> {
+    let mut config = pg_config(options);
     config.application_name("sundial-schema");
     let (client, connection) = config.connect(NoTls).await.map_err(|error| {
         Error::Unavailable(format!(
@@ -32,7 +31,7 @@ fn quote_identifier(name: &str) -> String {
 /// Connects to the server's maintenance database: `default_database` when given, else
 /// `postgres`, else `defaultdb` (as Temporal's tool tries them).
 async fn connect_maintenance(
-    options: &PostgresOptions,
+    options: &SqlOptions,
     default_database: Option<&str>,
 ) -> Result<tokio_postgres::Client> {
     let candidates: Vec<&str> = match default_database {
@@ -50,8 +49,8 @@ async fn connect_maintenance(
 }
 
 /// `create-database`: creates the database named in `options` unless it exists.
-pub async fn create_database(
-    options: &PostgresOptions,
+pub(crate) async fn create_database(
+    options: &SqlOptions,
     default_database: Option<&str>,
 ) -> Result<bool> {
     let client = connect_maintenance(options, default_database).await?;
@@ -77,8 +76,8 @@ pub async fn create_database(
 }
 
 /// `drop-database`: drops the database named in `options` if it exists.
-pub async fn drop_database(
-    options: &PostgresOptions,
+pub(crate) async fn drop_database(
+    options: &SqlOptions,
     default_database: Option<&str>,
 ) -> Result<()> {
     let client = connect_maintenance(options, default_database).await?;
@@ -93,7 +92,7 @@ pub async fn drop_database(
 
 /// `setup-schema -v V`: creates the version tables and records version `V` (normally 0.0)
 /// unless a version is recorded already.
-pub async fn setup_schema(options: &PostgresOptions, initial: Version) -> Result<Version> {
+pub(crate) async fn setup_schema(options: &SqlOptions, initial: Version) -> Result<Version> {
     let client = connect(options).await?;
     client
         .batch_execute(
@@ -161,8 +160,8 @@ async fn current_version(client: &tokio_postgres::Client, database: &str) -> Res
 /// `update-schema`: applies every migration of `set` newer than the recorded version, up to
 /// `target` (the latest when `None`), each in its own transaction with its version record.
 /// Returns the versions applied (none when the database is current).
-pub async fn update_schema(
-    options: &PostgresOptions,
+pub(crate) async fn update_schema(
+    options: &SqlOptions,
     set: &SchemaSet,
     target: Option<Version>,
 ) -> Result<Vec<Version>> {
@@ -177,19 +176,8 @@ pub async fn update_schema(
     }
     let mut current = current_version(&client, &options.database).await?;
     if current > Version(0, 0) {
-        // A database set up by Temporal's tool for Temporal Server has a version but no mark.
-        let marked = client
-            .query_opt("SELECT to_regclass('sundial_database')::text", &[])
-            .await
-            .map_err(pg_error)?
-            .and_then(|row| row.get::<_, Option<String>>(0))
-            .is_some();
-        if !marked {
-            return Err(Error::FailedPrecondition(format!(
-                "database {} holds Temporal Server's schema (version {current}), not Sundial's",
-                options.database
-            )));
-        }
+        let (_, marked) = crate::postgres::recorded_schema(&client, &options.database).await?;
+        crate::schema::refuse_foreign(&options.database, &current.to_string(), marked)?;
     }
     let mut applied = Vec::new();
     for migration in set.migrations {
@@ -237,7 +225,7 @@ pub async fn update_schema(
 
 /// Checks that a database holds `set` at the version this binary needs (what a server does at
 /// start), with the command to run when it does not.
-pub async fn check_database(options: &PostgresOptions, set: &SchemaSet) -> Result<()> {
+pub(crate) async fn check_database(options: &SqlOptions, set: &SchemaSet) -> Result<()> {
     let pool = crate::postgres::pool(options)?;
     let client = pool.get().await.map_err(|error| {
         Error::Unavailable(format!("cannot connect to {}: {error}", options.describe()))

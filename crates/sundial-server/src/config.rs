@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use serde_yaml::Value;
-use sundial_persistence::PostgresOptions;
+use sundial_persistence::{SqlOptions, SqlPlugin};
 
 type Extra = BTreeMap<String, Value>;
 
@@ -134,6 +134,7 @@ struct Rpc {
     grpc_port: Option<u16>,
     membership_port: Option<u16>,
     http_port: Option<u16>,
+    #[serde(rename = "bindOnIP")]
     bind_on_ip: Option<String>,
     bind_on_local_host: Option<bool>,
     #[serde(flatten)]
@@ -165,7 +166,8 @@ struct DynamicConfigClient {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
     Sqlite(PathBuf),
-    Postgres(PostgresOptions),
+    /// PostgreSQL or MySQL.
+    Sql(SqlOptions),
 }
 
 /// What a Temporal config file asks Sundial to run.
@@ -174,8 +176,8 @@ pub struct ServerConfig {
     pub log_level: String,
     pub log_file: Option<PathBuf>,
     pub store: StoreConfig,
-    /// The visibility database, when it is another PostgreSQL database (checked at start).
-    pub visibility: Option<PostgresOptions>,
+    /// The visibility database, when it is another server database (checked at start).
+    pub visibility: Option<SqlOptions>,
     pub num_history_shards: u32,
     pub frontend_ip: String,
     pub frontend_port: u16,
@@ -248,7 +250,7 @@ impl ServerConfig {
             Some(name) => {
                 let datastore = datastore(name, "visibilityStore")?;
                 match sql_store(name, datastore, base, &mut ignored)? {
-                    StoreConfig::Postgres(options) => Some(options),
+                    StoreConfig::Sql(options) => Some(options),
                     StoreConfig::Sqlite(_) => None,
                 }
             }
@@ -423,7 +425,8 @@ fn sql_store(
     }
     match sql.plugin_name.as_str() {
         "sqlite" => Ok(StoreConfig::Sqlite(base.join(&sql.database_name))),
-        "postgres12" | "postgres12_pgx" => {
+        name if SqlPlugin::parse(name).is_some() => {
+            let plugin = SqlPlugin::parse(name).expect("checked by the guard");
             if let Some(protocol) = &sql.connect_protocol
                 && protocol != "tcp"
             {
@@ -438,10 +441,10 @@ fn sql_store(
                         .with_context(|| format!("{prefix}.connectAddr {:?}", sql.connect_addr))?,
                 ),
                 None if sql.connect_addr.is_empty() => bail!("{prefix}.connectAddr is required"),
-                None => (sql.connect_addr.clone(), 5432),
+                None => (sql.connect_addr.clone(), plugin.default_port()),
             };
-            let defaults = PostgresOptions::default();
-            Ok(StoreConfig::Postgres(PostgresOptions {
+            let defaults = SqlOptions::new(plugin);
+            Ok(StoreConfig::Sql(SqlOptions {
                 host,
                 port,
                 user: sql.user.clone(),
@@ -455,7 +458,6 @@ fn sql_store(
                 ..defaults
             }))
         }
-        "mysql8" => bail!("{prefix}: the mysql8 plugin is not built yet in this Sundial"),
         "" => bail!("{prefix}.pluginName is required"),
         other => bail!(
             "{prefix}.pluginName {other:?}: Sundial supports postgres12, postgres12_pgx, mysql8 and sqlite"
@@ -543,7 +545,7 @@ dynamicConfigClient:
             (config.frontend_ip.as_str(), config.frontend_port),
             ("127.0.0.1", 7300)
         );
-        let StoreConfig::Postgres(store) = &config.store else {
+        let StoreConfig::Sql(store) = &config.store else {
             panic!("{:?}", config.store)
         };
         assert_eq!(
@@ -581,6 +583,35 @@ dynamicConfigClient:
                 config.ignored
             );
         }
+    }
+
+    #[test]
+    fn temporals_mysql_config_is_read() {
+        let text = POSTGRES
+            .replace("pluginName: \"postgres12\"", "pluginName: \"mysql8\"")
+            .replace("pluginName: \"postgres12_pgx\"", "pluginName: \"mysql8\"")
+            .replace(
+                "connectAddr: \"127.0.0.1:5432\"",
+                "connectAddr: \"db.internal\"",
+            )
+            .replace("bindOnLocalHost: true", "bindOnIP: 10.1.2.3");
+        let config = ServerConfig::parse(&text, Path::new(".")).unwrap();
+        // Temporal's key is spelled bindOnIP, not bindOnIp.
+        assert_eq!(config.frontend_ip, "10.1.2.3");
+        assert!(
+            !config.ignored.iter().any(|key| key.contains("bindOnIP")),
+            "{:?}",
+            config.ignored
+        );
+        let StoreConfig::Sql(store) = &config.store else {
+            panic!("{:?}", config.store)
+        };
+        assert_eq!(store.plugin, SqlPlugin::Mysql);
+        assert_eq!((store.host.as_str(), store.port), ("db.internal", 3306));
+        assert_eq!(
+            config.visibility.as_ref().map(|options| options.plugin),
+            Some(SqlPlugin::Mysql)
+        );
     }
 
     #[test]

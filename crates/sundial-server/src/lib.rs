@@ -11,7 +11,7 @@ use sundial_common::SystemClock;
 use sundial_frontend::{Frontend, HealthService, Namespaces, OperatorHandler, WorkflowHandler};
 use sundial_history::{HistoryConfig, HistoryService};
 use sundial_matching::Matching;
-use sundial_persistence::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
+use sundial_persistence::{SqlOptions, SqliteOptions, SqliteStore, Store};
 use sundial_proto::health::health_server::HealthServer;
 use sundial_proto::operatorservice::operator_service_server::OperatorServiceServer;
 use sundial_proto::workflowservice::workflow_service_server::WorkflowServiceServer;
@@ -38,8 +38,8 @@ pub struct DevServerOptions {
     pub db_filename: PathBuf,
     /// Nothing is synced to disk: for throwaway servers only.
     pub durable: bool,
-    /// Keep everything in this PostgreSQL database instead of the SQLite file.
-    pub postgres: Option<PostgresOptions>,
+    /// Keep everything in this PostgreSQL or MySQL database instead of the SQLite file.
+    pub database: Option<SqlOptions>,
     pub namespaces: Vec<String>,
     /// Create namespace `default` at start (`start-dev` does; Temporal's `start` does not).
     pub create_default_namespace: bool,
@@ -75,12 +75,10 @@ pub struct DevServer {
 
 impl DevServer {
     pub async fn start(options: DevServerOptions) -> anyhow::Result<DevServer> {
-        let store: Arc<dyn Store> = match &options.postgres {
-            Some(postgres) => Arc::new(
-                PostgresStore::open(postgres.clone())
-                    .await
-                    .with_context(|| format!("open database {}", postgres.describe()))?,
-            ),
+        let store: Arc<dyn Store> = match &options.database {
+            Some(database) => sundial_persistence::open_server_store(database.clone())
+                .await
+                .with_context(|| format!("open database {}", database.describe()))?,
             None => Arc::new(
                 SqliteStore::open(SqliteOptions {
                     path: options.db_filename.clone(),
@@ -234,8 +232,8 @@ impl DevServer {
                 .await
                 .context("serve gRPC")
         });
-        let db = match &options.postgres {
-            Some(postgres) => postgres.describe(),
+        let db = match &options.database {
+            Some(database) => database.describe(),
             None => options.db_filename.display().to_string(),
         };
         info!(%address, %db, "sundial is serving");

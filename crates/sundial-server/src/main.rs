@@ -133,7 +133,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         port: args.port,
         db_filename: db_filename.clone(),
         durable,
-        postgres: None,
+        database: None,
         namespaces: args.namespaces,
         create_default_namespace: true,
         num_shards: args.num_shards,
@@ -219,23 +219,20 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         warn!(keys = %config.ignored.join(", "), "config keys not used by Sundial");
     }
     if let Some(visibility) = &config.visibility {
-        sundial_persistence::postgres_admin::check_database(
-            visibility,
-            &sundial_persistence::schema::POSTGRES_VISIBILITY,
-        )
-        .await
-        .map_err(|error| anyhow::anyhow!("visibility store: {error}"))?;
+        sundial_persistence::admin::check_database(visibility, visibility.plugin.schemas().1)
+            .await
+            .map_err(|error| anyhow::anyhow!("visibility store: {error}"))?;
     }
-    let (db_filename, postgres) = match &config.store {
+    let (db_filename, database) = match &config.store {
         StoreConfig::Sqlite(path) => (path.clone(), None),
-        StoreConfig::Postgres(options) => (PathBuf::new(), Some(options.clone())),
+        StoreConfig::Sql(options) => (PathBuf::new(), Some(options.clone())),
     };
     let server = DevServer::start(DevServerOptions {
         ip: config.frontend_ip.clone(),
         port: config.frontend_port,
         db_filename,
         durable: true,
-        postgres,
+        database,
         namespaces: Vec::new(),
         create_default_namespace: false,
         num_shards: config.num_history_shards,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use sundial_persistence::schema::{self, Version};
-use sundial_persistence::{PostgresOptions, SqliteOptions, SqliteStore, postgres_admin};
+use sundial_persistence::{SqlOptions, SqlPlugin, SqliteOptions, SqliteStore, admin};
 
 #[derive(Args, Debug)]
 pub struct SchemaArgs {
@@ -143,7 +143,7 @@ enum SchemaCommand {
         /// A schema directory in Temporal's layout; it names the embedded schema of the same path.
         #[arg(short = 'd', long = "schema-dir")]
         schema_dir: Option<String>,
-        /// An embedded schema: postgresql/v12/temporal or postgresql/v12/visibility.
+        /// An embedded schema: postgresql/v12/temporal, postgresql/v12/visibility, mysql/v8/temporal or mysql/v8/visibility.
         #[arg(short = 's', long = "schema-name")]
         schema_name: Option<String>,
         /// Version to update to (default: the latest).
@@ -162,20 +162,19 @@ enum SchemaCommand {
 }
 
 enum Plugin {
-    Postgres,
+    Sql(SqlPlugin),
     Sqlite,
 }
 
 fn plugin(name: &str) -> anyhow::Result<Plugin> {
     match name {
-        "postgres12" | "postgres12_pgx" | "postgres" | "postgresql" => Ok(Plugin::Postgres),
         "sqlite" => Ok(Plugin::Sqlite),
-        "mysql8" | "mysql" => bail!(
-            "the mysql8 plugin is not built yet in this Sundial; use --plugin postgres12 or sqlite"
-        ),
-        other => bail!(
-            "unknown plugin {other:?}: Sundial supports postgres12, postgres12_pgx, mysql8 and sqlite"
-        ),
+        other => match SqlPlugin::parse(other) {
+            Some(plugin) => Ok(Plugin::Sql(plugin)),
+            None => bail!(
+                "unknown plugin {other:?}: Sundial supports postgres12, postgres12_pgx, mysql8 and sqlite"
+            ),
+        },
     }
 }
 
@@ -183,14 +182,28 @@ fn parse_version(text: &str) -> anyhow::Result<Version> {
     Version::parse(text).with_context(|| format!("invalid schema version {text:?}"))
 }
 
-fn schema_set(name_or_dir: &str) -> anyhow::Result<&'static schema::SchemaSet> {
-    schema::find_set(name_or_dir).with_context(|| {
+fn schema_set(
+    name_or_dir: &str,
+    options: &SqlOptions,
+) -> anyhow::Result<&'static schema::SchemaSet> {
+    let set = schema::find_set(name_or_dir).with_context(|| {
         let names: Vec<&str> = schema::SETS.iter().map(|set| set.name).collect();
         format!(
             "no Sundial schema is called {name_or_dir:?}; the embedded ones are {}",
             names.join(", ")
         )
-    })
+    })?;
+    if set.plugin != options.plugin {
+        let (main, visibility) = options.plugin.schemas();
+        bail!(
+            "schema {} is not for --plugin {}; its schemas are {} and {}",
+            set.name,
+            options.plugin.name(),
+            main.name,
+            visibility.name
+        );
+    }
+    Ok(set)
 }
 
 pub async fn run(args: SchemaArgs) -> anyhow::Result<()> {
@@ -210,29 +223,29 @@ pub async fn run(args: SchemaArgs) -> anyhow::Result<()> {
     };
     match plugin(&args.plugin)? {
         Plugin::Sqlite => run_sqlite(&args, say),
-        Plugin::Postgres => {
-            let options = PostgresOptions {
+        Plugin::Sql(plugin) => {
+            let options = SqlOptions {
                 host: args.endpoint.clone(),
-                port: args.port.unwrap_or(5432),
+                port: args.port.unwrap_or(plugin.default_port()),
                 user: args.user.clone(),
                 password: args.password.clone(),
                 database: args.database.clone(),
                 max_conns: 2,
-                ..Default::default()
+                ..SqlOptions::new(plugin)
             };
-            run_postgres(&args.command, &options, say).await
+            run_sql(&args.command, &options, say).await
         }
     }
 }
 
-async fn run_postgres(
+async fn run_sql(
     command: &SchemaCommand,
-    options: &PostgresOptions,
+    options: &SqlOptions,
     say: impl Fn(String),
 ) -> anyhow::Result<()> {
     match command {
         SchemaCommand::CreateDatabase { default_database } => {
-            if postgres_admin::create_database(options, default_database.as_deref()).await? {
+            if admin::create_database(options, default_database.as_deref()).await? {
                 say(format!("created database {}", options.database));
             } else {
                 say(format!("database {} exists already", options.database));
@@ -259,15 +272,15 @@ async fn run_postgres(
             let version = parse_version(version)?;
             match schema_name {
                 None => {
-                    let recorded = postgres_admin::setup_schema(options, version).await?;
+                    let recorded = admin::setup_schema(options, version).await?;
                     say(format!(
                         "database {} is at schema version {recorded}",
                         options.database
                     ));
                 }
                 Some(name) => {
-                    let set = schema_set(name)?;
-                    postgres_admin::setup_schema(options, Version(0, 0)).await?;
+                    let set = schema_set(name, options)?;
+                    admin::setup_schema(options, Version(0, 0)).await?;
                     let target = if version == Version(0, 0) {
                         None
                     } else {
@@ -276,7 +289,7 @@ async fn run_postgres(
                     report_update(
                         options,
                         set,
-                        postgres_admin::update_schema(options, set, target).await?,
+                        admin::update_schema(options, set, target).await?,
                         &say,
                     );
                 }
@@ -290,15 +303,15 @@ async fn run_postgres(
             let Some(name) = schema_name.as_deref().or(schema_dir.as_deref()) else {
                 bail!("update-schema needs --schema-name or --schema-dir");
             };
-            let set = schema_set(name)?;
+            let set = schema_set(name, options)?;
             let target = version.as_deref().map(parse_version).transpose()?;
-            let applied = postgres_admin::update_schema(options, set, target).await?;
+            let applied = admin::update_schema(options, set, target).await?;
             report_update(options, set, applied, &say);
         }
         SchemaCommand::DropDatabase {
             default_database, ..
         } => {
-            postgres_admin::drop_database(options, default_database.as_deref()).await?;
+            admin::drop_database(options, default_database.as_deref()).await?;
             say(format!("dropped database {}", options.database));
         }
     }
@@ -306,7 +319,7 @@ async fn run_postgres(
 }
 
 fn report_update(
-    options: &PostgresOptions,
+    options: &SqlOptions,
     set: &schema::SchemaSet,
     applied: Vec<Version>,
     say: &impl Fn(String),

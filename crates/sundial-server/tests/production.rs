@@ -1,7 +1,8 @@
-//! The operator's path on PostgreSQL, through the built binary: `sundial schema` with
-//! temporal-sql-tool's command lines, `sundial server start --config-file` with a Temporal
+//! The operator's path on PostgreSQL and on MySQL, through the built binary: `sundial schema`
+//! with temporal-sql-tool's command lines, `sundial server start --config-file` with a Temporal
 //! config, a workflow that survives `kill -9`, and the refusals (no schema, another shard
-//! count, a store Sundial lacks). Needs the server of `scripts/postgres.sh` (`SUNDIAL_PG_*`).
+//! count, a store Sundial lacks). Needs the servers of `scripts/postgres.sh` (`SUNDIAL_PG_*`)
+//! and `scripts/mariadb.sh` (`SUNDIAL_MYSQL_*`).
 
 mod common;
 
@@ -13,46 +14,18 @@ use common::*;
 use sundial_proto::api::workflowservice::v1 as ws;
 use sundial_proto::operatorservice::operator_service_client::OperatorServiceClient;
 
-struct Pg {
-    host: String,
-    port: String,
-    user: String,
-    password: String,
-}
-
-fn pg() -> Option<Pg> {
-    let Ok(host) = std::env::var("SUNDIAL_PG_HOST") else {
-        assert!(
-            std::env::var_os("SUNDIAL_REQUIRE_SERVER_DBS").is_none(),
-            "SUNDIAL_REQUIRE_SERVER_DBS is set but SUNDIAL_PG_HOST is not"
-        );
-        return None;
-    };
-    Some(Pg {
-        host,
-        port: std::env::var("SUNDIAL_PG_PORT").unwrap(),
-        user: std::env::var("SUNDIAL_PG_USER").unwrap(),
-        password: std::env::var("SUNDIAL_PG_PASSWORD").unwrap(),
-    })
-}
+use sundial_persistence::{SqlOptions, SqlPlugin};
 
 fn sundial() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sundial"))
 }
 
 /// `sundial schema <global flags> <args>` as an operator writes it; returns (ok, output).
-fn schema(pg: &Pg, database: &str, args: &[&str]) -> (bool, String) {
+fn schema(db: &SqlOptions, database: &str, args: &[&str]) -> (bool, String) {
     let output = sundial()
-        .args([
-            "schema",
-            "--plugin",
-            "postgres12",
-            "--ep",
-            &pg.host,
-            "-p",
-            &pg.port,
-        ])
-        .args(["-u", &pg.user, "--pw", &pg.password, "--db", database])
+        .args(["schema", "--plugin", db.plugin.name(), "--ep", &db.host])
+        .args(["-p", &db.port.to_string()])
+        .args(["-u", &db.user, "--pw", &db.password, "--db", database])
         .args(args)
         .output()
         .unwrap();
@@ -72,7 +45,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn write_config(dir: &Path, pg: &Pg, database: &str, shards: u32, port: u16) -> std::path::PathBuf {
+fn write_config(
+    dir: &Path,
+    db: &SqlOptions,
+    database: &str,
+    shards: u32,
+    port: u16,
+) -> std::path::PathBuf {
+    // Temporal's sample configs name these plugins.
+    let (main_plugin, visibility_plugin) = match db.plugin {
+        SqlPlugin::Postgres => ("postgres12", "postgres12_pgx"),
+        SqlPlugin::Mysql => ("mysql8", "mysql8"),
+    };
     let text = format!(
         r#"log:
   stdout: true
@@ -84,7 +68,7 @@ persistence:
   datastores:
     default:
       sql:
-        pluginName: "postgres12"
+        pluginName: "{main_plugin}"
         databaseName: "{database}"
         connectAddr: "{host}:{pg_port}"
         connectProtocol: "tcp"
@@ -95,7 +79,7 @@ persistence:
         maxConnLifetime: "1h"
     visibility:
       sql:
-        pluginName: "postgres12_pgx"
+        pluginName: "{visibility_plugin}"
         databaseName: "{database}_visibility"
         connectAddr: "{host}:{pg_port}"
         connectProtocol: "tcp"
@@ -125,10 +109,10 @@ clusterMetadata:
       rpcName: "frontend"
       rpcAddress: "127.0.0.1:{port}"
 "#,
-        host = pg.host,
-        pg_port = pg.port,
-        user = pg.user,
-        password = pg.password,
+        host = db.host,
+        pg_port = db.port,
+        user = db.user,
+        password = db.password,
     );
     let path = dir.join(format!("config-{shards}.yaml"));
     std::fs::write(&path, text).unwrap();
@@ -175,40 +159,64 @@ async fn connect_when_up(port: u16, child: &mut Child, log: &Path) -> Client {
 
 #[tokio::test]
 async fn operators_set_up_postgres_with_temporal_commands_and_workflows_survive_kill_9() {
-    let Some(pg) = pg() else { return };
+    operators_set_up_with_temporal_commands_and_workflows_survive_kill_9(SqlPlugin::Postgres).await;
+}
+
+#[tokio::test]
+async fn operators_set_up_mysql_with_temporal_commands_and_workflows_survive_kill_9() {
+    operators_set_up_with_temporal_commands_and_workflows_survive_kill_9(SqlPlugin::Mysql).await;
+}
+
+async fn operators_set_up_with_temporal_commands_and_workflows_survive_kill_9(plugin: SqlPlugin) {
+    let Some(db) = sundial_testkit::databases::server(plugin) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("prod_{}", std::process::id());
+    let database = sundial_testkit::databases::fresh_name("prod");
     let visibility = format!("{database}_visibility");
     let port = free_port();
-    let config = write_config(dir.path(), &pg, &database, 4, port);
+    let config = write_config(dir.path(), &db, &database, 4, port);
 
     // Before any schema: the server says what to run.
-    let (ok, _) = schema(&pg, &database, &["create-database"]);
+    let (ok, _) = schema(&db, &database, &["create-database"]);
     assert!(ok);
-    let (ok, _) = schema(&pg, &visibility, &["create"]);
+    let (ok, _) = schema(&db, &visibility, &["create"]);
     assert!(ok);
     let message = refused(&config);
     assert!(message.contains("setup-schema -v 0.0"), "{message}");
 
     // Temporal's documented sequence, with Temporal's own schema directories named.
-    for (db, dir_name) in [(&database, "temporal"), (&visibility, "visibility")] {
-        let (ok, out) = schema(&pg, db, &["setup-schema", "-v", "0.0"]);
+    for (name, dir_name) in [(&database, "temporal"), (&visibility, "visibility")] {
+        let (ok, out) = schema(&db, name, &["setup-schema", "-v", "0.0"]);
         assert!(ok, "{out}");
-        let schema_dir = format!("./schema/postgresql/v12/{dir_name}/versioned");
-        let (ok, out) = schema(&pg, db, &["update-schema", "-d", &schema_dir]);
+        let schema_dir = match plugin {
+            SqlPlugin::Postgres => format!("./schema/postgresql/v12/{dir_name}/versioned"),
+            SqlPlugin::Mysql => format!("./schema/mysql/v8/{dir_name}/versioned"),
+        };
+        let (ok, out) = schema(&db, name, &["update-schema", "-d", &schema_dir]);
         assert!(ok && out.contains("now at 1.0"), "{out}");
         // Twice changes nothing.
-        let (ok, out) = schema(&pg, db, &["update-schema", "-d", &schema_dir]);
+        let (ok, out) = schema(&db, name, &["update-schema", "-d", &schema_dir]);
         assert!(ok && out.contains("latest"), "{out}");
     }
-    let (ok, out) = schema(&pg, &database, &["create-database"]);
+    let (ok, out) = schema(&db, &database, &["create-database"]);
     assert!(ok && out.contains("exists already"), "{out}");
     let (ok, out) = schema(
-        &pg,
+        &db,
         &database,
         &["update-schema", "--schema-name", "cassandra/temporal"],
     );
     assert!(!ok && out.contains("no Sundial schema is called"), "{out}");
+    let other_dialect = match plugin {
+        SqlPlugin::Postgres => "mysql/v8/temporal",
+        SqlPlugin::Mysql => "postgresql/v12/temporal",
+    };
+    let (ok, out) = schema(
+        &db,
+        &database,
+        &["update-schema", "--schema-name", other_dialect],
+    );
+    assert!(!ok && out.contains("is not for --plugin"), "{out}");
 
     let log = dir.path().join("server.log");
     let mut child = spawn_server(&config, &log);
@@ -265,7 +273,7 @@ async fn operators_set_up_postgres_with_temporal_commands_and_workflows_survive_
     child.wait().unwrap();
 
     // The shard count is fixed at the first start.
-    let other_shards = write_config(dir.path(), &pg, &database, 8, port);
+    let other_shards = write_config(dir.path(), &db, &database, 8, port);
     let message = refused(&other_shards);
     assert!(
         message.contains("created with 4 history shards"),

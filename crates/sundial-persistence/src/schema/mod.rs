@@ -5,6 +5,10 @@
 
 pub mod sqlite;
 
+use sundial_common::{Error, Result};
+
+use crate::options::{SqlOptions, SqlPlugin};
+
 /// One migration of a schema set: the SQL that takes it from the previous version to this one.
 #[derive(Debug)]
 pub struct Migration {
@@ -17,15 +21,10 @@ pub struct Migration {
 #[derive(Debug)]
 pub struct SchemaSet {
     pub name: &'static str,
-    pub dialect: Dialect,
+    pub plugin: SqlPlugin,
     /// The kind written in the `sundial_database` mark: `main` or `visibility`.
     pub kind: &'static str,
     pub migrations: &'static [Migration],
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Postgres,
 }
 
 /// A schema version `major.minor`, as in `schema_version.curr_version`.
@@ -58,7 +57,7 @@ impl SchemaSet {
 
 pub static POSTGRES_MAIN: SchemaSet = SchemaSet {
     name: "postgresql/v12/temporal",
-    dialect: Dialect::Postgres,
+    plugin: SqlPlugin::Postgres,
     kind: "main",
     migrations: &[Migration {
         version: Version(1, 0),
@@ -69,7 +68,7 @@ pub static POSTGRES_MAIN: SchemaSet = SchemaSet {
 
 pub static POSTGRES_VISIBILITY: SchemaSet = SchemaSet {
     name: "postgresql/v12/visibility",
-    dialect: Dialect::Postgres,
+    plugin: SqlPlugin::Postgres,
     kind: "visibility",
     migrations: &[Migration {
         version: Version(1, 0),
@@ -78,7 +77,82 @@ pub static POSTGRES_VISIBILITY: SchemaSet = SchemaSet {
     }],
 };
 
-pub static SETS: &[&SchemaSet] = &[&POSTGRES_MAIN, &POSTGRES_VISIBILITY];
+pub static MYSQL_MAIN: SchemaSet = SchemaSet {
+    name: "mysql/v8/temporal",
+    plugin: SqlPlugin::Mysql,
+    kind: "main",
+    migrations: &[Migration {
+        version: Version(1, 0),
+        description: "Sundial's initial schema: executions with the due-work index, history, transfer tasks, shards, namespaces",
+        sql: include_str!("mysql/v8/temporal/v1.0.sql"),
+    }],
+};
+
+pub static MYSQL_VISIBILITY: SchemaSet = SchemaSet {
+    name: "mysql/v8/visibility",
+    plugin: SqlPlugin::Mysql,
+    kind: "visibility",
+    migrations: &[Migration {
+        version: Version(1, 0),
+        description: "Sundial's visibility database mark",
+        sql: include_str!("mysql/v8/visibility/v1.0.sql"),
+    }],
+};
+
+pub static SETS: &[&SchemaSet] = &[
+    &POSTGRES_MAIN,
+    &POSTGRES_VISIBILITY,
+    &MYSQL_MAIN,
+    &MYSQL_VISIBILITY,
+];
+
+/// What a server makes of a database's recorded schema version (`None`: no version recorded)
+/// and of Sundial's mark: `Ok` only for Sundial's schema at this binary's version, else an
+/// error that says which command to run.
+pub(crate) fn judge(
+    set: &SchemaSet,
+    options: &SqlOptions,
+    current: Option<&str>,
+    marked: bool,
+) -> Result<()> {
+    let database = &options.database;
+    let latest = set.latest();
+    let Some(version) = current else {
+        return Err(Error::Unavailable(format!(
+            "database {database} has no Sundial schema: run `{}` and then `{}`",
+            options.schema_command("setup-schema -v 0.0"),
+            options.schema_command(&format!("update-schema --schema-name {}", set.name)),
+        )));
+    };
+    refuse_foreign(database, version, marked)
+        .map_err(|error| Error::Unavailable(error.to_string()))?;
+    let parsed = Version::parse(version).unwrap_or(Version(0, 0));
+    if parsed < latest {
+        Err(Error::Unavailable(format!(
+            "database {database} has schema version {version}, this Sundial needs {latest}: run `{}`",
+            options.schema_command(&format!("update-schema --schema-name {}", set.name)),
+        )))
+    } else if parsed > latest {
+        Err(Error::Unavailable(format!(
+            "database {database} has schema version {version}, newer than this Sundial's \
+             {latest}: run a newer Sundial"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// A database with a schema version past 0.0 but no Sundial mark was set up for Temporal
+/// Server: Sundial neither serves nor migrates it.
+pub(crate) fn refuse_foreign(database: &str, version: &str, marked: bool) -> Result<()> {
+    if !marked && Version::parse(version) != Some(Version(0, 0)) {
+        return Err(Error::FailedPrecondition(format!(
+            "database {database} holds Temporal Server's schema (version {version}), not \
+             Sundial's; give Sundial a database of its own"
+        )));
+    }
+    Ok(())
+}
 
 /// The schema set a `--schema-name` or a `--schema-dir` names. A directory is matched by its
 /// last components, so Temporal's own layout (`.../schema/postgresql/v12/temporal/versioned`)

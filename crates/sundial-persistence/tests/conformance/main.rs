@@ -5,9 +5,11 @@ mod suite;
 
 use std::sync::Arc;
 
-use sundial_persistence::postgres_admin;
-use sundial_persistence::schema::{self, Version};
-use sundial_persistence::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
+use sundial_persistence::schema::Version;
+use sundial_persistence::{
+    SqlOptions, SqlPlugin, SqliteOptions, SqliteStore, Store, admin, open_server_store,
+};
+use sundial_testkit::databases;
 
 /// A database under test, empty when made. `open` can be called again after `Store::close` to
 /// read what the previous store left (durability).
@@ -36,7 +38,8 @@ macro_rules! conformance {
 macro_rules! all_backends {
     ($($test:ident),* $(,)?) => {
         conformance!(sqlite, sqlite_backend(), [$($test),*]);
-        conformance!(postgres, postgres_backend(), [$($test),*]);
+        conformance!(postgres, server_backend(SqlPlugin::Postgres), [$($test),*]);
+        conformance!(mysql, server_backend(SqlPlugin::Mysql), [$($test),*]);
     };
 }
 
@@ -51,6 +54,7 @@ all_backends!(
     wakeups_are_found_by_time_window_in_pages,
     due_work_and_visibility_fields_round_trip,
     the_shard_count_is_fixed_at_the_first_start,
+    ids_are_compared_bytewise,
 );
 
 pub struct Sqlite {
@@ -76,167 +80,123 @@ async fn sqlite_backend() -> Option<Sqlite> {
     })
 }
 
-/// The PostgreSQL server of `scripts/postgres.sh` (`SUNDIAL_PG_*`). Without one the PostgreSQL
-/// tests pass vacuously, unless `SUNDIAL_REQUIRE_SERVER_DBS` is set (as the test script does).
-pub fn postgres_server() -> Option<PostgresOptions> {
-    let Ok(host) = std::env::var("SUNDIAL_PG_HOST") else {
-        assert!(
-            std::env::var_os("SUNDIAL_REQUIRE_SERVER_DBS").is_none(),
-            "SUNDIAL_REQUIRE_SERVER_DBS is set but SUNDIAL_PG_HOST is not"
-        );
-        return None;
-    };
-    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-    Some(PostgresOptions {
-        host,
-        port: var("SUNDIAL_PG_PORT", "5432").parse().unwrap(),
-        user: var("SUNDIAL_PG_USER", "postgres"),
-        password: var("SUNDIAL_PG_PASSWORD", ""),
-        database: "postgres".into(),
-        max_conns: 8,
-        ..Default::default()
-    })
-}
-
-/// A database name no other test uses.
-pub fn fresh_name(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-pub struct Postgres {
-    options: PostgresOptions,
+/// A fresh database on the server the test scripts started for a dialect.
+pub struct ServerDb {
+    options: SqlOptions,
 }
 
 #[async_trait::async_trait]
-impl Backend for Postgres {
+impl Backend for ServerDb {
     async fn open(&self) -> Arc<dyn Store> {
-        Arc::new(PostgresStore::open(self.options.clone()).await.unwrap())
+        open_server_store(self.options.clone()).await.unwrap()
     }
 }
 
-/// A new database with Sundial's schema, set up the way an operator does it.
-async fn postgres_backend() -> Option<Postgres> {
-    let options = postgres_server()?.with_database(&fresh_name("conformance"));
-    assert!(
-        postgres_admin::create_database(&options, None)
-            .await
-            .unwrap()
-    );
-    postgres_admin::setup_schema(&options, Version(0, 0))
-        .await
-        .unwrap();
-    postgres_admin::update_schema(&options, &schema::POSTGRES_MAIN, None)
-        .await
-        .unwrap();
-    Some(Postgres { options })
+async fn server_backend(plugin: SqlPlugin) -> Option<ServerDb> {
+    let server = databases::server(plugin)?;
+    Some(ServerDb {
+        options: databases::fresh_database(&server, "conformance").await,
+    })
 }
 
-mod postgres_schema {
+/// What `sundial schema` and a starting server do with a database, on each server dialect.
+mod server_schema {
     use super::*;
 
-    #[tokio::test]
-    async fn setup_and_update_twice_change_nothing_and_servers_refuse_other_versions() {
-        let Some(server) = postgres_server() else {
+    async fn setup_and_update_twice_change_nothing_and_servers_refuse_other_versions(
+        plugin: SqlPlugin,
+    ) {
+        let Some(server) = databases::server(plugin) else {
             return;
         };
-        let options = server.with_database(&fresh_name("schema"));
+        let (main, _) = plugin.schemas();
+        let options = server.with_database(&databases::fresh_name("schema"));
         // No database yet.
-        let error = PostgresStore::open(options.clone()).await.err().unwrap();
+        let error = open_server_store(options.clone()).await.err().unwrap();
         assert!(error.to_string().contains("cannot connect"), "{error}");
-        assert!(
-            postgres_admin::create_database(&options, None)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !postgres_admin::create_database(&options, None)
-                .await
-                .unwrap()
-        );
+        assert!(admin::create_database(&options, None).await.unwrap());
+        assert!(!admin::create_database(&options, None).await.unwrap());
         // An empty database: the server says what to run.
-        let error = PostgresStore::open(options.clone()).await.err().unwrap();
+        let error = open_server_store(options.clone()).await.err().unwrap();
         assert!(error.to_string().contains("setup-schema -v 0.0"), "{error}");
-        assert_eq!(
-            postgres_admin::setup_schema(&options, Version(0, 0))
-                .await
-                .unwrap(),
-            Version(0, 0)
-        );
-        assert_eq!(
-            postgres_admin::setup_schema(&options, Version(0, 0))
-                .await
-                .unwrap(),
-            Version(0, 0)
-        );
-        // Set up but not updated: refused, naming the update command.
-        let error = PostgresStore::open(options.clone()).await.err().unwrap();
         assert!(
             error
                 .to_string()
-                .contains("update-schema --schema-name postgresql/v12/temporal"),
+                .contains(&format!("--plugin {}", plugin.name())),
             "{error}"
         );
-        let applied = postgres_admin::update_schema(&options, &schema::POSTGRES_MAIN, None)
-            .await
-            .unwrap();
-        assert_eq!(applied, vec![schema::POSTGRES_MAIN.latest()]);
-        let again = postgres_admin::update_schema(&options, &schema::POSTGRES_MAIN, None)
-            .await
-            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                admin::setup_schema(&options, Version(0, 0)).await.unwrap(),
+                Version(0, 0)
+            );
+        }
+        // Set up but not updated: refused, naming the update command.
+        let error = open_server_store(options.clone()).await.err().unwrap();
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("update-schema --schema-name {}", main.name)),
+            "{error}"
+        );
+        let applied = admin::update_schema(&options, main, None).await.unwrap();
+        assert_eq!(applied, vec![main.latest()]);
+        let again = admin::update_schema(&options, main, None).await.unwrap();
         assert!(again.is_empty());
-        let store = PostgresStore::open(options.clone()).await.unwrap();
-        store.acquire_shard(1).await.unwrap();
+        let store = open_server_store(options.clone()).await.unwrap();
+        assert_eq!(store.acquire_shard(1).await.unwrap(), 1);
+        assert_eq!(store.acquire_shard(1).await.unwrap(), 2);
         store.close();
+        admin::check_database(&options, main).await.unwrap();
+        admin::drop_database(&options, None).await.unwrap();
+        let error = open_server_store(options.clone()).await.err().unwrap();
+        assert!(error.to_string().contains("cannot connect"), "{error}");
     }
 
-    #[tokio::test]
-    async fn a_temporal_database_is_refused_both_ways() {
-        let Some(server) = postgres_server() else {
+    async fn a_temporal_database_is_refused_both_ways(plugin: SqlPlugin) {
+        let Some(server) = databases::server(plugin) else {
             return;
         };
-        let options = server.with_database(&fresh_name("temporal"));
-        postgres_admin::create_database(&options, None)
-            .await
-            .unwrap();
-        postgres_admin::setup_schema(&options, Version(0, 0))
-            .await
-            .unwrap();
+        let (main, _) = plugin.schemas();
+        let options = server.with_database(&databases::fresh_name("temporal"));
+        admin::create_database(&options, None).await.unwrap();
         // What Temporal's tool leaves: a version of Temporal's, no Sundial mark.
-        let (client, connection) = tokio_postgres::connect(
-            &format!(
-                "host={} port={} user={} password={} dbname={}",
-                options.host, options.port, options.user, options.password, options.database
-            ),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute("UPDATE schema_version SET curr_version = '1.19'")
-            .await
-            .unwrap();
-        let error = PostgresStore::open(options.clone()).await.err().unwrap();
+        admin::setup_schema(&options, Version(1, 19)).await.unwrap();
+        let error = open_server_store(options.clone()).await.err().unwrap();
         assert!(
             error.to_string().contains("Temporal Server's schema"),
             "{error}"
         );
-        let error = postgres_admin::update_schema(&options, &schema::POSTGRES_MAIN, None)
+        let error = admin::update_schema(&options, main, None)
             .await
             .unwrap_err();
         assert!(
             error.to_string().contains("Temporal Server's schema"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn postgres_setup_and_update_twice_change_nothing_and_servers_refuse_other_versions() {
+        setup_and_update_twice_change_nothing_and_servers_refuse_other_versions(
+            SqlPlugin::Postgres,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn mysql_setup_and_update_twice_change_nothing_and_servers_refuse_other_versions() {
+        setup_and_update_twice_change_nothing_and_servers_refuse_other_versions(SqlPlugin::Mysql)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_a_temporal_database_is_refused_both_ways() {
+        a_temporal_database_is_refused_both_ways(SqlPlugin::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn mysql_a_temporal_database_is_refused_both_ways() {
+        a_temporal_database_is_refused_both_ways(SqlPlugin::Mysql).await;
     }
 }

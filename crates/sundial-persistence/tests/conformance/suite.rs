@@ -557,3 +557,55 @@ pub async fn the_shard_count_is_fixed_at_the_first_start(backend: &dyn Backend) 
     let reopened = backend.open().await;
     assert_eq!(reopened.init_cluster("active", 4).await.unwrap(), 16);
 }
+
+/// Workflow ids are compared byte for byte on every backend: case, trailing spaces and
+/// non-ASCII letters make different ids (MySQL's default collations would fold them), and an
+/// id of 1,000 bytes (Temporal's default `limit.maxIDLength`) is stored whole.
+pub async fn ids_are_compared_bytewise(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let range_id = store.acquire_shard(1).await.unwrap();
+    let long = "x".repeat(1000);
+    let ids = [
+        "Order-1",
+        "order-1",
+        "order-1 ",
+        "ördér-1",
+        "order-1\u{301}",
+        &long,
+    ];
+    for (index, workflow_id) in ids.iter().enumerate() {
+        let run_id = format!("run-{index}");
+        let mut write = execution(workflow_id, &run_id, 3, 1, None);
+        write.current = CurrentUpdate::Set {
+            expected_run_id: None,
+            run_id: run_id.clone(),
+            status: 1,
+            start_request_id: format!("req-{index}"),
+        };
+        store
+            .write(WriteBatch {
+                shard_id: 1,
+                range_id,
+                executions: vec![write],
+                deleted_transfer_tasks: vec![],
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{workflow_id:?}: {error}"));
+    }
+    for (index, workflow_id) in ids.iter().enumerate() {
+        let current = store
+            .get_current_execution("ns", workflow_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(current.run_id, format!("run-{index}"), "{workflow_id:?}");
+    }
+    assert!(
+        store
+            .get_current_execution("ns", "ORDER-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close();
+}

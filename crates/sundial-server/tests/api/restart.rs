@@ -60,16 +60,20 @@ async fn far_timers_wait_in_the_index_and_fire_after_a_restart() {
         options.timer_horizon = std::time::Duration::from_millis(400);
     };
     let mut server = TestServer::start_with(horizon).await;
-    let mut client = server.client.clone();
-    for index in 0..RUNS {
+    let client = server.client.clone();
+    // Started concurrently, so that the starts (group-committed) end well before the first
+    // delay comes within the horizon on every backend.
+    let starts = (0..RUNS).map(|index| {
+        let mut client = client.clone();
         let mut request = start_request(&format!("wf-far-{index}"), "q-far");
         // A start delay is a timer of its own (the first workflow task's backoff).
         request.workflow_start_delay = Some(sundial_proto::prost_types::Duration {
-            seconds: 2,
+            seconds: 3,
             nanos: (index as i32 % 10) * 50_000_000,
         });
-        client.start_workflow_execution(request).await.unwrap();
-    }
+        async move { client.start_workflow_execution(request).await.unwrap() }
+    });
+    futures::future::join_all(starts).await;
     let in_memory = server.server.as_ref().unwrap().history().timers_in_memory();
     assert_eq!(in_memory, 0, "timers beyond the horizon are held in memory");
 

@@ -26,42 +26,16 @@ pub struct TestServer {
     pub client: Client,
     pub dir: tempfile::TempDir,
     pub db: PathBuf,
-    /// The PostgreSQL database the server uses, when the suite runs on PostgreSQL.
-    pub postgres: Option<sundial_persistence::PostgresOptions>,
+    /// The server database the server uses, when the suite runs on one.
+    pub database: Option<sundial_persistence::SqlOptions>,
 }
 
-/// With `SUNDIAL_TEST_STORE=postgres` (and the `SUNDIAL_PG_*` of `scripts/postgres.sh`), every
-/// test server gets a new PostgreSQL database set up as an operator would; otherwise SQLite.
-pub async fn test_postgres() -> Option<sundial_persistence::PostgresOptions> {
-    use sundial_persistence::{PostgresOptions, postgres_admin, schema};
-    if std::env::var("SUNDIAL_TEST_STORE").as_deref() != Ok("postgres") {
-        return None;
-    }
-    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
-    let options = PostgresOptions {
-        host: var("SUNDIAL_PG_HOST"),
-        port: var("SUNDIAL_PG_PORT").parse().unwrap(),
-        user: var("SUNDIAL_PG_USER"),
-        password: var("SUNDIAL_PG_PASSWORD"),
-        database: format!(
-            "api_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ),
-        max_conns: 8,
-        ..Default::default()
-    };
-    postgres_admin::create_database(&options, None)
-        .await
-        .unwrap();
-    postgres_admin::setup_schema(&options, schema::Version(0, 0))
-        .await
-        .unwrap();
-    postgres_admin::update_schema(&options, &schema::POSTGRES_MAIN, None)
-        .await
-        .unwrap();
-    Some(options)
+/// With `SUNDIAL_TEST_STORE=postgres` or `mysql` (and the variables of `scripts/postgres.sh` or
+/// `scripts/mariadb.sh`), every test server gets a new database set up as an operator would;
+/// otherwise SQLite.
+pub async fn test_database() -> Option<sundial_persistence::SqlOptions> {
+    let server = sundial_testkit::databases::requested()?;
+    Some(sundial_testkit::databases::fresh_database(&server, "api").await)
 }
 
 pub fn options(db: PathBuf) -> DevServerOptions {
@@ -70,7 +44,7 @@ pub fn options(db: PathBuf) -> DevServerOptions {
         port: 0,
         db_filename: db,
         durable: true,
-        postgres: None,
+        database: None,
         namespaces: vec!["other".into()],
         create_default_namespace: true,
         num_shards: 4,
@@ -97,8 +71,8 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("sundial.db");
         let mut server_options = options(db.clone());
-        server_options.postgres = test_postgres().await;
-        let postgres = server_options.postgres.clone();
+        server_options.database = test_database().await;
+        let database = server_options.database.clone();
         adjust(&mut server_options);
         let server = DevServer::start(server_options)
             .await
@@ -109,7 +83,7 @@ impl TestServer {
             client,
             dir,
             db,
-            postgres,
+            database,
         }
     }
 
@@ -124,7 +98,7 @@ impl TestServer {
             server.stop().await.expect("stop server");
         }
         let mut server_options = options(self.db.clone());
-        server_options.postgres = self.postgres.clone();
+        server_options.database = self.database.clone();
         adjust(&mut server_options);
         let server = DevServer::start(server_options)
             .await
