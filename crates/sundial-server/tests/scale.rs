@@ -1,0 +1,142 @@
+//! A restart with many open runs: 100,000 workflows each waiting on a timer (a start delay, the
+//! first workflow task's backoff). The restarted server answers within 2 s without loading
+//! them, holds only the timers due soon in memory, and every timer still fires: in the end each
+//! run's first workflow task waits in its queue. `SUNDIAL_SCALE_RUNS` sets the count.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sundial_proto::api::enums::v1::TaskQueueType;
+use sundial_proto::api::workflowservice::v1 as ws;
+
+/// Concurrent start streams: enough for group commit to batch the writes.
+const STREAMS: usize = 64;
+
+fn runs() -> usize {
+    std::env::var("SUNDIAL_SCALE_RUNS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(100_000)
+}
+
+async fn backlog(client: &mut Client, queue: &str) -> i64 {
+    client
+        .describe_task_queue(ws::DescribeTaskQueueRequest {
+            namespace: "default".into(),
+            task_queue: task_queue(queue),
+            task_queue_type: TaskQueueType::Workflow as i32,
+            report_stats: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .map_or(0, |stats| stats.approximate_backlog_count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_100k_open_runs_answers_at_once_and_every_timer_fires() {
+    let runs = runs();
+    let mut server = TestServer::start().await;
+    let client = server.client.clone();
+    // Every timer comes due in one 30 s window (3,300 a second for 100,000 runs) that opens
+    // well after the starts and the restart are done: a start's delay is counted from its own
+    // moment, so each start aims at the same window.
+    let window_opens = Instant::now() + Duration::from_secs(20 + runs as u64 / 4_000);
+    let streams = (0..STREAMS).map(|stream| {
+        let mut client = client.clone();
+        async move {
+            for index in (stream..runs).step_by(STREAMS) {
+                let mut request = start_request(&format!("wf-scale-{index}"), "q-scale");
+                let due = window_opens + Duration::from_micros((index % 100_000) as u64 * 300);
+                let delay = due.saturating_duration_since(Instant::now());
+                request.workflow_start_delay = Some(sundial_proto::prost_types::Duration {
+                    seconds: delay.as_secs() as i64,
+                    nanos: delay.subsec_nanos() as i32,
+                });
+                client.start_workflow_execution(request).await.unwrap();
+            }
+        }
+    });
+    let begun = Instant::now();
+    futures::future::join_all(streams).await;
+    eprintln!("{runs} runs started in {:?}", begun.elapsed());
+    assert!(
+        Instant::now() + Duration::from_secs(5) < window_opens,
+        "the starts took too long for the window; raise its offset"
+    );
+    let history = server.server.as_ref().unwrap().history();
+    assert_eq!(
+        history.timers_in_memory(),
+        0,
+        "far timers are held in memory"
+    );
+
+    server
+        .server
+        .take()
+        .unwrap()
+        .stop()
+        .await
+        .expect("stop server");
+    let begun = Instant::now();
+    server.restart().await;
+    let mut client = server.client.clone();
+    client
+        .get_system_info(ws::GetSystemInfoRequest {})
+        .await
+        .unwrap();
+    client
+        .describe_namespace(ws::DescribeNamespaceRequest {
+            namespace: "default".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let answered = begun.elapsed();
+    eprintln!("the restarted server answered after {answered:?}");
+    assert!(
+        answered < Duration::from_secs(2),
+        "the restarted server answered after {answered:?}"
+    );
+    let history = server.server.as_ref().unwrap().history();
+    assert!(
+        history.timers_in_memory() < runs / 10,
+        "a restart armed {} of {runs} far timers",
+        history.timers_in_memory()
+    );
+
+    // Every timer fires, each once: within the window plus a minute of slack for a slow machine.
+    let deadline = window_opens + Duration::from_secs(30 + 60);
+    loop {
+        let waiting = backlog(&mut client, "q-scale").await;
+        if waiting == runs as i64 {
+            eprintln!(
+                "every timer fired {:?} after the window opened",
+                Instant::now().saturating_duration_since(window_opens)
+            );
+            break;
+        }
+        assert!(waiting <= runs as i64, "{waiting} tasks for {runs} runs");
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} of {runs} timers fired by the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(history.timers_in_memory(), 0);
+    // A few of them are real workflow tasks with their first events.
+    for _ in 0..3 {
+        let task = poll_workflow_task(&mut client, "q-scale").await;
+        assert!(
+            task.workflow_execution
+                .as_ref()
+                .unwrap()
+                .workflow_id
+                .starts_with("wf-scale-")
+        );
+    }
+}
