@@ -4,6 +4,8 @@
 #
 #   scripts/test-e2e.sh                 # all suites
 #   scripts/test-e2e.sh python go       # a subset: python go typescript java differential crash cli
+#   scripts/test-e2e.sh outage          # not in the default list: PostgreSQL stopped under load
+#                                       # (needs the SUNDIAL_PG_* of scripts/postgres.sh start)
 #
 # SUNDIAL_TEST_STORE=postgres|mysql runs the sundial servers of the python, go, crash, cli and
 # differential suites on databases of their own (each set up with `sundial schema`, then
@@ -47,6 +49,7 @@ run() { # name, dir, command...
   if [ -n "${SUNDIAL_TEST_STORE:-}" ] && [ "$SUNDIAL_TEST_TARGET" = sundial ]; then
     case "$name" in
       typescript|java) store=", store: sqlite (this suite ignores SUNDIAL_TEST_STORE)" ;;
+      outage) store=", store: postgres (this suite ignores SUNDIAL_TEST_STORE)" ;;
       *) store=", store: $SUNDIAL_TEST_STORE" ;;
     esac
   fi
@@ -68,6 +71,7 @@ for s in "${suites[@]}"; do
     go)           run go tests/sdk/go go test -count=1 -v -timeout 20m ./... ;;
     differential) run differential tests/differential "$PY" -m pytest -q -rf ;;
     crash)        run crash tests/crash "$PY" -m pytest -q -rf -s ;;
+    outage)       run outage tests/outage "$PY" -m pytest -q -rf -s ;;
     cli)          run cli tests/cli "$PY" -m pytest -q -rf ;;
     typescript)   run typescript tests/sdk/typescript npm test --silent ;;
     java)

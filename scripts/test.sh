@@ -44,6 +44,9 @@ SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh
 step "end-to-end suites again (Python and Go SDKs, crash), every sundial server on its own PostgreSQL database"
 SUNDIAL_TEST_STORE=postgres SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh python go crash
 
+step "database outage: PostgreSQL stopped for 30 s under load, and commits whose reply is lost"
+SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh outage
+
 step "end-to-end suites again (Python and Go SDKs, crash), every sundial server on its own MariaDB database"
 SUNDIAL_TEST_STORE=mysql SUNDIAL_BIN="$PWD/target/release/sundial" bash scripts/test-e2e.sh python go crash
 

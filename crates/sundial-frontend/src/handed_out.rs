@@ -68,16 +68,33 @@ impl HandedOut {
         let (matching, task_queue, kind) =
             (self.matching.clone(), self.task_queue.clone(), self.kind);
         runtime.spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            match kind {
-                // A sticky queue whose worker has gone refuses it; the sticky schedule-to-start
-                // timeout then moves the task to the normal queue.
-                QueueKind::Workflow { sticky } => {
-                    matching.add_workflow_task(&task_queue, task, sticky).await;
+            let mut delay = delay;
+            for attempt in 1u32.. {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
                 }
-                QueueKind::Activity => matching.add_activity_task(&task_queue, task).await,
+                let added = match kind {
+                    // A sticky queue whose worker has gone refuses it; the sticky
+                    // schedule-to-start timeout then moves the task to the normal queue.
+                    QueueKind::Workflow { sticky } => matching
+                        .add_workflow_task(&task_queue, task.clone(), sticky)
+                        .await
+                        .map(|_| ()),
+                    QueueKind::Activity => {
+                        matching.add_activity_task(&task_queue, task.clone()).await
+                    }
+                };
+                match added {
+                    Ok(()) => return,
+                    Err(error) => {
+                        // Until matching takes it back (the run's row keeps it pending, so a
+                        // restart would dispatch it too); backing off to 10 s.
+                        if attempt == 1 || attempt % 10 == 0 {
+                            warn!(%error, attempt, workflow_id = %task.workflow_id, "matching refused a task given back; trying again");
+                        }
+                        delay = (delay * 2).clamp(GIVE_BACK_DELAY, Duration::from_secs(10));
+                    }
+                }
             }
         });
     }
@@ -112,6 +129,7 @@ mod tests {
         matching
             .poll_activity_task("ns", "q", "worker", Instant::now() + within)
             .await
+            .unwrap()
     }
 
     #[tokio::test]

@@ -451,6 +451,7 @@ impl WorkflowService for WorkflowHandler {
                 .matching
                 .poll_workflow_task(&namespace.id, &task_queue, sticky, &request.identity, until)
                 .await
+                .map_err(to_status)?
             else {
                 return ok(ws::PollWorkflowTaskQueueResponse::default());
             };
@@ -577,7 +578,8 @@ impl WorkflowService for WorkflowHandler {
             self.frontend
                 .matching
                 .shutdown_worker(&namespace.id, &request.sticky_task_queue)
-                .await;
+                .await
+                .map_err(to_status)?;
         }
         ok(ws::ShutdownWorkerResponse::default())
     }
@@ -622,6 +624,7 @@ impl WorkflowService for WorkflowHandler {
                 .matching
                 .poll_activity_task(&namespace.id, &task_queue, &request.identity, until)
                 .await
+                .map_err(to_status)?
             else {
                 return ok(ws::PollActivityTaskQueueResponse::default());
             };
@@ -889,7 +892,8 @@ impl WorkflowService for WorkflowHandler {
             for task_type in types {
                 let partitions = matching
                     .describe_task_queue(&namespace.id, &task_queue, is_activity(task_type))
-                    .await;
+                    .await
+                    .map_err(to_status)?;
                 let summary = summarize_partitions(&partitions, None);
                 types_info.insert(
                     task_type,
@@ -918,7 +922,8 @@ impl WorkflowService for WorkflowHandler {
                 &task_queue,
                 is_activity(request.task_queue_type),
             )
-            .await;
+            .await
+            .map_err(to_status)?;
         let (pollers, stats) = summarize_partitions(&partitions, one_partition);
         #[allow(deprecated)]
         let task_queue_status = request.include_task_queue_status.then(|| {
@@ -952,11 +957,16 @@ impl WorkflowService for WorkflowHandler {
         let namespace = self.namespace(&request.namespace)?;
         let task_queue = validate::task_queue(request.task_queue.as_ref(), &self.frontend.limits())
             .map_err(to_status)?;
-        let list = |activity: bool| {
-            let count =
-                self.frontend
-                    .matching
-                    .read_partitions(&namespace.id, &task_queue, activity);
+        let mut counts = [0; 2];
+        for (count, activity) in counts.iter_mut().zip([true, false]) {
+            *count = self
+                .frontend
+                .matching
+                .read_partitions(&namespace.id, &task_queue, activity)
+                .await
+                .map_err(to_status)?;
+        }
+        let list = |count: usize| {
             (0..count)
                 .map(
                     |index| sundial_proto::api::taskqueue::v1::TaskQueuePartitionMetadata {
@@ -968,8 +978,8 @@ impl WorkflowService for WorkflowHandler {
                 .collect()
         };
         ok(ws::ListTaskQueuePartitionsResponse {
-            activity_task_queue_partitions: list(true),
-            workflow_task_queue_partitions: list(false),
+            activity_task_queue_partitions: list(counts[0]),
+            workflow_task_queue_partitions: list(counts[1]),
         })
     }
 

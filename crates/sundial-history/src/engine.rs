@@ -66,6 +66,9 @@ pub(crate) struct Slot {
     compact: Option<Compact>,
     /// Sweeps since the last use; any use resets it.
     idle_sweeps: u8,
+    /// The `db_version` whose dispatches this process has handed out (or is handing out): a
+    /// shard's recovery that finds the run through the due-work index does not send them again.
+    handed_out: Option<i64>,
 }
 
 struct Compact {
@@ -169,6 +172,10 @@ pub(crate) struct Inner {
     pub timers: TimerQueue,
     transfer: mpsc::UnboundedSender<TransferItem>,
     transfer_receiver: Mutex<Option<mpsc::UnboundedReceiver<TransferItem>>>,
+    /// Runs whose last write may have committed although it failed (the database went away
+    /// before answering): `resettle_loop` hands out what their stored state waits for.
+    resettle: mpsc::UnboundedSender<WorkflowKey>,
+    resettle_receiver: Mutex<Option<mpsc::UnboundedReceiver<WorkflowKey>>>,
     watchers: Mutex<HashMap<(String, String), watch::Sender<u64>>>,
     /// Queries waiting to ride on a run's pending workflow task, and their answer channels.
     pub(crate) attached_queries: Mutex<HashMap<WorkflowKey, Vec<(String, WorkflowQuery)>>>,
@@ -194,6 +201,7 @@ impl HistoryService {
         config: HistoryConfig,
     ) -> Self {
         let (transfer, receiver) = mpsc::unbounded_channel();
+        let (resettle, resettle_receiver) = mpsc::unbounded_channel();
         let inner = Inner {
             store,
             matching,
@@ -210,6 +218,8 @@ impl HistoryService {
             timers: TimerQueue::default(),
             transfer,
             transfer_receiver: Mutex::new(Some(receiver)),
+            resettle,
+            resettle_receiver: Mutex::new(Some(resettle_receiver)),
             watchers: Mutex::new(HashMap::new()),
             attached_queries: Mutex::new(HashMap::new()),
             query_waiters: Mutex::new(HashMap::new()),
@@ -257,6 +267,9 @@ impl HistoryService {
         inner.armed_until.store(armed_until, Ordering::SeqCst);
         if let Some(receiver) = inner.transfer_receiver.lock().take() {
             tokio::spawn(transfer_loop(inner.clone(), receiver));
+        }
+        if let Some(receiver) = inner.resettle_receiver.lock().take() {
+            tokio::spawn(resettle_loop(inner.clone(), receiver));
         }
         tokio::spawn(timer_loop(inner.clone()));
         tokio::spawn(compact_loop(
@@ -372,6 +385,34 @@ async fn timer_loop(inner: Arc<Inner>) {
             _ = tokio::time::sleep(wait) => {}
             _ = inner.timers.wake.notified() => {}
         }
+    }
+}
+
+/// Attempts at resettling one run before it is left to its shard's next recovery.
+const RESETTLE_ATTEMPTS: u32 = 60;
+
+/// Looks at each run whose write failed without a definite answer, once the database answers
+/// again: if the write did commit, its dispatches and timers go out now (a duplicate dispatch
+/// is harmless, recording it started drops a stale one); if it did not, there is nothing to do.
+async fn resettle_loop(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<WorkflowKey>) {
+    while let Some(key) = receiver.recv().await {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            for attempt in 1..=RESETTLE_ATTEMPTS {
+                tokio::time::sleep(delay).await;
+                match inner.look_at_run(&key, true).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        if attempt == 1 || attempt % 10 == 0 {
+                            warn!(%error, %key, attempt, "a run whose write failed cannot be read yet");
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+            warn!(%key, "gave up resettling a run; its shard's next recovery picks it up");
+        });
     }
 }
 
@@ -619,6 +660,7 @@ impl Inner {
             guard.loaded = None;
             drop(guard);
             self.evict(key);
+            self.resettle_if_unsure(&dispatch, &error);
             return Err(error);
         }
         let closed = !state.is_running();
@@ -628,6 +670,7 @@ impl Inner {
             due: dispatch[0].due,
             events,
         }));
+        guard.handed_out = Some(db_version + 1);
         drop(guard);
         if closed {
             // Closed runs are rarely read again: keep memory for the open ones.
@@ -664,7 +707,10 @@ impl Inner {
         let cached_state = state.clone();
         let (batch, dispatch) =
             self.build_batch(key, &state, None, false, transition, Some(current));
-        self.store.write(batch).await?;
+        if let Err(error) = self.store.write(batch).await {
+            self.resettle_if_unsure(&dispatch, &error);
+            return Err(error);
+        }
         {
             let slot = self.slot(key);
             let mut guard = slot.lock().await;
@@ -675,10 +721,23 @@ impl Inner {
                     due: dispatch[0].due,
                     events: Some(events),
                 }));
+                guard.handed_out = Some(1);
             }
         }
         self.after_write(dispatch).await;
         Ok(())
+    }
+
+    /// A write that failed with Unavailable may still have committed (the database can commit
+    /// and then lose the connection before it answers): the run is looked at again once the
+    /// database answers, so that what it waits for is handed out either way. Conflicts and lost
+    /// ownership are definite: nothing was written.
+    fn resettle_if_unsure(&self, written: &[Dispatch], error: &Error) {
+        if matches!(error, Error::Unavailable(_)) {
+            for run in written {
+                let _ = self.resettle.send(run.key.clone());
+            }
+        }
     }
 
     /// Builds the write for a run's transition (plus the run it continues into, if any).
@@ -897,7 +956,7 @@ impl Inner {
     /// `send_dispatches`) and its timers within the armed horizon. A row whose stored due work
     /// is out of date (a delayed dispatch went out, or the row predates the index) is corrected.
     async fn look_at_run(&self, key: &WorkflowKey, send_dispatches: bool) -> Result<()> {
-        let (pending, stored) = {
+        let (pending, stored, send_dispatches) = {
             let slot = self.slot(key);
             let mut guard = slot.lock().await;
             match self.ensure_loaded(key, &mut guard).await {
@@ -906,10 +965,18 @@ impl Inner {
                 Err(error) => return Err(error),
             }
             let loaded = guard.loaded.as_ref().expect("loaded above");
-            (
+            let (pending, due, version) = (
                 sundial_history_core::rebuild_tasks(&loaded.state),
                 loaded.due,
-            )
+                loaded.db_version,
+            );
+            // A write of this process has handed this state's dispatches out already (the
+            // index showed a run written after the recovery began).
+            let send = send_dispatches && guard.handed_out != Some(version);
+            if send {
+                guard.handed_out = Some(version);
+            }
+            (pending, due, send)
         };
         let now = self.clock.now_millis();
         let due = sundial_history_core::due(&pending, now);
@@ -966,10 +1033,27 @@ impl Inner {
         let loaded = guard.loaded.as_mut().expect("loaded above");
         loaded.db_version += 1;
         loaded.due = due;
+        let version = loaded.db_version;
+        // The state is the same, so are its dispatches.
+        if guard.handed_out == Some(version - 1) {
+            guard.handed_out = Some(version);
+        }
         Ok(())
     }
 
+    /// Hands a dispatch to matching. When matching cannot take it, the dispatch is tried
+    /// again a second later through the timer queue (as a delayed dispatch); the run's row
+    /// keeps it pending meanwhile, so a restart finds it too.
     async fn send_to_matching(&self, key: &WorkflowKey, task: &Task) {
+        if let Err(error) = self.try_send_to_matching(key, task).await {
+            warn!(%error, %key, task_queue = %task.task_queue, "matching refused a task; adding it again in 1s");
+            let mut retry = task.clone();
+            retry.fire_time_ms = self.clock.now_millis() + 1000;
+            self.timers.push(key, retry);
+        }
+    }
+
+    async fn try_send_to_matching(&self, key: &WorkflowKey, task: &Task) -> Result<()> {
         let task_ref = TaskRef {
             namespace_id: key.namespace_id.clone(),
             workflow_id: key.workflow_id.clone(),
@@ -981,18 +1065,19 @@ impl Inner {
             let queued = self
                 .matching
                 .add_workflow_task(&task.task_queue, task_ref.clone(), task.sticky)
-                .await;
+                .await?;
             if !queued {
                 // The sticky worker is gone: the same task goes to the normal queue, no event.
                 self.matching
                     .add_workflow_task(&task.normal_task_queue, task_ref, false)
-                    .await;
+                    .await?;
             }
         } else {
             self.matching
                 .add_activity_task(&task.task_queue, task_ref)
-                .await;
+                .await?;
         }
+        Ok(())
     }
 
     /// A timer task is due.

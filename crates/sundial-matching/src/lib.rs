@@ -290,7 +290,12 @@ fn poller_info(identity: &str, seen: SystemTime) -> PollerInfo {
 
 #[async_trait]
 impl MatchingApi for Matching {
-    async fn add_workflow_task(&self, task_queue: &str, task: TaskRef, sticky: bool) -> bool {
+    async fn add_workflow_task(
+        &self,
+        task_queue: &str,
+        task: TaskRef,
+        sticky: bool,
+    ) -> Result<bool> {
         let namespace_id = task.namespace_id.clone();
         let (_, write) = self.counts(&namespace_id, task_queue, false, sticky);
         let family = self.family(&namespace_id, task_queue, false);
@@ -301,17 +306,18 @@ impl MatchingApi for Matching {
                     .last_poll
                     .is_some_and(|last| last.elapsed() < STICKY_WORKER_MEMORY);
             if !worker_present {
-                return false;
+                return Ok(false);
             }
         }
         let partition = Family::pick(&mut locked.next_write, write);
         locked.offer(partition, Item::Workflow(WorkflowTaskMatch::Task(task)));
-        true
+        Ok(true)
     }
 
-    async fn add_activity_task(&self, task_queue: &str, task: TaskRef) {
+    async fn add_activity_task(&self, task_queue: &str, task: TaskRef) -> Result<()> {
         let namespace_id = task.namespace_id.clone();
         self.add(&namespace_id, task_queue, true, Item::Activity(task));
+        Ok(())
     }
 
     async fn poll_workflow_task(
@@ -321,18 +327,21 @@ impl MatchingApi for Matching {
         sticky: bool,
         identity: &str,
         deadline: Instant,
-    ) -> Option<WorkflowTaskMatch> {
+    ) -> Result<Option<WorkflowTaskMatch>> {
         loop {
-            match self
+            let Some(item) = self
                 .poll(namespace_id, task_queue, false, sticky, identity, deadline)
-                .await?
-            {
+                .await
+            else {
+                return Ok(None);
+            };
+            match item {
                 Item::Workflow(WorkflowTaskMatch::Query { query_id, .. })
                     if !self.queries.lock().contains_key(&query_id) =>
                 {
                     continue;
                 }
-                Item::Workflow(found) => return Some(found),
+                Item::Workflow(found) => return Ok(Some(found)),
                 _ => continue,
             }
         }
@@ -344,13 +353,16 @@ impl MatchingApi for Matching {
         task_queue: &str,
         identity: &str,
         deadline: Instant,
-    ) -> Option<TaskRef> {
+    ) -> Result<Option<TaskRef>> {
         loop {
-            match self
+            let Some(item) = self
                 .poll(namespace_id, task_queue, true, false, identity, deadline)
-                .await?
-            {
-                Item::Activity(task) => return Some(task),
+                .await
+            else {
+                return Ok(None);
+            };
+            match item {
+                Item::Activity(task) => return Ok(Some(task)),
                 _ => continue,
             }
         }
@@ -406,7 +418,7 @@ impl MatchingApi for Matching {
         Ok(())
     }
 
-    async fn shutdown_worker(&self, namespace_id: &str, sticky_task_queue: &str) {
+    async fn shutdown_worker(&self, namespace_id: &str, sticky_task_queue: &str) -> Result<()> {
         let family = self.family(namespace_id, sticky_task_queue, false);
         let mut locked = family.lock();
         // The worker is gone: its sticky queue takes no more tasks until it polls again.
@@ -414,6 +426,7 @@ impl MatchingApi for Matching {
         while let Some((_, poller)) = locked.pollers.pop_front() {
             let _ = poller.send(Item::Wake);
         }
+        Ok(())
     }
 
     async fn describe_task_queue(
@@ -421,7 +434,7 @@ impl MatchingApi for Matching {
         namespace_id: &str,
         task_queue: &str,
         activity: bool,
-    ) -> Vec<PartitionDescription> {
+    ) -> Result<Vec<PartitionDescription>> {
         let (queue, _) = parse_partition_name(task_queue);
         let (read, write) = self.counts(namespace_id, queue, activity, false);
         let family = self.family(namespace_id, queue, activity);
@@ -429,7 +442,7 @@ impl MatchingApi for Matching {
         locked.partition(read.max(write) - 1);
         let now = Instant::now();
         let wall_now = SystemTime::now();
-        locked
+        Ok(locked
             .partitions
             .iter()
             .enumerate()
@@ -452,11 +465,16 @@ impl MatchingApi for Matching {
                     .front()
                     .map(|(_, at)| wall_now - now.duration_since(*at)),
             })
-            .collect()
+            .collect())
     }
 
-    fn read_partitions(&self, namespace_id: &str, task_queue: &str, activity: bool) -> usize {
-        self.counts(namespace_id, task_queue, activity, false).0
+    async fn read_partitions(
+        &self,
+        namespace_id: &str,
+        task_queue: &str,
+        activity: bool,
+    ) -> Result<usize> {
+        Ok(self.counts(namespace_id, task_queue, activity, false).0)
     }
 }
 
@@ -477,20 +495,29 @@ mod tests {
     #[tokio::test]
     async fn backlog_then_poll_in_order() {
         let matching = Matching::new();
-        matching.add_activity_task("q", task(1)).await;
-        matching.add_activity_task("q", task(2)).await;
+        matching.add_activity_task("q", task(1)).await.unwrap();
+        matching.add_activity_task("q", task(2)).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(1);
         assert_eq!(
-            matching.poll_activity_task("ns", "q", "w", deadline).await,
+            matching
+                .poll_activity_task("ns", "q", "w", deadline)
+                .await
+                .unwrap(),
             Some(task(1))
         );
         assert_eq!(
-            matching.poll_activity_task("ns", "q", "w", deadline).await,
+            matching
+                .poll_activity_task("ns", "q", "w", deadline)
+                .await
+                .unwrap(),
             Some(task(2))
         );
         let short = Instant::now() + Duration::from_millis(20);
         assert_eq!(
-            matching.poll_activity_task("ns", "q", "w", short).await,
+            matching
+                .poll_activity_task("ns", "q", "w", short)
+                .await
+                .unwrap(),
             None
         );
     }
@@ -504,12 +531,13 @@ mod tests {
                 matching
                     .poll_activity_task("ns", "q", "w", Instant::now() + Duration::from_secs(5))
                     .await
+                    .unwrap()
             })
         };
         while matching.family("ns", "q", true).lock().pollers.is_empty() {
             tokio::task::yield_now().await;
         }
-        matching.add_activity_task("q", task(7)).await;
+        matching.add_activity_task("q", task(7)).await.unwrap();
         assert_eq!(poller.await.unwrap(), Some(task(7)));
     }
 
@@ -522,6 +550,7 @@ mod tests {
                 matching
                     .poll_activity_task("ns", "q", "w", Instant::now() + Duration::from_secs(5))
                     .await
+                    .unwrap()
             })
         };
         while matching.family("ns", "q", true).lock().pollers.is_empty() {
@@ -530,10 +559,13 @@ mod tests {
         // The poll goes away; a task offered to it afterwards must not be lost.
         poller.abort();
         let _ = poller.await;
-        matching.add_activity_task("q", task(9)).await;
+        matching.add_activity_task("q", task(9)).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(1);
         assert_eq!(
-            matching.poll_activity_task("ns", "q", "w", deadline).await,
+            matching
+                .poll_activity_task("ns", "q", "w", deadline)
+                .await
+                .unwrap(),
             Some(task(9))
         );
     }
@@ -546,6 +578,7 @@ mod tests {
         matching
             .describe_task_queue("ns", "q", true)
             .await
+            .unwrap()
             .iter()
             .map(|partition| partition.backlog)
             .collect()
@@ -555,12 +588,12 @@ mod tests {
     async fn adds_spread_over_write_partitions() {
         let matching = partitioned(4, 4);
         for id in 0..8 {
-            matching.add_activity_task("q", task(id)).await;
+            matching.add_activity_task("q", task(id)).await.unwrap();
         }
         assert_eq!(backlogs(&matching).await, vec![2, 2, 2, 2]);
         let one = partitioned(1, 1);
         for id in 0..8 {
-            one.add_activity_task("q", task(id)).await;
+            one.add_activity_task("q", task(id)).await.unwrap();
         }
         assert_eq!(backlogs(&one).await, vec![8]);
     }
@@ -570,11 +603,15 @@ mod tests {
         // Read lowered below write: Temporal would strand partitions 1..3; Sundial does not.
         let matching = partitioned(1, 4);
         for id in 0..8 {
-            matching.add_activity_task("q", task(id)).await;
+            matching.add_activity_task("q", task(id)).await.unwrap();
         }
         let deadline = Instant::now() + Duration::from_millis(50);
         let mut taken = Vec::new();
-        while let Some(task) = matching.poll_activity_task("ns", "q", "w", deadline).await {
+        while let Some(task) = matching
+            .poll_activity_task("ns", "q", "w", deadline)
+            .await
+            .unwrap()
+        {
             taken.push(task.scheduled_event_id);
         }
         taken.sort();
@@ -593,6 +630,7 @@ mod tests {
                     matching
                         .poll_activity_task("ns", "q", "w", Instant::now() + Duration::from_secs(5))
                         .await
+                        .unwrap()
                 })
             })
             .collect();
@@ -602,7 +640,7 @@ mod tests {
         // Skip partition 0 so every task lands on a partition whose own poll is not first.
         matching.family("ns", "q", true).lock().next_write = 1;
         for id in 0..4 {
-            matching.add_activity_task("q", task(id)).await;
+            matching.add_activity_task("q", task(id)).await.unwrap();
         }
         let mut taken = Vec::new();
         for poll in polls {
@@ -617,10 +655,19 @@ mod tests {
     async fn pollers_are_listed_by_the_partition_they_polled() {
         let matching = partitioned(2, 2);
         let short = Instant::now() + Duration::from_millis(5);
-        matching.poll_activity_task("ns", "q", "a", short).await;
+        matching
+            .poll_activity_task("ns", "q", "a", short)
+            .await
+            .unwrap();
         let short = Instant::now() + Duration::from_millis(5);
-        matching.poll_activity_task("ns", "q", "b", short).await;
-        let described = matching.describe_task_queue("ns", "/_sys/q/1", true).await;
+        matching
+            .poll_activity_task("ns", "q", "b", short)
+            .await
+            .unwrap();
+        let described = matching
+            .describe_task_queue("ns", "/_sys/q/1", true)
+            .await
+            .unwrap();
         let names: Vec<Vec<String>> = described
             .iter()
             .map(|partition| {
@@ -632,7 +679,7 @@ mod tests {
             })
             .collect();
         assert_eq!(names, vec![vec!["a".to_string()], vec!["b".to_string()]]);
-        assert_eq!(matching.read_partitions("ns", "q", true), 2);
+        assert_eq!(matching.read_partitions("ns", "q", true).await.unwrap(), 2);
     }
 
     #[tokio::test]
@@ -642,9 +689,15 @@ mod tests {
         let short = Instant::now() + Duration::from_millis(1);
         matching
             .poll_workflow_task("ns", "sticky", true, "w", short)
-            .await;
+            .await
+            .unwrap();
         for id in 0..3 {
-            assert!(matching.add_workflow_task("sticky", task(id), true).await);
+            assert!(
+                matching
+                    .add_workflow_task("sticky", task(id), true)
+                    .await
+                    .unwrap()
+            );
         }
         let family = matching.family("ns", "sticky", false);
         let locked = family.lock();
@@ -682,6 +735,7 @@ mod tests {
                         Instant::now() + Duration::from_secs(30),
                     )
                     .await
+                    .unwrap()
             })
         };
         while matching
@@ -692,7 +746,7 @@ mod tests {
         {
             tokio::task::yield_now().await;
         }
-        matching.shutdown_worker("ns", "sticky").await;
+        matching.shutdown_worker("ns", "sticky").await.unwrap();
         assert!(poller.await.unwrap().is_none());
     }
 }

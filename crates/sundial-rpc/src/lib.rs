@@ -98,12 +98,20 @@ pub enum QueryAnswer {
     Refused(String),
 }
 
+/// Matching as history and the frontend call it. Every call can fail (`Unavailable` when
+/// matching cannot be reached), so that a network can come between the services: history keeps
+/// a task whose add failed and adds it again, and a failed poll reaches the worker as an error.
 #[async_trait]
 pub trait MatchingApi: Send + Sync + 'static {
     /// Queues a workflow task. For a sticky queue whose worker has not polled recently, the
-    /// task is refused (returns false) so history can send it to the normal queue instead.
-    async fn add_workflow_task(&self, task_queue: &str, task: TaskRef, sticky: bool) -> bool;
-    async fn add_activity_task(&self, task_queue: &str, task: TaskRef);
+    /// task is refused (`Ok(false)`) so history can send it to the normal queue instead.
+    async fn add_workflow_task(
+        &self,
+        task_queue: &str,
+        task: TaskRef,
+        sticky: bool,
+    ) -> Result<bool>;
+    async fn add_activity_task(&self, task_queue: &str, task: TaskRef) -> Result<()>;
     /// Waits for a workflow task until `deadline`; `None` means the poll ends empty.
     async fn poll_workflow_task(
         &self,
@@ -112,14 +120,14 @@ pub trait MatchingApi: Send + Sync + 'static {
         sticky: bool,
         identity: &str,
         deadline: Instant,
-    ) -> Option<WorkflowTaskMatch>;
+    ) -> Result<Option<WorkflowTaskMatch>>;
     async fn poll_activity_task(
         &self,
         namespace_id: &str,
         task_queue: &str,
         identity: &str,
         deadline: Instant,
-    ) -> Option<TaskRef>;
+    ) -> Result<Option<TaskRef>>;
     /// Hands a query task to a poller of the queue and waits for the answer until `deadline`.
     async fn query(
         &self,
@@ -130,16 +138,21 @@ pub trait MatchingApi: Send + Sync + 'static {
     ) -> Result<QueryAnswer>;
     async fn respond_query(&self, query_id: &str, answer: QueryAnswer) -> Result<()>;
     /// Ends the polls waiting on a worker's sticky queue.
-    async fn shutdown_worker(&self, namespace_id: &str, sticky_task_queue: &str);
+    async fn shutdown_worker(&self, namespace_id: &str, sticky_task_queue: &str) -> Result<()>;
     /// Every partition of a queue (root first), for DescribeTaskQueue.
     async fn describe_task_queue(
         &self,
         namespace_id: &str,
         task_queue: &str,
         activity: bool,
-    ) -> Vec<PartitionDescription>;
+    ) -> Result<Vec<PartitionDescription>>;
     /// How many partitions polls of a queue are spread over now (ListTaskQueuePartitions).
-    fn read_partitions(&self, namespace_id: &str, task_queue: &str, activity: bool) -> usize;
+    async fn read_partitions(
+        &self,
+        namespace_id: &str,
+        task_queue: &str,
+        activity: bool,
+    ) -> Result<usize>;
 }
 
 /// One partition of a task queue as matching sees it.

@@ -58,6 +58,26 @@ pub struct DevServerOptions {
     /// How far ahead timers are held in memory (10 s in `start-dev`); later ones wait in the
     /// database's due-work index.
     pub timer_horizon: std::time::Duration,
+    /// Puts something between matching and its callers (history and the frontend): the place
+    /// where a remote matching client goes, and where tests inject matching's faults.
+    pub wrap_matching: Option<WrapMatching>,
+}
+
+/// A function from the in-process matching to what history and the frontend call instead.
+#[derive(Clone)]
+#[allow(clippy::type_complexity)]
+pub struct WrapMatching(
+    pub  Arc<
+        dyn Fn(Arc<dyn sundial_rpc::MatchingApi>) -> Arc<dyn sundial_rpc::MatchingApi>
+            + Send
+            + Sync,
+    >,
+);
+
+impl std::fmt::Debug for WrapMatching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WrapMatching(..)")
+    }
 }
 
 /// A running all-in-one server.
@@ -113,12 +133,15 @@ impl DevServer {
             Some(_) => (settings.history_limits(), settings.rate_limits()),
             None => (options.limits.clone(), options.rate_limits),
         };
-        let matching = Arc::new(Matching::with_partitions(Box::new(
-            dynamic::LivePartitions {
+        let mut matching: Arc<dyn sundial_rpc::MatchingApi> = Arc::new(Matching::with_partitions(
+            Box::new(dynamic::LivePartitions {
                 settings: settings.clone(),
                 namespaces: namespaces.clone(),
-            },
-        )));
+            }),
+        ));
+        if let Some(wrap) = &options.wrap_matching {
+            matching = (wrap.0)(matching);
+        }
         let config = HistoryConfig {
             num_shards: options.num_shards,
             limits: history_limits,

@@ -149,6 +149,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         },
         compact_idle_after: std::time::Duration::from_secs(1),
         timer_horizon: std::time::Duration::from_secs(10),
+        wrap_matching: None,
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);
@@ -242,6 +243,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         rate_limits: sundial_frontend::rate_limit::RateLimits::default(),
         compact_idle_after: std::time::Duration::from_secs(1),
         timer_horizon: std::time::Duration::from_secs(10),
+        wrap_matching: None,
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);

@@ -11,6 +11,7 @@ mod api {
     pub mod dynconfig;
     pub mod errors;
     pub mod lifecycle;
+    pub mod matching_faults;
     pub mod restart;
     pub mod workflow_tasks;
 }
