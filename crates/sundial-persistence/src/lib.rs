@@ -34,6 +34,22 @@ use prost::Message;
 use sundial_common::{Error, Result};
 use sundial_proto::api::history::v1::{History, HistoryEvent};
 
+/// The `cluster_metadata_info.data` the server databases keep: the cluster's shard count, as
+/// JSON.
+pub(crate) fn cluster_metadata(num_history_shards: u32) -> Vec<u8> {
+    format!("{{\"numHistoryShards\":{num_history_shards}}}").into_bytes()
+}
+
+/// The shard count in a stored `cluster_metadata`.
+pub(crate) fn shards_of_cluster_metadata(data: &[u8]) -> Result<u32> {
+    let text = String::from_utf8_lossy(data);
+    text.trim()
+        .strip_prefix("{\"numHistoryShards\":")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .and_then(|count| count.trim().parse().ok())
+        .ok_or_else(|| Error::CorruptState(format!("stored cluster metadata {text}")))
+}
+
 /// Adds the events of one stored `history_node` batch with ids in `[first, next)`.
 pub(crate) fn extend_from_batch(
     events: &mut Vec<HistoryEvent>,

@@ -513,7 +513,7 @@ impl Store for MysqlStore {
 
     async fn init_cluster(&self, cluster_name: &str, num_history_shards: u32) -> Result<u32> {
         let mut conn = self.conn().await?;
-        let data = format!("{{\"numHistoryShards\":{num_history_shards}}}").into_bytes();
+        let data = crate::cluster_metadata(num_history_shards);
         conn.exec_drop(
             "INSERT INTO cluster_metadata_info (metadata_partition, cluster_name, data, data_encoding, version)
              VALUES (0, ?, ?, 'json', 1) ON DUPLICATE KEY UPDATE version = version",
@@ -529,12 +529,7 @@ impl Store for MysqlStore {
             .await
             .map_err(mysql_error)?;
         let data = data.unwrap_or_default();
-        let text = String::from_utf8_lossy(&data);
-        text.trim()
-            .strip_prefix("{\"numHistoryShards\":")
-            .and_then(|rest| rest.strip_suffix('}'))
-            .and_then(|count| count.trim().parse().ok())
-            .ok_or_else(|| Error::CorruptState(format!("stored cluster metadata {text}")))
+        crate::shards_of_cluster_metadata(&data)
     }
 
     async fn create_namespace(&self, namespace: NamespaceRecord) -> Result<()> {

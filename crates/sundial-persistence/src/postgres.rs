@@ -488,7 +488,7 @@ impl Store for PostgresStore {
 
     async fn init_cluster(&self, cluster_name: &str, num_history_shards: u32) -> Result<u32> {
         let client = self.client().await?;
-        let data = format!("{{\"numHistoryShards\":{num_history_shards}}}").into_bytes();
+        let data = crate::cluster_metadata(num_history_shards);
         client
             .execute(
                 "INSERT INTO cluster_metadata_info (metadata_partition, cluster_name, data, data_encoding, version)
@@ -505,12 +505,7 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_error)?;
         let data: Vec<u8> = row.get(0);
-        let text = String::from_utf8_lossy(&data);
-        text.trim()
-            .strip_prefix("{\"numHistoryShards\":")
-            .and_then(|rest| rest.strip_suffix('}'))
-            .and_then(|count| count.trim().parse().ok())
-            .ok_or_else(|| Error::CorruptState(format!("stored cluster metadata {text}")))
+        crate::shards_of_cluster_metadata(&data)
     }
 
     async fn create_namespace(&self, namespace: NamespaceRecord) -> Result<()> {
