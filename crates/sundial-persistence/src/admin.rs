@@ -42,6 +42,7 @@ pub async fn update_schema(
     set: &SchemaSet,
     target: Option<Version>,
 ) -> Result<Vec<Version>> {
+    let target = set.target(target)?;
     match options.plugin {
         SqlPlugin::Postgres => postgres_admin::update_schema(options, set, target).await,
         SqlPlugin::Mysql => mysql_admin::update_schema(options, set, target).await,

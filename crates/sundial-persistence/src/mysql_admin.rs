@@ -115,49 +115,37 @@ pub(crate) async fn setup_schema(options: &SqlOptions, initial: Version) -> Resu
     )
     .await
     .map_err(mysql_error)?;
-    current_version(&mut conn, &options.database).await
+    Ok(current_version(&mut conn, &options.database).await?.0)
 }
 
-async fn current_version(conn: &mut Conn, database: &str) -> Result<Version> {
-    let (text, _) = recorded_schema(conn, database).await?;
+/// The recorded schema version and whether the database carries Sundial's mark.
+async fn current_version(conn: &mut Conn, database: &str) -> Result<(Version, bool)> {
+    let (text, marked) = recorded_schema(conn, database).await?;
     let Some(text) = text else {
         return Err(Error::FailedPrecondition(format!(
             "database {database} has no schema version: run setup-schema -v 0.0 first"
         )));
     };
-    Version::parse(&text).ok_or_else(|| {
+    let version = Version::parse(&text).ok_or_else(|| {
         Error::FailedPrecondition(format!(
             "database {database} records schema version {text:?}, which is not one of Sundial's"
         ))
-    })
+    })?;
+    Ok((version, marked))
 }
 
 /// `update-schema`: applies every migration of `set` newer than the recorded version, up to
-/// `target` (the latest when `None`). Returns the versions applied.
+/// `target`. Returns the versions applied.
 pub(crate) async fn update_schema(
     options: &SqlOptions,
     set: &SchemaSet,
-    target: Option<Version>,
+    target: Version,
 ) -> Result<Vec<Version>> {
     let mut conn = admin_connection(options, true).await?;
-    let target = target.unwrap_or_else(|| set.latest());
-    if target > set.latest() {
-        return Err(Error::invalid(format!(
-            "schema {} has no version {target}; the latest is {}",
-            set.name,
-            set.latest()
-        )));
-    }
-    let mut current = current_version(&mut conn, &options.database).await?;
-    if current > Version(0, 0) {
-        let (_, marked) = recorded_schema(&mut conn, &options.database).await?;
-        crate::schema::refuse_foreign(&options.database, &current.to_string(), marked)?;
-    }
+    let (mut current, marked) = current_version(&mut conn, &options.database).await?;
+    crate::schema::refuse_foreign(&options.database, &current.to_string(), marked)?;
     let mut applied = Vec::new();
-    for migration in set.migrations {
-        if migration.version <= current || migration.version > target {
-            continue;
-        }
+    for migration in set.migrations_between(current, target) {
         for statement in statements(migration.sql) {
             conn.query_drop(&statement).await.map_err(|error| {
                 Error::internal(format!(

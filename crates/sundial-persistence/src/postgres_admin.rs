@@ -158,32 +158,21 @@ async fn current_version(client: &tokio_postgres::Client, database: &str) -> Res
 }
 
 /// `update-schema`: applies every migration of `set` newer than the recorded version, up to
-/// `target` (the latest when `None`), each in its own transaction with its version record.
+/// `target`, each in its own transaction with its version record.
 /// Returns the versions applied (none when the database is current).
 pub(crate) async fn update_schema(
     options: &SqlOptions,
     set: &SchemaSet,
-    target: Option<Version>,
+    target: Version,
 ) -> Result<Vec<Version>> {
     let mut client = connect(options).await?;
-    let target = target.unwrap_or_else(|| set.latest());
-    if target > set.latest() {
-        return Err(Error::invalid(format!(
-            "schema {} has no version {target}; the latest is {}",
-            set.name,
-            set.latest()
-        )));
-    }
     let mut current = current_version(&client, &options.database).await?;
     if current > Version(0, 0) {
         let (_, marked) = crate::postgres::recorded_schema(&client, &options.database).await?;
         crate::schema::refuse_foreign(&options.database, &current.to_string(), marked)?;
     }
     let mut applied = Vec::new();
-    for migration in set.migrations {
-        if migration.version <= current || migration.version > target {
-            continue;
-        }
+    for migration in set.migrations_between(current, target) {
         let transaction = client.transaction().await.map_err(pg_error)?;
         transaction
             .batch_execute(migration.sql)

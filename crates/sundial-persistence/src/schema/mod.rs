@@ -53,6 +53,31 @@ impl SchemaSet {
             .map(|migration| migration.version)
             .unwrap_or(Version(0, 0))
     }
+
+    /// The version `update-schema --version` names, the latest when none is given; an error
+    /// for a version this set does not reach.
+    pub fn target(&self, asked: Option<Version>) -> Result<Version> {
+        let target = asked.unwrap_or_else(|| self.latest());
+        if target > self.latest() {
+            return Err(Error::invalid(format!(
+                "schema {} has no version {target}; the latest is {}",
+                self.name,
+                self.latest()
+            )));
+        }
+        Ok(target)
+    }
+
+    /// The migrations that take a database from `current` to `target`, in order.
+    pub fn migrations_between(
+        &self,
+        current: Version,
+        target: Version,
+    ) -> impl Iterator<Item = &Migration> {
+        self.migrations
+            .iter()
+            .filter(move |migration| migration.version > current && migration.version <= target)
+    }
 }
 
 pub static POSTGRES_MAIN: SchemaSet = SchemaSet {
@@ -176,6 +201,23 @@ mod tests {
         assert_eq!(Version::parse("2"), Some(Version(2, 0)));
         assert_eq!(Version::parse("x.1"), None);
         assert!(Version(1, 9) < Version(1, 10));
+    }
+
+    #[test]
+    fn update_targets_and_their_migrations() {
+        let set = &POSTGRES_MAIN;
+        assert_eq!(set.target(None).unwrap(), set.latest());
+        let error = set.target(Some(Version(99, 0))).unwrap_err();
+        assert!(error.to_string().contains("has no version 99.0"), "{error}");
+        let all: Vec<_> = set
+            .migrations_between(Version(0, 0), set.latest())
+            .map(|migration| migration.version)
+            .collect();
+        assert_eq!(all, vec![Version(1, 0)]);
+        assert_eq!(
+            set.migrations_between(set.latest(), set.latest()).count(),
+            0
+        );
     }
 
     #[test]
