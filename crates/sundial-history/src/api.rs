@@ -16,17 +16,17 @@ use sundial_proto::api::enums::v1::{
 };
 use sundial_proto::api::failure::v1::Failure;
 use sundial_proto::api::history::v1::{
-    History, WorkflowExecutionCancelRequestedEventAttributes,
+    History, HistoryEvent, WorkflowExecutionCancelRequestedEventAttributes,
     WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
 };
 use sundial_proto::api::query::v1::{QueryRejected, WorkflowQuery};
 use sundial_proto::api::workflowservice::v1 as ws;
 use sundial_rpc::{
-    HistoryApi, NamespaceRef, QueryAnswer, TOKEN_ACTIVITY_TASK, TOKEN_WORKFLOW_TASK, TaskRef,
-    TaskToken,
+    HistoryApi, NamespaceRef, ParentExecutionInfo, QueryAnswer, TOKEN_ACTIVITY_TASK,
+    TOKEN_WORKFLOW_TASK, TaskRef, TaskToken,
 };
 
-use crate::engine::{HistoryService, Inner, ParentLink};
+use crate::engine::{HistoryService, Inner};
 use crate::responses::{self, HistoryToken, MAX_PAGE_SIZE, read_page};
 
 const LONG_POLL: Duration = Duration::from_secs(20);
@@ -59,7 +59,7 @@ impl Inner {
         namespace: &NamespaceRef,
         request: ws::StartWorkflowExecutionRequest,
         signal: Option<WorkflowExecutionSignaledEventAttributes>,
-        parent: Option<ParentLink>,
+        parent: Option<ParentExecutionInfo>,
     ) -> Result<ws::StartWorkflowExecutionResponse> {
         let id_lock_key = WorkflowKey::new(
             namespace.id.clone(),
@@ -219,7 +219,7 @@ impl Inner {
         request: ws::StartWorkflowExecutionRequest,
         request_id: String,
         signal: Option<WorkflowExecutionSignaledEventAttributes>,
-        parent: Option<ParentLink>,
+        parent: Option<ParentExecutionInfo>,
         expected_current: Option<String>,
         run_id: Option<String>,
     ) -> Result<ws::StartWorkflowExecutionResponse> {
@@ -252,8 +252,8 @@ impl Inner {
             ..Default::default()
         };
         if let Some(parent) = parent {
-            attributes.parent_workflow_namespace = parent.namespace_name;
-            attributes.parent_workflow_namespace_id = parent.namespace;
+            attributes.parent_workflow_namespace = parent.namespace;
+            attributes.parent_workflow_namespace_id = parent.namespace_id;
             attributes.parent_workflow_execution = Some(parent.execution);
             attributes.parent_initiated_event_id = parent.initiated_event_id;
             attributes.root_workflow_execution = parent.root;
@@ -304,38 +304,23 @@ impl Inner {
         .await
     }
 
-    pub(crate) async fn request_cancel(
+    /// A cancel request from another workflow; a target that has closed is `NotFound`.
+    pub(crate) async fn request_cancel_from_workflow(
         &self,
         namespace: &NamespaceRef,
         execution: &WorkflowExecution,
         attributes: WorkflowExecutionCancelRequestedEventAttributes,
         request_id: &str,
-        closed_is_not_found: bool,
     ) -> Result<()> {
         let key = self.resolve(&namespace.id, execution).await?;
         self.update(&key, |state, env| {
-            if closed_is_not_found && !state.is_running() {
+            if !state.is_running() {
                 return Err(Error::not_found("workflow execution already completed"));
             }
             Ok((
                 core::request_cancel(state, env, attributes, request_id)?,
                 (),
             ))
-        })
-        .await
-    }
-
-    pub(crate) async fn terminate(
-        &self,
-        namespace: &NamespaceRef,
-        execution: &WorkflowExecution,
-        reason: String,
-        details: Option<Payloads>,
-        identity: String,
-    ) -> Result<()> {
-        let key = self.resolve(&namespace.id, execution).await?;
-        self.update(&key, |state, env| {
-            Ok((core::terminate(state, env, reason, details, identity)?, ()))
         })
         .await
     }
@@ -1309,6 +1294,84 @@ impl HistoryApi for HistoryService {
 
     async fn count_workflow_executions(&self, namespace: &NamespaceRef) -> Result<i64> {
         self.inner.store.count_executions(&namespace.id).await
+    }
+
+    async fn start_child_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::StartWorkflowExecutionRequest,
+        parent: ParentExecutionInfo,
+    ) -> Result<ws::StartWorkflowExecutionResponse> {
+        self.inner
+            .start_workflow(namespace, request, None, Some(parent))
+            .await
+    }
+
+    async fn signal_from_workflow(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::SignalWorkflowExecutionRequest,
+        source: WorkflowExecution,
+    ) -> Result<()> {
+        let execution = request.workflow_execution.clone().unwrap_or_default();
+        let attributes = WorkflowExecutionSignaledEventAttributes {
+            signal_name: request.signal_name,
+            input: request.input,
+            identity: request.identity,
+            header: request.header,
+            external_workflow_execution: Some(source),
+            request_id: request.request_id,
+            ..Default::default()
+        };
+        self.inner.signal(namespace, &execution, attributes).await
+    }
+
+    async fn request_cancel_from_workflow(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::RequestCancelWorkflowExecutionRequest,
+        source: WorkflowExecution,
+        initiated_event_id: i64,
+    ) -> Result<()> {
+        let execution = request.workflow_execution.clone().unwrap_or_default();
+        let attributes = WorkflowExecutionCancelRequestedEventAttributes {
+            cause: request.reason,
+            external_initiated_event_id: initiated_event_id,
+            external_workflow_execution: Some(source),
+            identity: request.identity,
+        };
+        self.inner
+            .request_cancel_from_workflow(namespace, &execution, attributes, &request.request_id)
+            .await
+    }
+
+    async fn record_child_execution_completed(
+        &self,
+        parent_namespace_id: &str,
+        parent: WorkflowExecution,
+        initiated_event_id: i64,
+        child_run_id: String,
+        close_event: HistoryEvent,
+    ) -> Result<()> {
+        let key = WorkflowKey::new(
+            parent_namespace_id.to_string(),
+            parent.workflow_id,
+            parent.run_id,
+        );
+        self.inner
+            .update(&key, move |state, env| {
+                Ok((
+                    core::child_closed(
+                        state,
+                        env,
+                        initiated_event_id,
+                        &child_run_id,
+                        &close_event,
+                    )?,
+                    (),
+                ))
+            })
+            .await
     }
 }
 

@@ -21,11 +21,11 @@ use sundial_proto::api::enums::v1::{TimeoutType, WorkflowExecutionStatus};
 use sundial_proto::api::history::v1::HistoryEvent;
 use sundial_proto::api::query::v1::WorkflowQuery;
 use sundial_rpc::QueryAnswer;
-use sundial_rpc::{MatchingApi, TaskRef};
+use sundial_rpc::{HistoryApi, MatchingApi, TaskRef};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use crate::timers::TimerQueue;
+use crate::shard::{RECOVERY_CONCURRENCY, Shard, ShardOwnership, Shards};
 use crate::transfer::{TransferItem, run_transfer_task};
 
 #[derive(Debug, Clone)]
@@ -143,16 +143,6 @@ struct Dispatch {
     due: Due,
 }
 
-/// The parent of a child run being started.
-#[derive(Debug, Clone)]
-pub(crate) struct ParentLink {
-    pub namespace: String,
-    pub namespace_name: String,
-    pub execution: WorkflowExecution,
-    pub initiated_event_id: i64,
-    pub root: Option<WorkflowExecution>,
-}
-
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub matching: Arc<dyn MatchingApi>,
@@ -161,15 +151,18 @@ pub(crate) struct Inner {
     pub num_shards: u32,
     cache_capacity: std::sync::atomic::AtomicUsize,
     compact_idle_after: Duration,
-    range_ids: Mutex<HashMap<u32, i64>>,
+    /// This service itself, for the loops a shard starts when it is acquired.
+    me: std::sync::Weak<Inner>,
+    pub(crate) shards: Shards,
     next_task_id: AtomicI64,
-    /// Timers due up to this time (Unix ms) are in the timer queue or will be put there by the
-    /// write that makes them; later ones are left to the sweep of the due-work index, which
-    /// moves this forward before it reads the index.
-    armed_until: AtomicI64,
-    timer_horizon_ms: i64,
+    pub(crate) timer_horizon_ms: i64,
+    /// The runs in memory, of every shard held (the cache is the host's, as with Temporal's
+    /// host-level cache; a shard that closes takes its runs out).
     slots: Mutex<HashMap<WorkflowKey, Arc<tokio::sync::Mutex<Slot>>>>,
-    pub timers: TimerQueue,
+    /// Where cross-run work goes (start a child, signal or cancel another run, tell a parent
+    /// its child closed): another shard's owner, reached through `HistoryApi`. This service
+    /// itself unless set.
+    peer: RwLock<Option<Arc<dyn HistoryApi>>>,
     transfer: mpsc::UnboundedSender<TransferItem>,
     transfer_receiver: Mutex<Option<mpsc::UnboundedReceiver<TransferItem>>>,
     /// Runs whose last write may have committed although it failed (the database went away
@@ -202,20 +195,21 @@ impl HistoryService {
     ) -> Self {
         let (transfer, receiver) = mpsc::unbounded_channel();
         let (resettle, resettle_receiver) = mpsc::unbounded_channel();
-        let inner = Inner {
+        let num_shards = config.num_shards.max(1);
+        let inner = Arc::new_cyclic(|me| Inner {
             store,
             matching,
             clock: clock.clone(),
             limits: RwLock::new(Arc::new(config.limits)),
-            num_shards: config.num_shards.max(1),
+            num_shards,
             cache_capacity: std::sync::atomic::AtomicUsize::new(config.cache_capacity.max(16)),
             compact_idle_after: config.compact_idle_after,
-            range_ids: Mutex::new(HashMap::new()),
+            me: me.clone(),
+            shards: Shards::new(num_shards),
             next_task_id: AtomicI64::new(clock.now_millis() * 1000),
-            armed_until: AtomicI64::new(i64::MIN),
             timer_horizon_ms: (config.timer_horizon.as_millis() as i64).max(100),
             slots: Mutex::new(HashMap::new()),
-            timers: TimerQueue::default(),
+            peer: RwLock::new(None),
             transfer,
             transfer_receiver: Mutex::new(Some(receiver)),
             resettle,
@@ -224,15 +218,62 @@ impl HistoryService {
             attached_queries: Mutex::new(HashMap::new()),
             query_waiters: Mutex::new(HashMap::new()),
             eager_activities: RwLock::new(Arc::new(|_: &str| true)),
-        };
-        HistoryService {
-            inner: Arc::new(inner),
+        });
+        HistoryService { inner }
+    }
+
+    /// Timers held in memory now: those due within the armed horizon, over every shard held.
+    pub fn timers_in_memory(&self) -> usize {
+        let shards = self.inner.shards.all();
+        shards.iter().map(|shard| shard.timers.len()).sum()
+    }
+
+    /// The shards this service holds now, in order.
+    pub fn held_shards(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .inner
+            .shards
+            .all()
+            .iter()
+            .filter(|shard| !shard.is_closed())
+            .map(|shard| shard.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Sets which shards this service should own (every shard until set; the membership ring
+    /// once there is one). A request for a run of a shard it should not own fails with
+    /// `ShardOwnershipLost`; one it should own but does not hold acquires it.
+    pub fn set_ownership(&self, ownership: ShardOwnership) {
+        self.inner.shards.set_ownership(ownership);
+    }
+
+    /// Acquires a shard now (it fences the previous owner) and starts serving it.
+    pub async fn acquire_shard(&self, shard_id: u32) -> Result<()> {
+        self.inner.acquire_shard(shard_id).await.map(|_| ())
+    }
+
+    /// Lets a shard go: its loops end and its timers and cached runs are dropped; its rows stay
+    /// for the next owner. Nothing happens if the shard is not held.
+    pub fn release_shard(&self, shard_id: u32) {
+        if let Some(shard) = self.inner.shards.held(shard_id) {
+            self.inner.close_shard(&shard, "released");
         }
     }
 
-    /// Timers held in memory now: those due within the armed horizon.
-    pub fn timers_in_memory(&self) -> usize {
-        self.inner.timers.len()
+    /// Lets every shard go (the service is stopping).
+    pub fn stop(&self) {
+        for shard in self.inner.shards.all() {
+            self.inner.close_shard(&shard, "service stopping");
+        }
+    }
+
+    /// Sends cross-run work (children, external signals and cancels, parent notifications)
+    /// through `peer` instead of this service's own `HistoryApi`: where a client of the other
+    /// history hosts goes, and where tests inject faults.
+    pub fn set_peer(&self, peer: Arc<dyn HistoryApi>) {
+        *self.inner.peer.write() = Some(peer);
     }
 
     /// Changes how many runs stay cached (dynamic config `history.hostLevelCacheMaxSize`).
@@ -253,95 +294,41 @@ impl HistoryService {
         *self.inner.limits.write() = Arc::new(limits);
     }
 
-    /// Acquires every shard and starts the background loops. The shards' due work (tasks
-    /// waiting for a worker, timers coming due, transfer tasks left by an earlier process) is
-    /// found through the store's indexes in the background, so the service answers at once
-    /// however many runs are open, and only runs with work due are loaded.
+    /// Acquires every shard it should own and starts the background loops. The shards' due
+    /// work (tasks waiting for a worker, timers coming due, transfer tasks left by an earlier
+    /// process) is found through the store's indexes in the background, so the service answers
+    /// at once however many runs are open, and only runs with work due are loaded.
     pub async fn start(&self) -> Result<()> {
+        use futures::StreamExt;
         let inner = self.inner.clone();
-        for shard_id in 1..=inner.num_shards {
-            let range_id = inner.store.acquire_shard(shard_id).await?;
-            inner.range_ids.lock().insert(shard_id, range_id);
+        let owned: Vec<u32> = (1..=inner.num_shards)
+            .filter(|&id| inner.shards.owns(id))
+            .collect();
+        let acquired: Vec<Result<Arc<Shard>>> = futures::stream::iter(owned)
+            .map(|id| inner.acquire_shard(id))
+            .buffer_unordered(RECOVERY_CONCURRENCY)
+            .collect()
+            .await;
+        for outcome in acquired {
+            outcome?;
         }
-        let armed_until = inner.clock.now_millis() + inner.timer_horizon_ms;
-        inner.armed_until.store(armed_until, Ordering::SeqCst);
         if let Some(receiver) = inner.transfer_receiver.lock().take() {
             tokio::spawn(transfer_loop(inner.clone(), receiver));
         }
         if let Some(receiver) = inner.resettle_receiver.lock().take() {
             tokio::spawn(resettle_loop(inner.clone(), receiver));
         }
-        tokio::spawn(timer_loop(inner.clone()));
         tokio::spawn(compact_loop(
             Arc::downgrade(&inner),
             inner.compact_idle_after,
         ));
-        let shards: Vec<u32> = (1..=inner.num_shards).collect();
-        tokio::spawn(sweep_loop(inner.clone(), shards.clone(), armed_until));
-        for shard_id in shards {
-            tokio::spawn(recover_shard(inner.clone(), shard_id, armed_until));
-        }
         info!(shards = inner.num_shards, "history service started");
         Ok(())
     }
 }
 
-/// Runs looked at in parallel while a shard's due work is picked up.
-const RECOVERY_CONCURRENCY: usize = 16;
 /// Rows read from a due-work index at a time.
 const INDEX_PAGE: usize = 1000;
-
-/// Picks up the due work of a newly owned shard: dispatches every task that waits for a worker,
-/// arms the timers due by `until` and resumes the transfer tasks. Retried until it succeeds (the
-/// database may be down); everything it does is idempotent.
-async fn recover_shard(inner: Arc<Inner>, shard_id: u32, until: i64) {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match inner.recover_shard_once(shard_id, until).await {
-            Ok(runs) => {
-                if runs > 0 {
-                    info!(shard_id, runs, "shard due work picked up");
-                }
-                return;
-            }
-            Err(error) => {
-                warn!(shard_id, %error, "picking up shard due work failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-/// Every quarter of the timer horizon, moves `armed_until` forward and arms the timers of the
-/// runs whose wake time the index puts in the new window. A shard whose read fails keeps its
-/// window and tries it again on the next round.
-async fn sweep_loop(inner: Arc<Inner>, shards: Vec<u32>, start: i64) {
-    let period = Duration::from_millis((inner.timer_horizon_ms / 4).max(25) as u64);
-    let mut swept: HashMap<u32, i64> = shards.iter().map(|&shard| (shard, start)).collect();
-    loop {
-        tokio::time::sleep(period).await;
-        let until = inner.clock.now_millis() + inner.timer_horizon_ms;
-        // Forward first: a write that commits after the index is read sees the new bound and
-        // arms its own timers.
-        let until = inner
-            .armed_until
-            .fetch_max(until, Ordering::SeqCst)
-            .max(until);
-        for shard_id in &shards {
-            let from = swept[shard_id];
-            if from >= until {
-                continue;
-            }
-            match inner.sweep_shard(*shard_id, from, until).await {
-                Ok(_) => {
-                    swept.insert(*shard_id, until);
-                }
-                Err(error) => warn!(shard_id, %error, "reading the due-work index failed"),
-            }
-        }
-    }
-}
 
 /// Sweeps the cache every `period`: a run untouched for two sweeps is kept encoded (see
 /// `Slot`). Slots in use are skipped; the loop yields between small chunks so that encoding
@@ -369,25 +356,6 @@ async fn compact_loop(inner: std::sync::Weak<Inner>, period: Duration) {
     }
 }
 
-async fn timer_loop(inner: Arc<Inner>) {
-    loop {
-        let now = inner.clock.now_millis();
-        let (due, next) = inner.timers.take_due(now);
-        for (key, task) in due {
-            let inner = inner.clone();
-            tokio::spawn(async move { inner.fire(key, task).await });
-        }
-        let wait = match next {
-            Some(next) => Duration::from_millis((next - now).clamp(1, 1000) as u64),
-            None => Duration::from_secs(1),
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = inner.timers.wake.notified() => {}
-        }
-    }
-}
-
 /// Attempts at resettling one run before it is left to its shard's next recovery.
 const RESETTLE_ATTEMPTS: u32 = 60;
 
@@ -401,8 +369,14 @@ async fn resettle_loop(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<
             let mut delay = Duration::from_millis(500);
             for attempt in 1..=RESETTLE_ATTEMPTS {
                 tokio::time::sleep(delay).await;
-                match inner.look_at_run(&key, true).await {
+                let outcome = match inner.owned_shard(inner.shard_of(&key)).await {
+                    Ok(shard) => inner.look_at_run(&shard, &key, true).await,
+                    Err(error) => Err(error),
+                };
+                match outcome {
                     Ok(()) => return,
+                    // Another owner has the shard; its recovery looks at the run.
+                    Err(Error::ShardOwnershipLost) => return,
                     Err(error) => {
                         if attempt == 1 || attempt % 10 == 0 {
                             warn!(%error, %key, attempt, "a run whose write failed cannot be read yet");
@@ -429,6 +403,50 @@ impl Inner {
 
     pub(crate) fn shard_of(&self, key: &WorkflowKey) -> u32 {
         shard_for(&key.namespace_id, &key.workflow_id, self.num_shards)
+    }
+
+    pub(crate) fn me(&self) -> Result<Arc<Inner>> {
+        self.me
+            .upgrade()
+            .ok_or_else(|| Error::Unavailable("history service stopped".into()))
+    }
+
+    /// The shard a run belongs to, if this process owns it (acquiring it if need be).
+    pub(crate) async fn shard_of_run(&self, key: &WorkflowKey) -> Result<Arc<Shard>> {
+        self.owned_shard(self.shard_of(key)).await
+    }
+
+    /// Where cross-run work goes (see `peer`).
+    pub(crate) fn peer(&self) -> Result<Arc<dyn HistoryApi>> {
+        if let Some(peer) = self.peer.read().clone() {
+            return Ok(peer);
+        }
+        Ok(Arc::new(HistoryService { inner: self.me()? }))
+    }
+
+    /// Drops the cached runs (and start locks) of a shard no longer held. A request holding one
+    /// of them finishes on its own copy; its write is fenced.
+    pub(crate) fn forget_runs_of(&self, shard_id: u32) {
+        self.slots
+            .lock()
+            .retain(|key, _| self.shard_of(key) != shard_id);
+        self.attached_queries
+            .lock()
+            .retain(|key, _| self.shard_of(key) != shard_id);
+    }
+
+    /// What a failed write means beyond its error: a lost shard is given up; a write that may
+    /// have committed has its runs looked at again once the database answers.
+    fn write_failed(&self, shard: &Arc<Shard>, written: &[Dispatch], error: &Error) {
+        match error {
+            Error::ShardOwnershipLost => self.shard_lost(shard),
+            Error::Unavailable(_) => {
+                for run in written {
+                    let _ = self.resettle.send(run.key.clone());
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The lock that serialises starts of one workflow id (a slot keyed with an empty run id).
@@ -509,6 +527,7 @@ impl Inner {
         to: i64,
         max: usize,
     ) -> Result<Vec<HistoryEvent>> {
+        self.shard_of_run(key).await?;
         {
             let slot = self.slot(key);
             let guard = slot.lock().await;
@@ -535,6 +554,7 @@ impl Inner {
 
     /// A copy of a run's current state.
     pub(crate) async fn read_state(&self, key: &WorkflowKey) -> Result<MutableState> {
+        self.shard_of_run(key).await?;
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         self.ensure_loaded(key, &mut guard).await?;
@@ -552,6 +572,7 @@ impl Inner {
         key: &WorkflowKey,
         query: WorkflowQuery,
     ) -> Result<Option<(String, oneshot::Receiver<QueryAnswer>)>> {
+        self.shard_of_run(key).await?;
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         self.ensure_loaded(key, &mut guard).await?;
@@ -583,6 +604,7 @@ impl Inner {
         key: &WorkflowKey,
         query_id: &str,
     ) -> Result<bool> {
+        self.shard_of_run(key).await?;
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         self.ensure_loaded(key, &mut guard).await?;
@@ -605,6 +627,7 @@ impl Inner {
     where
         F: FnOnce(&mut MutableState, &Env) -> Result<(Transition, T)>,
     {
+        let shard = self.shard_of_run(key).await?;
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         self.ensure_loaded(key, &mut guard).await?;
@@ -654,13 +677,20 @@ impl Inner {
             cached.extend(transition.events.iter().map(Message::encode_to_vec));
             (cached.len() <= MAX_CACHED_EVENTS).then_some(cached)
         });
-        let (batch, dispatch) =
-            self.build_batch(key, &state, Some(db_version), was_running, transition, None);
+        let (batch, dispatch) = self.build_batch(
+            &shard,
+            key,
+            &state,
+            Some(db_version),
+            was_running,
+            transition,
+            None,
+        );
         if let Err(error) = self.store.write(batch).await {
             guard.loaded = None;
             drop(guard);
             self.evict(key);
-            self.resettle_if_unsure(&dispatch, &error);
+            self.write_failed(&shard, &dispatch, &error);
             return Err(error);
         }
         let closed = !state.is_running();
@@ -676,10 +706,10 @@ impl Inner {
             // Closed runs are rarely read again: keep memory for the open ones.
             self.evict(key);
         }
-        self.after_write(dispatch).await;
+        self.after_write(&shard, dispatch).await;
         if closed {
             // Its timeouts and timers can no longer do anything.
-            self.timers.cancel_run(key);
+            shard.timers.cancel_run(key);
         }
         value
     }
@@ -705,10 +735,11 @@ impl Inner {
             .map(Message::encode_to_vec)
             .collect();
         let cached_state = state.clone();
+        let shard = self.shard_of_run(key).await?;
         let (batch, dispatch) =
-            self.build_batch(key, &state, None, false, transition, Some(current));
+            self.build_batch(&shard, key, &state, None, false, transition, Some(current));
         if let Err(error) = self.store.write(batch).await {
-            self.resettle_if_unsure(&dispatch, &error);
+            self.write_failed(&shard, &dispatch, &error);
             return Err(error);
         }
         {
@@ -724,25 +755,15 @@ impl Inner {
                 guard.handed_out = Some(1);
             }
         }
-        self.after_write(dispatch).await;
+        self.after_write(&shard, dispatch).await;
         Ok(())
     }
 
-    /// A write that failed with Unavailable may still have committed (the database can commit
-    /// and then lose the connection before it answers): the run is looked at again once the
-    /// database answers, so that what it waits for is handed out either way. Conflicts and lost
-    /// ownership are definite: nothing was written.
-    fn resettle_if_unsure(&self, written: &[Dispatch], error: &Error) {
-        if matches!(error, Error::Unavailable(_)) {
-            for run in written {
-                let _ = self.resettle.send(run.key.clone());
-            }
-        }
-    }
-
     /// Builds the write for a run's transition (plus the run it continues into, if any).
+    #[allow(clippy::too_many_arguments)]
     fn build_batch(
         &self,
+        shard: &Shard,
         key: &WorkflowKey,
         state: &MutableState,
         expected_db_version: Option<i64>,
@@ -750,8 +771,6 @@ impl Inner {
         transition: Transition,
         current_override: Option<CurrentUpdate>,
     ) -> (WriteBatch, Vec<Dispatch>) {
-        let shard_id = self.shard_of(key);
-        let range_id = self.range_id(shard_id);
         let now = self.clock.now_millis();
         let Transition {
             events,
@@ -793,17 +812,13 @@ impl Inner {
         }
         (
             WriteBatch {
-                shard_id,
-                range_id,
+                shard_id: shard.id,
+                range_id: shard.range_id,
                 executions,
                 deleted_transfer_tasks: Vec::new(),
             },
             dispatch,
         )
-    }
-
-    fn range_id(&self, shard_id: u32) -> i64 {
-        self.range_ids.lock().get(&shard_id).copied().unwrap_or(0)
     }
 
     /// One run's part of a write: its row (state, visibility fields, due work), its events and
@@ -860,23 +875,22 @@ impl Inner {
         (write, item)
     }
 
-    async fn after_write(&self, dispatch: Vec<Dispatch>) {
+    async fn after_write(&self, shard: &Arc<Shard>, dispatch: Vec<Dispatch>) {
         for item in dispatch {
             self.notify(&item.key);
             for task in &item.to_matching {
-                self.send_to_matching(&item.key, task).await;
+                self.send_to_matching(shard, &item.key, task).await;
             }
-            // Read after the commit: see `armed_until`.
-            let until = self.armed_until.load(Ordering::SeqCst);
+            // Read after the commit: see `Shard::armed_until`.
+            let until = shard.armed_until.load(Ordering::SeqCst);
             for task in item.timers {
                 if task.fire_time_ms <= until {
-                    self.timers.push(&item.key, task);
+                    shard.timers.push(&item.key, task);
                 }
             }
-            let shard_id = self.shard_of(&item.key);
             for (task_id, task) in item.transfer {
                 let _ = self.transfer.send(TransferItem {
-                    shard_id,
+                    shard: shard.clone(),
                     task_id,
                     key: item.key.clone(),
                     task,
@@ -886,7 +900,8 @@ impl Inner {
     }
 
     /// Picks up one shard's due work (see `recover_shard`); returns how many runs it looked at.
-    async fn recover_shard_once(self: &Arc<Self>, shard_id: u32, until: i64) -> Result<usize> {
+    pub(crate) async fn recover_shard_once(&self, shard: &Arc<Shard>, until: i64) -> Result<usize> {
+        let shard_id = shard.id;
         let mut runs = 0;
         let mut after = None;
         loop {
@@ -895,21 +910,21 @@ impl Inner {
                 .list_dispatch_pending(shard_id, after, INDEX_PAGE)
                 .await?;
             runs += page.len();
-            self.look_at_runs(page.iter().map(run_key).collect(), true)
+            self.look_at_runs(shard, page.iter().map(run_key).collect(), true)
                 .await?;
             if page.len() < INDEX_PAGE {
                 break;
             }
             after = page.last().cloned();
         }
-        runs += self.sweep_shard(shard_id, i64::MIN, until).await?;
+        runs += self.sweep_shard(shard, i64::MIN, until).await?;
         for record in self.store.list_transfer_tasks(shard_id).await? {
             let key = WorkflowKey::new(record.namespace_id, record.workflow_id, record.run_id);
             let task = Task::decode(record.task.as_slice()).map_err(|error| {
                 Error::CorruptState(format!("transfer task {}: {error}", record.task_id))
             })?;
             let _ = self.transfer.send(TransferItem {
-                shard_id,
+                shard: shard.clone(),
                 task_id: record.task_id,
                 key,
                 task,
@@ -920,17 +935,22 @@ impl Inner {
 
     /// Arms the timers of every run of a shard whose wake time is in `(from, until]`; returns
     /// how many runs that was.
-    async fn sweep_shard(self: &Arc<Self>, shard_id: u32, from: i64, until: i64) -> Result<usize> {
+    pub(crate) async fn sweep_shard(
+        &self,
+        shard: &Arc<Shard>,
+        from: i64,
+        until: i64,
+    ) -> Result<usize> {
         let mut runs = 0;
         let mut after = WakeAfter::Time(from);
         loop {
             let page = self
                 .store
-                .list_wakeups(shard_id, Some(after), until, INDEX_PAGE)
+                .list_wakeups(shard.id, Some(after), until, INDEX_PAGE)
                 .await?;
             runs += page.len();
             let keys = page.iter().map(|wakeup| run_key(&wakeup.run)).collect();
-            self.look_at_runs(keys, false).await?;
+            self.look_at_runs(shard, keys, false).await?;
             match page.last() {
                 Some(last) if page.len() == INDEX_PAGE => after = WakeAfter::Row(last.clone()),
                 _ => return Ok(runs),
@@ -939,13 +959,14 @@ impl Inner {
     }
 
     async fn look_at_runs(
-        self: &Arc<Self>,
+        &self,
+        shard: &Arc<Shard>,
         keys: Vec<WorkflowKey>,
         send_dispatches: bool,
     ) -> Result<()> {
         use futures::StreamExt;
         let results: Vec<Result<()>> = futures::stream::iter(keys)
-            .map(|key| async move { self.look_at_run(&key, send_dispatches).await })
+            .map(|key| async move { self.look_at_run(shard, &key, send_dispatches).await })
             .buffer_unordered(RECOVERY_CONCURRENCY)
             .collect()
             .await;
@@ -955,7 +976,12 @@ impl Inner {
     /// Hands out what a run found through the due-work index needs: its due dispatches (when
     /// `send_dispatches`) and its timers within the armed horizon. A row whose stored due work
     /// is out of date (a delayed dispatch went out, or the row predates the index) is corrected.
-    async fn look_at_run(&self, key: &WorkflowKey, send_dispatches: bool) -> Result<()> {
+    async fn look_at_run(
+        &self,
+        shard: &Arc<Shard>,
+        key: &WorkflowKey,
+        send_dispatches: bool,
+    ) -> Result<()> {
         let (pending, stored, send_dispatches) = {
             let slot = self.slot(key);
             let mut guard = slot.lock().await;
@@ -980,18 +1006,18 @@ impl Inner {
         };
         let now = self.clock.now_millis();
         let due = sundial_history_core::due(&pending, now);
-        let until = self.armed_until.load(Ordering::SeqCst);
+        let until = shard.armed_until.load(Ordering::SeqCst);
         for task in pending {
             if task.is_due_dispatch(now) {
                 if send_dispatches {
-                    self.send_to_matching(key, &task).await;
+                    self.send_to_matching(shard, key, &task).await;
                 }
             } else if task.fire_time_ms <= until {
-                self.timers.push(key, task);
+                shard.timers.push(key, task);
             }
         }
         if due != stored {
-            self.refresh_due(key).await?;
+            self.refresh_due(shard, key).await?;
         }
         Ok(())
     }
@@ -999,7 +1025,7 @@ impl Inner {
     /// Stores a run's due work again when it no longer matches its state (the state itself is
     /// unchanged). Needed when a delayed dispatch has gone out: no event marks that, and the
     /// run's later timers must not hide behind a wake time that has passed.
-    pub(crate) async fn refresh_due(&self, key: &WorkflowKey) -> Result<()> {
+    pub(crate) async fn refresh_due(&self, shard: &Arc<Shard>, key: &WorkflowKey) -> Result<()> {
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         self.ensure_loaded(key, &mut guard).await?;
@@ -1009,10 +1035,9 @@ impl Inner {
         if due == loaded.due {
             return Ok(());
         }
-        let shard_id = self.shard_of(key);
         let batch = WriteBatch {
-            shard_id,
-            range_id: self.range_id(shard_id),
+            shard_id: shard.id,
+            range_id: shard.range_id,
             executions: vec![execution_write(
                 key,
                 &loaded.state,
@@ -1028,6 +1053,9 @@ impl Inner {
             guard.loaded = None;
             drop(guard);
             self.evict(key);
+            if matches!(error, Error::ShardOwnershipLost) {
+                self.shard_lost(shard);
+            }
             return Err(error);
         }
         let loaded = guard.loaded.as_mut().expect("loaded above");
@@ -1044,12 +1072,12 @@ impl Inner {
     /// Hands a dispatch to matching. When matching cannot take it, the dispatch is tried
     /// again a second later through the timer queue (as a delayed dispatch); the run's row
     /// keeps it pending meanwhile, so a restart finds it too.
-    async fn send_to_matching(&self, key: &WorkflowKey, task: &Task) {
+    async fn send_to_matching(&self, shard: &Shard, key: &WorkflowKey, task: &Task) {
         if let Err(error) = self.try_send_to_matching(key, task).await {
             warn!(%error, %key, task_queue = %task.task_queue, "matching refused a task; adding it again in 1s");
             let mut retry = task.clone();
             retry.fire_time_ms = self.clock.now_millis() + 1000;
-            self.timers.push(key, retry);
+            shard.timers.push(key, retry);
         }
     }
 
@@ -1081,7 +1109,7 @@ impl Inner {
     }
 
     /// A timer task is due.
-    pub(crate) async fn fire(&self, key: WorkflowKey, task: Task) {
+    pub(crate) async fn fire(&self, shard: &Arc<Shard>, key: WorkflowKey, task: Task) {
         use sundial_history_core as core;
         let Some(kind) = task.kind() else {
             return;
@@ -1091,8 +1119,8 @@ impl Inner {
         let outcome = match kind {
             TaskType::WorkflowTask | TaskType::ActivityTask => {
                 // A delayed dispatch (a retry's backoff) is due.
-                self.send_to_matching(&key, &task).await;
-                self.refresh_due(&key).await
+                self.send_to_matching(shard, &key, &task).await;
+                self.refresh_due(shard, &key).await
             }
             TaskType::WorkflowTaskTimeout => {
                 self.update(&key, |state, env| {
@@ -1147,11 +1175,14 @@ impl Inner {
         };
         match outcome {
             Ok(()) | Err(Error::NotFound(_)) => {}
+            // The shard is gone (or going): its next owner arms the timer from the database.
+            Err(_) if shard.is_closed() => {}
+            Err(Error::ShardOwnershipLost) => {}
             Err(error) => {
                 warn!(error = %error, %key, task_type = task.task_type, "timer task failed, retrying in 1s");
                 let mut retry = task.clone();
                 retry.fire_time_ms = self.clock.now_millis() + 1000;
-                self.timers.push(&key, retry);
+                shard.timers.push(&key, retry);
             }
         }
     }

@@ -10,7 +10,9 @@
 mod api;
 mod engine;
 mod responses;
+mod shard;
 mod timers;
 mod transfer;
 
 pub use engine::{EagerPolicy, HistoryConfig, HistoryService};
+pub use shard::ShardOwnership;

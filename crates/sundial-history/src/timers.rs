@@ -93,6 +93,11 @@ impl TimerQueue {
         (due, None)
     }
 
+    /// Forgets every timer (the shard closed).
+    pub(crate) fn clear(&self) {
+        *self.state.lock() = Timers::default();
+    }
+
     /// Timers held in memory.
     pub(crate) fn len(&self) -> usize {
         self.state.lock().entries.len()

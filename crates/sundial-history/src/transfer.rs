@@ -1,6 +1,8 @@
 //! The transfer queue: persisted tasks that act on other runs (start a child, signal or cancel
 //! another workflow, report a close to the parent, apply the parent close policy). Each task is
-//! idempotent and is deleted once done; after a crash the rows are loaded and run again.
+//! idempotent and is deleted once done; after a crash the rows are loaded and run again. The
+//! other run may be in a shard of another host, so what is done to it goes through `HistoryApi`
+//! (`Inner::peer`); only the task's own run is changed here, under its shard.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +11,18 @@ use sundial_common::{Error, Result, WorkflowKey};
 use sundial_history_core::tasks::{Task, TaskType};
 use sundial_proto::api::common::v1::WorkflowExecution;
 use sundial_proto::api::enums::v1::{ParentClosePolicy, StartChildWorkflowExecutionFailedCause};
-use sundial_proto::api::history::v1::WorkflowExecutionCancelRequestedEventAttributes;
-use sundial_proto::api::history::v1::WorkflowExecutionSignaledEventAttributes;
 use sundial_proto::api::workflowservice::v1 as ws;
-use sundial_rpc::NamespaceRef;
+use sundial_rpc::{NamespaceRef, ParentExecutionInfo};
 use tracing::warn;
 
 use crate::engine::Inner;
+use crate::shard::Shard;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct TransferItem {
-    pub shard_id: u32,
+    /// The shard of the task's run, as held when the task was handed out: once it closes, the
+    /// task is left to the shard's next owner.
+    pub shard: Arc<Shard>,
     pub task_id: i64,
     pub key: WorkflowKey,
     pub task: Task,
@@ -28,18 +31,24 @@ pub(crate) struct TransferItem {
 pub(crate) async fn run_transfer_task(inner: Arc<Inner>, item: TransferItem) {
     let mut delay = Duration::from_millis(100);
     loop {
+        if item.shard.is_closed() {
+            return;
+        }
         match execute(&inner, &item).await {
             Ok(()) => break,
             Err(error) => {
                 warn!(error = %error, task_type = item.task.task_type, "transfer task failed, will retry");
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = item.shard.closed() => return,
+                }
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
     }
     if let Err(error) = inner
         .store
-        .delete_transfer_task(item.shard_id, item.task_id)
+        .delete_transfer_task(item.shard.id, item.task_id)
         .await
     {
         warn!(error = %error, "delete finished transfer task");
@@ -55,6 +64,7 @@ async fn execute(inner: &Arc<Inner>, item: &TransferItem) -> Result<()> {
         Err(Error::NotFound(_)) => return Ok(()),
         Err(error) => return Err(error),
     };
+    let peer = inner.peer()?;
     match kind {
         TaskType::StartChild => {
             let Some(child) = state.children.get(&item.task.event_id).cloned() else {
@@ -89,9 +99,9 @@ async fn execute(inner: &Arc<Inner>, item: &TransferItem) -> Result<()> {
                 user_metadata: child.user_metadata.clone(),
                 ..Default::default()
             };
-            let parent = crate::engine::ParentLink {
-                namespace: state.info().namespace_id.clone(),
-                namespace_name: initiated.namespace.clone(),
+            let parent = ParentExecutionInfo {
+                namespace_id: state.info().namespace_id.clone(),
+                namespace: initiated.namespace.clone(),
                 execution: WorkflowExecution {
                     workflow_id: item.key.workflow_id.clone(),
                     run_id: item.key.run_id.clone(),
@@ -108,8 +118,8 @@ async fn execute(inner: &Arc<Inner>, item: &TransferItem) -> Result<()> {
                     })),
             };
             let initiated_id = item.task.event_id;
-            match inner
-                .start_workflow(&namespace, request, None, Some(parent))
+            match peer
+                .start_child_workflow_execution(&namespace, request, parent)
                 .await
             {
                 Ok(response) => {
@@ -158,16 +168,16 @@ async fn execute(inner: &Arc<Inner>, item: &TransferItem) -> Result<()> {
                 workflow_id: item.key.workflow_id.clone(),
                 run_id: item.key.run_id.clone(),
             };
-            let attributes = WorkflowExecutionSignaledEventAttributes {
+            let request = ws::SignalWorkflowExecutionRequest {
+                namespace: initiated.namespace.clone(),
+                workflow_execution: Some(target),
                 signal_name: initiated.signal_name.clone(),
                 input: initiated.input.clone(),
-                identity: String::new(),
                 header: initiated.header.clone(),
-                external_workflow_execution: Some(source),
                 request_id: pending.request_id.clone(),
                 ..Default::default()
             };
-            let delivered = match inner.signal(&namespace, &target, attributes).await {
+            let delivered = match peer.signal_from_workflow(&namespace, request, source).await {
                 Ok(()) => true,
                 Err(Error::NotFound(_)) => false,
                 Err(error) => return Err(error),
@@ -197,17 +207,19 @@ async fn execute(inner: &Arc<Inner>, item: &TransferItem) -> Result<()> {
                 id: initiated.namespace_id.clone(),
                 name: initiated.namespace.clone(),
             };
-            let attributes = WorkflowExecutionCancelRequestedEventAttributes {
-                cause: initiated.reason.clone(),
-                external_initiated_event_id: item.task.event_id,
-                external_workflow_execution: Some(WorkflowExecution {
-                    workflow_id: item.key.workflow_id.clone(),
-                    run_id: item.key.run_id.clone(),
-                }),
-                identity: String::new(),
+            let request = ws::RequestCancelWorkflowExecutionRequest {
+                namespace: initiated.namespace.clone(),
+                workflow_execution: Some(target),
+                request_id: pending.request_id.clone(),
+                reason: initiated.reason.clone(),
+                ..Default::default()
             };
-            let delivered = match inner
-                .request_cancel(&namespace, &target, attributes, &pending.request_id, true)
+            let source = WorkflowExecution {
+                workflow_id: item.key.workflow_id.clone(),
+                run_id: item.key.run_id.clone(),
+            };
+            let delivered = match peer
+                .request_cancel_from_workflow(&namespace, request, source, item.task.event_id)
                 .await
             {
                 Ok(()) => true,
@@ -240,26 +252,14 @@ async fn execute(inner: &Arc<Inner>, item: &TransferItem) -> Result<()> {
             let Some(close_event) = info.close_event.clone() else {
                 return Ok(());
             };
-            let parent_key = WorkflowKey::new(
-                started.parent_workflow_namespace_id.clone(),
-                parent.workflow_id,
-                parent.run_id,
-            );
-            let initiated_id = started.parent_initiated_event_id;
-            let child_run_id = info.run_id.clone();
-            match inner
-                .update(&parent_key, move |state, env| {
-                    Ok((
-                        sundial_history_core::child_closed(
-                            state,
-                            env,
-                            initiated_id,
-                            &child_run_id,
-                            &close_event,
-                        )?,
-                        (),
-                    ))
-                })
+            match peer
+                .record_child_execution_completed(
+                    &started.parent_workflow_namespace_id,
+                    parent,
+                    started.parent_initiated_event_id,
+                    info.run_id.clone(),
+                    close_event,
+                )
                 .await
             {
                 Ok(()) | Err(Error::NotFound(_)) => Ok(()),
@@ -284,25 +284,25 @@ async fn execute(inner: &Arc<Inner>, item: &TransferItem) -> Result<()> {
                 {
                     ParentClosePolicy::Abandon => Ok(()),
                     ParentClosePolicy::RequestCancel => {
-                        let attributes = WorkflowExecutionCancelRequestedEventAttributes {
-                            cause: "by parent close policy".into(),
+                        let request = ws::RequestCancelWorkflowExecutionRequest {
+                            namespace: initiated.namespace.clone(),
+                            workflow_execution: Some(target),
+                            reason: "by parent close policy".into(),
                             identity: "history-service".into(),
                             ..Default::default()
                         };
-                        inner
-                            .request_cancel(&namespace, &target, attributes, "", false)
+                        peer.request_cancel_workflow_execution(&namespace, request)
                             .await
                     }
                     _ => {
-                        inner
-                            .terminate(
-                                &namespace,
-                                &target,
-                                "by parent close policy".into(),
-                                None,
-                                "history-service".into(),
-                            )
-                            .await
+                        let request = ws::TerminateWorkflowExecutionRequest {
+                            namespace: initiated.namespace.clone(),
+                            workflow_execution: Some(target),
+                            reason: "by parent close policy".into(),
+                            identity: "history-service".into(),
+                            ..Default::default()
+                        };
+                        peer.terminate_workflow_execution(&namespace, request).await
                     }
                 };
                 match outcome {

@@ -8,6 +8,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use prost::Message;
 use sundial_common::{Error, Result};
+use sundial_proto::api::common::v1::WorkflowExecution;
+use sundial_proto::api::history::v1::HistoryEvent;
 use sundial_proto::api::workflowservice::v1 as ws;
 
 /// Opaque to clients; Sundial's own encoding of what a task token names.
@@ -198,6 +200,18 @@ pub struct NamespaceRef {
     pub name: String,
 }
 
+/// The parent of a child run being started (what Temporal's history service receives as
+/// `ParentExecutionInfo`).
+#[derive(Debug, Clone)]
+pub struct ParentExecutionInfo {
+    pub namespace_id: String,
+    pub namespace: String,
+    pub execution: WorkflowExecution,
+    pub initiated_event_id: i64,
+    /// The root of the parent's tree; the parent itself when it has no parent.
+    pub root: Option<WorkflowExecution>,
+}
+
 #[async_trait]
 pub trait HistoryApi: Send + Sync + 'static {
     async fn start_workflow_execution(
@@ -313,6 +327,45 @@ pub trait HistoryApi: Send + Sync + 'static {
         request: ws::ListWorkflowExecutionsRequest,
     ) -> Result<ws::ListWorkflowExecutionsResponse>;
     async fn count_workflow_executions(&self, namespace: &NamespaceRef) -> Result<i64>;
+
+    // Cross-run work: a run's transfer queue asks the owner of another run's shard (which may
+    // be another host). Each is idempotent for the request id the caller derives from its
+    // initiating event, so a retry after a lost answer changes nothing.
+
+    /// Starts a child run of `parent`.
+    async fn start_child_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::StartWorkflowExecutionRequest,
+        parent: ParentExecutionInfo,
+    ) -> Result<ws::StartWorkflowExecutionResponse>;
+    /// Delivers a signal another workflow (`source`) sent; its event names the sender.
+    async fn signal_from_workflow(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::SignalWorkflowExecutionRequest,
+        source: WorkflowExecution,
+    ) -> Result<()>;
+    /// Requests cancellation on behalf of another workflow (`source`, whose event
+    /// `initiated_event_id` asked for it). A target that has closed is `NotFound`.
+    async fn request_cancel_from_workflow(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::RequestCancelWorkflowExecutionRequest,
+        source: WorkflowExecution,
+        initiated_event_id: i64,
+    ) -> Result<()>;
+    /// Tells a parent run that its child (started by event `initiated_event_id`) closed with
+    /// `close_event` (Temporal's `RecordChildExecutionCompleted`). A parent that has closed or
+    /// gone is `NotFound`.
+    async fn record_child_execution_completed(
+        &self,
+        parent_namespace_id: &str,
+        parent: WorkflowExecution,
+        initiated_event_id: i64,
+        child_run_id: String,
+        close_event: HistoryEvent,
+    ) -> Result<()>;
 }
 
 #[cfg(test)]

@@ -61,6 +61,26 @@ pub struct DevServerOptions {
     /// Puts something between matching and its callers (history and the frontend): the place
     /// where a remote matching client goes, and where tests inject matching's faults.
     pub wrap_matching: Option<WrapMatching>,
+    /// Puts something between history and its callers (the frontend, and history's own
+    /// cross-run work: children, external signals and cancels, parent notifications): where a
+    /// remote history client goes, and where tests inject history's faults.
+    pub wrap_history: Option<WrapHistory>,
+}
+
+/// A function from the in-process history to what the frontend and history's cross-run work
+/// call instead.
+#[derive(Clone)]
+#[allow(clippy::type_complexity)]
+pub struct WrapHistory(
+    pub  Arc<
+        dyn Fn(Arc<dyn sundial_rpc::HistoryApi>) -> Arc<dyn sundial_rpc::HistoryApi> + Send + Sync,
+    >,
+);
+
+impl std::fmt::Debug for WrapHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WrapHistory(..)")
+    }
 }
 
 /// A function from the in-process matching to what history and the frontend call instead.
@@ -169,10 +189,15 @@ impl DevServer {
                 .with_context(|| format!("create namespace {namespace}"))?;
         }
         history.set_eager_activities(settings.eager_activities());
+        let mut history_client: Arc<dyn sundial_rpc::HistoryApi> = Arc::new(history.clone());
+        if let Some(wrap) = &options.wrap_history {
+            history_client = (wrap.0)(history_client);
+            history.set_peer(history_client.clone());
+        }
         history.start().await.context("start history service")?;
         let history_handle = history.clone();
         let frontend = Arc::new(Frontend {
-            history: Arc::new(history),
+            history: history_client,
             matching,
             namespaces,
             limits: RwLock::new(Arc::new(limits)),
@@ -277,12 +302,19 @@ impl DevServer {
         &self.history
     }
 
-    /// Stops accepting requests, lets running ones finish, and closes the database.
+    /// The database (for tests that act as another owner of its shards).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Stops accepting requests, lets running ones finish, lets the shards go and closes the
+    /// database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         let outcome = (&mut self.task).await;
+        self.history.stop();
         self.settings.source().stop().await;
         self.store.close();
         outcome.context("server task")?

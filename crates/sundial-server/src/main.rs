@@ -150,6 +150,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         compact_idle_after: std::time::Duration::from_secs(1),
         timer_horizon: std::time::Duration::from_secs(10),
         wrap_matching: None,
+        wrap_history: None,
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);
@@ -244,6 +245,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         compact_idle_after: std::time::Duration::from_secs(1),
         timer_horizon: std::time::Duration::from_secs(10),
         wrap_matching: None,
+        wrap_history: None,
     })
     .await?;
     eprintln!("Sundial gRPC API listening on {}", server.address);

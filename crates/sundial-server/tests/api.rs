@@ -13,5 +13,6 @@ mod api {
     pub mod lifecycle;
     pub mod matching_faults;
     pub mod restart;
+    pub mod shards;
     pub mod workflow_tasks;
 }

@@ -59,6 +59,7 @@ pub fn options(db: PathBuf) -> DevServerOptions {
         compact_idle_after: std::time::Duration::from_secs(1),
         timer_horizon: std::time::Duration::from_secs(10),
         wrap_matching: None,
+        wrap_history: None,
     }
 }
 
