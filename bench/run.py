@@ -8,6 +8,11 @@ Python-SDK workload), reading the server's CPU seconds from /proc around every r
 sampling its RSS, then stop it. Writes results.json, results.md (table with Sundial /
 Temporal ratios) and results.png into the output directory.
 
+With --store postgres the servers are Temporal Server (built by scripts/install-temporal-server.sh)
+and `sundial server start`, each on fresh databases of one throwaway PostgreSQL
+(scripts/postgres.sh), schemas applied with each one's SQL tool; around every run the
+runner also reads pg_stat_database / pg_stat_wal (commits and WAL fsyncs per unit).
+
 Everything targets 127.0.0.1 and every loop is bounded in count and time.
 Run through bench/run.sh (it uses the venv made by scripts/install-bench-deps.sh).
 """
@@ -24,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -210,6 +216,193 @@ class SyncCounter:
         return counts
 
 
+# ---- PostgreSQL mode -------------------------------------------------------------------
+
+PG_SCRIPT = ROOT / "scripts" / "postgres.sh"
+# Both servers get the same history shard count on PostgreSQL (the SQLite mode compares the
+# dev servers as shipped instead: Temporal's start-dev has 1 shard, Sundial's 4).
+PG_SHARDS = 4
+PG_MAX_CONNS = 20  # per store, both servers (the figure in Temporal's sample SQL configs)
+
+
+class PgCluster:
+    """A throwaway PostgreSQL from scripts/postgres.sh (127.0.0.1, durable settings), shared by
+    both servers, each session on databases of its own. Counters come from psql over TCP."""
+
+    def __init__(self, dir_: Path):
+        self.dir = dir_
+        self.env: dict[str, str] = {}
+        self.started = False
+
+    def start(self) -> None:
+        p = subprocess.run(["bash", str(PG_SCRIPT), "start", str(self.dir)], capture_output=True,
+                           text=True, timeout=600, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise RuntimeError(f"scripts/postgres.sh start failed: {p.stderr[-2000:]}")
+        for line in p.stdout.splitlines():
+            if line.startswith("export "):
+                for kv in line[len("export "):].split():
+                    k, _, v = kv.partition("=")
+                    self.env[k] = v
+        self.started = True
+        self.host, self.port = self.env["SUNDIAL_PG_HOST"], int(self.env["SUNDIAL_PG_PORT"])
+        self.user, self.password = self.env["SUNDIAL_PG_USER"], self.env["SUNDIAL_PG_PASSWORD"]
+        if self.host != "127.0.0.1":
+            raise RuntimeError(f"PostgreSQL not on 127.0.0.1: {self.host}")
+
+    def stop(self) -> None:
+        if self.started:
+            subprocess.run(["bash", str(PG_SCRIPT), "stop", str(self.dir)], capture_output=True,
+                           timeout=120, stdin=subprocess.DEVNULL)
+            self.started = False
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        env = dict(os.environ, PGPASSWORD=self.password, PGCONNECT_TIMEOUT="10")
+        p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.host,
+                            "-p", str(self.port), "-U", self.user, "-d", db, "-c", sql],
+                           capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise RuntimeError(f"psql failed: {sql[:200]}: {p.stderr.strip()[-1000:]}")
+        return p.stdout.strip()
+
+    def version(self) -> str:
+        return self.psql("SHOW server_version")
+
+    def settings(self) -> dict:
+        names = ["fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "shared_buffers",
+                 "max_connections", "commit_delay", "wal_writer_delay", "max_wal_size", "checkpoint_timeout"]
+        out = self.psql("SELECT name || '=' || current_setting(name) FROM pg_settings "
+                        f"WHERE name IN ({', '.join(repr(n) for n in names)}) ORDER BY name")
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def stats(self, dbs: list[str]) -> dict:
+        """Counters at this moment. pg_stat_database / pg_stat_wal are updated by each backend
+        at most once a second while it is busy and within ~10 s once it is idle, so callers
+        let them settle before reading (--pg-settle). The next-xid reading is immediate."""
+        names = ", ".join(f"'{d}'" for d in dbs)
+        row = self.psql(
+            "SELECT (SELECT coalesce(sum(xact_commit), 0) FROM pg_stat_database WHERE datname IN (" + names + ")),"
+            " (SELECT coalesce(sum(xact_rollback), 0) FROM pg_stat_database WHERE datname IN (" + names + ")),"
+            " wal_records, wal_bytes, wal_write, wal_sync,"
+            " pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+            " FROM pg_stat_wal").split("|")
+        keys = ["xact_commit", "xact_rollback", "wal_records", "wal_bytes", "wal_write", "wal_sync", "next_xid"]
+        out = {k: int(float(v)) for k, v in zip(keys, row)}
+        out["t"] = time.monotonic()
+        return out
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def cpu(self) -> float:
+        pid = self.postmaster_pid()
+        return cpu_seconds(pid) if pid else float("nan")
+
+    def db_bytes(self, dbs: list[str]) -> int | None:
+        names = ", ".join(f"'{d}'" for d in dbs)
+        try:
+            return int(self.psql(f"SELECT coalesce(sum(pg_database_size(datname)), 0) FROM pg_database "
+                                 f"WHERE datname IN ({names})"))
+        except (RuntimeError, ValueError):
+            return None
+
+    def drop(self, db: str) -> None:
+        try:
+            self.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        except RuntimeError as e:
+            log("drop failed:", e)
+
+
+PG_COUNTERS = ["xact_commit", "xact_rollback", "wal_records", "wal_bytes", "wal_write", "wal_sync", "next_xid"]
+
+
+def pg_delta(a: dict, b: dict) -> dict:
+    d = {k: b[k] - a[k] for k in PG_COUNTERS}
+    d["s"] = round(b["t"] - a["t"], 3)
+    return d
+
+
+def schema_commands(tool: list[str], pg: PgCluster, db: str, kind: str) -> list[list[str]]:
+    """The operator's sequence, the same flags for Temporal's temporal-sql-tool and for
+    `sundial schema`: create-database, setup-schema -v 0.0, update-schema with the embedded
+    schema, for the main and the visibility database."""
+    conn = ["--plugin", "postgres12", "--ep", pg.host, "-p", str(pg.port), "-u", pg.user,
+            "--pw", pg.password]
+    cmds = []
+    for name, schema in [(db, "postgresql/v12/temporal"), (f"{db}_visibility", "postgresql/v12/visibility")]:
+        cmds.append(tool + conn + ["--db", name, "create-database"])
+        cmds.append(tool + conn + ["--db", name, "setup-schema", "-v", "0.0"])
+        cmds.append(tool + conn + ["--db", name, "update-schema", "--schema-name", schema])
+    return cmds
+
+
+def _store_yaml(name: str, db: str, pg: PgCluster) -> str:
+    return f"""    {name}:
+      sql:
+        pluginName: "postgres12"
+        databaseName: "{db}"
+        connectAddr: "{pg.host}:{pg.port}"
+        connectProtocol: "tcp"
+        user: "{pg.user}"
+        password: "{pg.password}"
+        maxConns: {PG_MAX_CONNS}
+        maxIdleConns: {PG_MAX_CONNS}
+        maxConnLifetime: "1h"
+"""
+
+
+def server_yaml(kind: str, db: str, pg: PgCluster, ports: dict) -> str:
+    """A Temporal server config file for one process running all four services on loopback,
+    both stores on PostgreSQL (postgres12 plugin). Sundial reads the same file (it warns once
+    about the keys it does not use, e.g. the other services' ports). No dynamic config: both
+    run with their defaults."""
+    fe = ports["frontend"]
+    services = ""
+    for svc in ("frontend", "matching", "history", "worker"):
+        services += f"""  {svc}:
+    rpc:
+      grpcPort: {ports[svc]}
+      membershipPort: {ports[svc + '_membership']}
+      bindOnIP: "127.0.0.1"
+"""
+        if svc == "frontend":
+            services += f"      httpPort: {ports['frontend_http']}\n"
+    return f"""# Written by bench/run.py --store postgres for {kind}.
+log:
+  stdout: true
+  level: warn
+persistence:
+  defaultStore: default
+  visibilityStore: visibility
+  numHistoryShards: {PG_SHARDS}
+  datastores:
+{_store_yaml("default", db, pg)}{_store_yaml("visibility", db + "_visibility", pg)}global:
+  membership:
+    maxJoinDuration: 30s
+    broadcastAddress: "127.0.0.1"
+  pprof:
+    port: 0
+services:
+{services}clusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: "active"
+  currentClusterName: "active"
+  clusterInformation:
+    active:
+      enabled: true
+      initialFailoverVersion: 1
+      rpcName: "frontend"
+      rpcAddress: "127.0.0.1:{fe}"
+      httpAddress: "127.0.0.1:{ports['frontend_http']}"
+dcRedirectionPolicy:
+  policy: "noop"
+"""
+
+
 # ---- servers -------------------------------------------------------------------------
 
 class Server:
@@ -217,6 +410,7 @@ class Server:
         self.kind, self.argv, self.port, self.data_dir, self.db = kind, argv, port, data_dir, db
         self.proc: subprocess.Popen | None = None
         self.peak_rss = 0
+        self.pg_dbs: list[str] = []  # --store postgres: the databases this server uses
         self._stop_sampler = threading.Event()
         self._sampler: threading.Thread | None = None
 
@@ -277,7 +471,50 @@ class Server:
         return info
 
 
-def make_server(kind: str, args, data_dir: Path) -> Server:
+def low_free_port() -> int:
+    """A free loopback port below 32768: Temporal's PostgreSQL schema keeps a member's port in
+    a SMALLINT (cluster_membership.rpc_port), so a port from the ephemeral range (32768 and up
+    here) makes its membership heartbeat fail at start. Used for both servers alike."""
+    import random
+    for _ in range(1000):
+        port = random.randrange(20000, 32768)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32768")
+
+
+def TEMPORAL_START(cfg: Path) -> list[str]:
+    """Temporal Server 1.32's command line for one config file, all four services."""
+    return ["--config-file", str(cfg), "--allow-no-auth", "start"]
+
+
+def make_pg_server(kind: str, args, data_dir: Path, rep: int) -> Server:
+    """--store postgres: a config file on databases of this session's own; the schema is
+    applied by session() before the spawn."""
+    db = f"bench_{kind}_r{rep}"
+    names = ["frontend", "frontend_http", "frontend_membership", "matching", "matching_membership",
+             "history", "history_membership", "worker", "worker_membership"]
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < len(names):
+        ports = {n: low_free_port() for n in names}
+    cfg = data_dir / "config.yaml"
+    cfg.write_text(server_yaml(kind, db, args.pg, ports))
+    if kind == "temporal":
+        argv = [str(args.temporal_server_bin)] + TEMPORAL_START(cfg)
+    else:
+        argv = [str(args.sundial_bin), "server", "start", "--config-file", str(cfg)] + list(args.sundial_arg)
+    srv = Server(kind, argv, ports["frontend"], data_dir, data_dir / "no-sqlite-file")
+    srv.pg_dbs = [db, db + "_visibility"]
+    return srv
+
+
+def make_server(kind: str, args, data_dir: Path, rep: int = 1) -> Server:
+    if args.store == "postgres" and kind != "mock":
+        return make_pg_server(kind, args, data_dir, rep)
     port = free_port()
     db = data_dir / f"{kind}.db"
     if kind == "mock":
@@ -295,6 +532,27 @@ def make_server(kind: str, args, data_dir: Path) -> Server:
 
 
 # ---- one server session --------------------------------------------------------------
+
+def create_namespace(srv: Server, args, sess: dict) -> None:
+    """`temporal operator namespace create` against the server, retried until the frontend
+    answers (at most ~170 s); the outcome goes into the session record."""
+    deadline = time.monotonic() + 170
+    attempts, last = 0, ""
+    while time.monotonic() < deadline and srv.alive():
+        attempts += 1
+        try:
+            p = subprocess.run([str(args.temporal_bin), "operator", "namespace", "create",
+                                "--namespace", "default", "--address", srv.addr],
+                               capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+            last = (p.stderr or p.stdout).strip()[-500:]
+            if p.returncode == 0 or "already" in last.lower():
+                sess["namespace_create"] = {"attempts": attempts, "ok": True}
+                return
+        except subprocess.TimeoutExpired:
+            last = "timed out"
+        time.sleep(0.5)
+    sess["namespace_create"] = {"attempts": attempts, "ok": False, "last_error": last}
+
 
 def run_json(cmd: list[str], timeout: float) -> tuple[dict | None, str]:
     try:
@@ -328,10 +586,18 @@ def run_workload(srv: Server, workload: str, conc: int, args) -> dict:
                f"-eager={'true' if args.eager else 'false'}"]
     la, pressure = loadavg(), cpu_pressure()
     syncs = SyncCounter(srv.proc.pid, srv.data_dir / "perf-stat.txt") if args.count_syncs else None
+    pg = args.pg if srv.pg_dbs else None
+    pg0 = pg.stats(srv.pg_dbs) if pg else None
+    pgcpu0 = pg.cpu() if pg else None
     cpu0, t0 = srv.cpu(), time.monotonic()
     res, err = run_json(cmd, timeout=warm + dur + wf_timeout + 240)
     cpu1, el = srv.cpu(), time.monotonic() - t0
+    pgcpu1 = pg.cpu() if pg else None
     sync_counts = syncs.stop() if syncs else None
+    pg1 = None
+    if pg:
+        time.sleep(args.pg_settle)  # the backends' pending statistics reach pg_stat_* (see PgCluster.stats)
+        pg1 = pg.stats(srv.pg_dbs)
     row = {"workload": workload, "concurrency": conc, "loadavg_before": la,
            "cpu_pressure_before": pressure, "cpu_pressure_after": cpu_pressure(),
            "server_alive": srv.alive(), "wall_s": round(el, 3)}
@@ -348,6 +614,18 @@ def run_workload(srv: Server, workload: str, conc: int, args) -> dict:
         row["server_syncs_per_unit"] = sum(sync_counts.values()) / units
     row["check_failures"] = (res.get("inline_failed", 0) + res.get("verify_failed", 0)
                              + res.get("unexpected_workflow_tasks", 0))
+    if pg and pg0 and pg1:
+        d = pg_delta(pg0, pg1)
+        row["pg"] = d
+        row["pg_cpu_s"] = pgcpu1 - pgcpu0
+        row["pg_cpu_per_unit_ms"] = (pgcpu1 - pgcpu0) * 1000 / units if units else None
+        if units:
+            row["pg_per_unit"] = {k: d[k] / units for k in PG_COUNTERS}
+            # The same less what the idle server did in as long a time (its background polling
+            # and lease renewals; measured in session()).
+            idle = getattr(srv, "pg_idle_rate", None)
+            if idle:
+                row["pg_net_per_unit"] = {k: (d[k] - idle[k] * d["s"]) / units for k in PG_COUNTERS}
     return row
 
 
@@ -356,13 +634,38 @@ def session(kind: str, rep: int, args, out_dir: Path, matrix) -> dict:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
-    srv = make_server(kind, args, data_dir)
-    log(f"[{kind} rep {rep}] spawn: {' '.join(srv.argv)}")
+    srv = make_server(kind, args, data_dir, rep)
     sess = {"server": kind, "rep": rep, "argv": srv.argv, "runs": []}
+    if srv.pg_dbs:
+        sess["store"] = "postgres"
+        sess["pg_databases"] = srv.pg_dbs
+        sess["config_yaml"] = (data_dir / "config.yaml").read_text()
+        tool = [str(args.temporal_sql_tool)] if kind == "temporal" else [str(args.sundial_bin), "schema"]
+        ts = time.monotonic()
+        for cmd in schema_commands(tool, args.pg, srv.pg_dbs[0], kind):
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+            if p.returncode != 0:
+                sess["failed"] = f"schema: {' '.join(cmd[len(tool):])}: exit {p.returncode}: {(p.stderr or p.stdout)[-1500:]}"
+                log(f"[{kind} rep {rep}] SCHEMA FAILED: {sess['failed']}")
+                for d in srv.pg_dbs:
+                    args.pg.drop(d)
+                return sess
+        sess["schema_s"] = round(time.monotonic() - ts, 3)
+        sess["schema_commands"] = [" ".join(["<tool>"] + c[len(tool):]) for c in
+                                   schema_commands(tool, args.pg, srv.pg_dbs[0], kind)[:3]]
+        log(f"[{kind} rep {rep}] schema applied in {sess['schema_s']:.1f}s ({' '.join(tool[-1:])})")
+    log(f"[{kind} rep {rep}] spawn: {' '.join(srv.argv)}")
     t0 = srv.spawn()
+    ns_thread = None
     try:
+        if srv.pg_dbs:
+            # Neither `start` creates a namespace: register `default` the operator's way,
+            # retrying while the frontend comes up, alongside the readiness probe.
+            ns_thread = threading.Thread(target=create_namespace, args=(srv, args, sess), daemon=True)
+            ns_thread.start()
         ready, err = run_json([str(DRIVER), "ready", "-addr", srv.addr, "-since", str(t0),
-                               "-timeout", "60s"], timeout=90)
+                               "-timeout", "180s" if srv.pg_dbs else "60s"],
+                              timeout=210 if srv.pg_dbs else 90)
         sess["ready"] = ready
         if ready is None or not srv.alive():
             sess["failed"] = f"not ready: {err}; server alive={srv.alive()}"
@@ -375,6 +678,18 @@ def session(kind: str, rep: int, args, out_dir: Path, matrix) -> dict:
         time.sleep(settle)
         sess["idle_cpu_util"] = (srv.cpu() - c0) / settle
         sess["idle_rss_bytes"] = srv.rss()
+        if srv.pg_dbs:
+            # What the idle server does to the database per second (commits of its background
+            # work), over one settle period after the setup's statistics have arrived.
+            time.sleep(args.pg_settle)
+            a = args.pg.stats(srv.pg_dbs)
+            time.sleep(args.pg_settle)
+            b = args.pg.stats(srv.pg_dbs)
+            d = pg_delta(a, b)
+            srv.pg_idle_rate = {k: d[k] / d["s"] for k in PG_COUNTERS}
+            sess["pg_idle_per_s"] = srv.pg_idle_rate
+            log(f"[{kind} rep {rep}] idle: {srv.pg_idle_rate['xact_commit']:.1f} commits/s, "
+                f"{srv.pg_idle_rate['wal_sync']:.2f} WAL syncs/s")
         for workload, conc in matrix:
             if not srv.alive():
                 sess["runs"].append({"workload": workload, "concurrency": conc,
@@ -386,8 +701,17 @@ def session(kind: str, rep: int, args, out_dir: Path, matrix) -> dict:
         sess["alive_at_end"] = srv.alive()
         sess["stop"] = srv.stop()
         sess["peak_rss_bytes"] = srv.peak_rss
-        sess["db_journal_mode"] = sqlite_journal_mode(srv.db)
-        sess["db_bytes"] = sum(p.stat().st_size for p in data_dir.glob(f"{kind}.db*"))
+        if srv.pg_dbs:
+            if ns_thread is not None:
+                ns_thread.join(timeout=30)
+            sess["db_journal_mode"] = "PostgreSQL"
+            sess["db_bytes"] = args.pg.db_bytes(srv.pg_dbs)
+            if not args.keep_data:
+                for d in srv.pg_dbs:
+                    args.pg.drop(d)
+        else:
+            sess["db_journal_mode"] = sqlite_journal_mode(srv.db)
+            sess["db_bytes"] = sum(p.stat().st_size for p in data_dir.glob(f"{kind}.db*"))
         log_tail = (data_dir / "server.log").read_bytes()[-3000:].decode("utf-8", "replace")
         sess["server_log_tail"] = log_tail
         if not args.keep_data:
@@ -452,6 +776,16 @@ def summarize(sessions: list[dict]) -> dict:
                 "check_samples": sorted({e for r in ok for e in (r.get("inline_failure_samples") or [])
                                           + (r.get("verify_failure_samples") or [])})[:10],
             }
+            if any(r.get("pg_per_unit") for r in ok):
+                w = k["workloads"][key]
+                w["pg_cpu_per_unit_ms"] = med([r.get("pg_cpu_per_unit_ms") for r in ok])
+                for c in PG_COUNTERS:
+                    w[f"pg_{c}_per_unit"] = med([(r.get("pg_per_unit") or {}).get(c) for r in ok])
+                    w[f"pg_{c}_net_per_unit"] = med([(r.get("pg_net_per_unit") or {}).get(c) for r in ok])
+        if any(s.get("pg_idle_per_s") for s in ss):
+            for c in PG_COUNTERS:
+                k[f"pg_idle_{c}_per_s"] = med([(s.get("pg_idle_per_s") or {}).get(c) for s in ss])
+            k["schema_s"] = med([s.get("schema_s") for s in ss])
     return out
 
 
@@ -477,7 +811,7 @@ def ratio(a, b):
 def markdown(meta: dict, summary: dict) -> str:
     kinds = [k for k in ("sundial", "temporal", "mock") if k in summary]
     both = kinds[:2] == ["sundial", "temporal"] and len(kinds) == 2
-    L = [f"Run {meta['date']} on {meta['machine']['cpus']} CPUs ({meta['machine']['cpu_model']}), "
+    L = [f"Run {meta['date']}{' (store: PostgreSQL)' if meta.get('store') == 'postgres' else ''} on {meta['machine']['cpus']} CPUs ({meta['machine']['cpu_model']}), "
          f"{meta['machine']['mem_mib']} MiB, kernel {meta['machine']['kernel']}, load average at start "
          f"{meta['machine']['loadavg_at_start']}. fsync probe: "
          f"{fmt((meta.get('fsync') or {}).get('fsync', {}).get('per_s'))} fsync/s, "
@@ -498,6 +832,11 @@ def markdown(meta: dict, summary: dict) -> str:
     row("idle RSS (MiB)", g(None, "idle_rss_mb"), "lower")
     row("peak RSS (MiB)", g(None, "peak_rss_mb"), "lower")
     row("idle CPU (cores)", g(None, "idle_cpu_util"), "lower")
+    pgm = meta.get("store") == "postgres"
+    if pgm:
+        row("schema applied (s; create-database, setup-schema, update-schema ×2)", g(None, "schema_s"), "–")
+        row("idle server: PostgreSQL commits/s in its databases", g(None, "pg_idle_xact_commit_per_s"), "lower")
+        row("idle server: WAL syncs/s (cluster)", g(None, "pg_idle_wal_sync_per_s"), "lower")
     row("machine CPU pressure during its runs (% some avg10, median; other load)", g(None, "cpu_pressure_median"), "–")
     keys = []
     for k in kinds:
@@ -518,6 +857,17 @@ def markdown(meta: dict, summary: dict) -> str:
         row(f"{key} server CPU used (cores)", [x.get("server_cpu_util") for x in w], "–")
         if any(x.get("syncs_per_unit") is not None for x in w):
             row(f"{key} server fsync+fdatasync calls per unit", [x.get("syncs_per_unit") for x in w], "lower")
+        if any(x.get("pg_xact_commit_per_unit") is not None for x in w):
+            row(f"{key} PostgreSQL CPU per unit (ms, whole cluster)", [x.get("pg_cpu_per_unit_ms") for x in w], "lower")
+            row(f"{key} **commits per unit** (pg_stat_database xact_commit, its 2 databases)",
+                [x.get("pg_xact_commit_per_unit") for x in w], "lower")
+            row(f"{key} commits per unit, less the idle rate", [x.get("pg_xact_commit_net_per_unit") for x in w], "lower")
+            row(f"{key} write transactions per unit (xids assigned)", [x.get("pg_next_xid_per_unit") for x in w], "lower")
+            row(f"{key} **WAL fsyncs per unit** (pg_stat_wal wal_sync)", [x.get("pg_wal_sync_per_unit") for x in w], "lower")
+            row(f"{key} WAL fsyncs per unit, less the idle rate", [x.get("pg_wal_sync_net_per_unit") for x in w], "lower")
+            row(f"{key} WAL writes per unit (pg_stat_wal wal_write)", [x.get("pg_wal_write_per_unit") for x in w], "lower")
+            row(f"{key} WAL bytes per unit", [x.get("pg_wal_bytes_per_unit") for x in w], "lower")
+            row(f"{key} rollbacks per unit", [x.get("pg_xact_rollback_per_unit") for x in w], "lower")
         if key.startswith("timer"):
             row(f"{key} timer fire lateness p50 (ms, from history)", [x.get("timer_late_hist_p50_ms") for x in w], "lower")
             row(f"{key} timer fire lateness p99 (ms, from history)", [x.get("timer_late_hist_p99_ms") for x in w], "lower")
@@ -528,8 +878,18 @@ def markdown(meta: dict, summary: dict) -> str:
                  + " | ".join(f"{a} / {b} / {c}" for a, b, c in zip(cf, er, fr))
                  + (" | | 0 |" if both else " |"))
     L.append("")
-    L.append("Journal mode found in each server's database file after the run: "
-             + "; ".join(f"{k}: {', '.join(summary[k]['journal_mode'])}" for k in kinds) + ".")
+    if pgm:
+        pi = meta.get("postgres") or {}
+        L.append(f"Store: PostgreSQL {pi.get('version')} on 127.0.0.1 (scripts/postgres.sh; "
+                 + ", ".join(f"{a}={b}" for a, b in sorted((pi.get('settings') or {}).items()))
+                 + f"), shared by both servers, each session on fresh databases of its own; "
+                 f"numHistoryShards {PG_SHARDS} for both; maxConns {PG_MAX_CONNS} per store; one server "
+                 "at a time (pg_stat_wal is cluster-wide). Counters are read before each run and "
+                 f"{meta.get('pg_settle_s')} s after it (statistics reach pg_stat_* late), divided by "
+                 "the units the driver completed in the run (incl. warm-up and drain).")
+    else:
+        L.append("Journal mode found in each server's database file after the run: "
+                 + "; ".join(f"{k}: {', '.join(summary[k]['journal_mode'])}" for k in kinds) + ".")
     for k in kinds:
         for key, w in summary[k]["workloads"].items():
             shown = (w.get("failed_runs", []) + w.get("error_samples", [])[:3] + w.get("check_samples", [])[:3])
@@ -623,10 +983,24 @@ def main() -> int:
                     help="pass --sqlite-pragma to Temporal (e.g. journal_mode=wal); default: none, as shipped")
     ap.add_argument("--out", help="output directory (default bench/results/runs/<timestamp>)")
     ap.add_argument("--latest", action="store_true",
-                    help="also copy results.{json,md,png} to bench/results/latest/")
+                    help="also copy results.{json,md,png} to bench/results/latest/ "
+                         "(bench/results/postgres/ with --store postgres)")
     ap.add_argument("--no-sync-count", dest="count_syncs", action="store_false",
                     help="do not count the server's fsync/fdatasync calls (perf stat on syscall tracepoints)")
     ap.add_argument("--keep-data", action="store_true", help="keep the database files")
+    ap.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite",
+                    help="sqlite (default): both dev servers on SQLite files; postgres: Temporal Server "
+                         "(bench/.bin, scripts/install-temporal-server.sh) and `sundial server start` "
+                         "on one throwaway PostgreSQL (scripts/postgres.sh)")
+    ap.add_argument("--temporal-server-bin", default=os.environ.get("TEMPORAL_SERVER_BIN",
+                                                                    str(BENCH / ".bin" / "temporal-server")),
+                    help="--store postgres: Temporal Server binary")
+    ap.add_argument("--temporal-sql-tool", default=os.environ.get("TEMPORAL_SQL_TOOL",
+                                                                  str(BENCH / ".bin" / "temporal-sql-tool")),
+                    help="--store postgres: Temporal's SQL schema tool")
+    ap.add_argument("--pg-settle", type=float, default=11.0,
+                    help="--store postgres: seconds to wait after each run before reading pg_stat_* "
+                         "(idle backends report their statistics within 10 s)")
     args = ap.parse_args()
 
     args.reps = args.reps or (1 if args.quick else 2)
@@ -657,6 +1031,21 @@ def main() -> int:
                  "pass --sundial-bin, or use --only temporal)")
     if "temporal" in kinds and not os.access(args.temporal_bin, os.X_OK):
         sys.exit(f"temporal CLI not found at {args.temporal_bin}; run scripts/install-bench-deps.sh")
+    args.pg = None
+    if args.store == "postgres":
+        if args.only == "mock":
+            ap.error("--store postgres needs a real server")
+        if not os.access(args.temporal_bin, os.X_OK):
+            sys.exit(f"temporal CLI (namespace registration) not found at {args.temporal_bin}; "
+                     "run scripts/install-bench-deps.sh")
+        if "temporal" in kinds:
+            for b in (args.temporal_server_bin, args.temporal_sql_tool):
+                if not os.access(b, os.X_OK):
+                    sys.exit(f"{b} not found; run scripts/install-temporal-server.sh")
+        if not shutil.which("psql"):
+            sys.exit("psql not found (Debian package postgresql-client; scripts/postgres.sh install)")
+        # Sundial's own fsyncs are none on PostgreSQL: the database's are counted instead.
+        args.count_syncs = False
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(args.out) if args.out else BENCH / "results" / "runs" / stamp
@@ -692,6 +1081,41 @@ def main() -> int:
         order = binary.parent / "link-order.txt"
         meta["sundial_link_ordered"] = order.exists() and order.stat().st_mtime <= binary.stat().st_mtime
 
+    if args.store == "postgres":
+        meta["store"] = "postgres"
+        meta["pg_settle_s"] = args.pg_settle
+        meta["num_history_shards"] = PG_SHARDS
+        if "temporal" in kinds:
+            try:
+                meta["temporal_server_version"] = subprocess.run(
+                    [str(args.temporal_server_bin), "--version"], capture_output=True, text=True,
+                    timeout=30).stdout.strip()
+            except (OSError, subprocess.TimeoutExpired):
+                meta["temporal_server_version"] = None
+        # Outside the repository: scripts/postgres.sh hands the directory to the postgres user.
+        pg_dir = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+        os.chmod(pg_dir, 0o755)
+        args.pg = PgCluster(pg_dir / "pg")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        log(f"starting PostgreSQL in {pg_dir}")
+        try:
+            args.pg.start()
+            meta["postgres"] = {"version": args.pg.version(), "settings": args.pg.settings()}
+        except Exception:
+            args.pg.stop()
+            shutil.rmtree(pg_dir, ignore_errors=True)
+            raise
+        log(f"PostgreSQL {meta['postgres']['version']} on {args.pg.host}:{args.pg.port}")
+    try:
+        return run_all(args, kinds, matrix, out_dir, meta)
+    finally:
+        if args.pg is not None:
+            args.pg.stop()
+            shutil.rmtree(pg_dir, ignore_errors=True)
+            log("PostgreSQL stopped")
+
+
+def run_all(args, kinds, matrix, out_dir: Path, meta: dict) -> int:
     log("fsync probe")
     (out_dir / "tmp").mkdir(exist_ok=True)
     fs, _ = run_json([str(FSYNC), "-dir", str(out_dir / "tmp"),
@@ -708,7 +1132,7 @@ def main() -> int:
             # write partial results as we go
             (out_dir / "results.json").write_text(json.dumps({"meta": meta, "sessions": sessions}, indent=1))
 
-    repl = [(str(out_dir.resolve()), "<run-dir>"), (str(out_dir), "<run-dir>"), (str(ROOT), "<repo>"),
+    repl = [(str(args.sundial_bin), meta.get("sundial_bin") or "sundial"), (str(out_dir.resolve()), "<run-dir>"), (str(out_dir), "<run-dir>"), (str(ROOT), "<repo>"),
             (str(Path.home()), "~")]
     sessions = scrub(sessions, repl)
     meta = scrub(meta, repl)
@@ -724,7 +1148,7 @@ def main() -> int:
     if not args.keep_data:
         shutil.rmtree(out_dir / "tmp", ignore_errors=True)
     if args.latest:
-        latest = BENCH / "results" / "latest"
+        latest = BENCH / "results" / ("postgres" if args.store == "postgres" else "latest")
         latest.mkdir(parents=True, exist_ok=True)
         for n in ("results.json", "results.md", "results.png"):
             if (out_dir / n).exists():

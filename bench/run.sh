@@ -2,6 +2,7 @@
 # Runs the side-by-side benchmark (see bench/README.md). Arguments go to bench/run.py:
 #   bench/run.sh --quick --only temporal      # smoke run, Temporal only
 #   bench/run.sh --latest                     # full matrix, both servers, 2 repetitions
+#   bench/run.sh --store postgres --workloads activity/1,activity/32   # both on one PostgreSQL
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${BENCH_VENV:-$ROOT/bench/.venv}"

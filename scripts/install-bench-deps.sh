@@ -4,7 +4,8 @@
 #     CLI + dev server, the comparison baseline), temporalio (the `sdk` workload) and
 #     matplotlib (the chart);
 #   - the Go modules of the load driver, and the driver binary (bench/driver/bench-driver);
-#   - the fsync probe (bench/fsync/fsync-probe).
+#   - the fsync probe (bench/fsync/fsync-probe);
+#   - Temporal Server and temporal-sql-tool in bench/.bin/ (scripts/install-temporal-server.sh).
 # Needs: python3 (>= 3.9) with venv, Go (>= 1.26, what the gRPC and Temporal API modules require). On Debian as root it apt-installs
 # python3-venv / golang if they are missing.
 set -euo pipefail
@@ -50,4 +51,10 @@ fi
 
 (cd "$ROOT/bench/driver" && go mod download && go build -trimpath -o bench-driver .)
 (cd "$ROOT/bench/fsync" && go build -trimpath -o fsync-probe .)
+# Temporal Server 1.32 and its SQL tool, built from the Go module proxy into bench/.bin/, for
+# the PostgreSQL mode (bench/run.sh --store postgres). Several minutes the first time, nothing
+# after that. BENCH_SKIP_TEMPORAL_SERVER=1 skips it.
+if [ -z "${BENCH_SKIP_TEMPORAL_SERVER:-}" ]; then
+  bash "$ROOT/scripts/install-temporal-server.sh"
+fi
 echo "bench deps installed: venv=$VENV driver=$ROOT/bench/driver/bench-driver"
