@@ -46,6 +46,12 @@ func main() {
 		os.Exit(cmdReady(ctx, os.Args[2:]))
 	case "mock":
 		os.Exit(cmdMock(ctx, os.Args[2:]))
+	case "park":
+		os.Exit(cmdPark(ctx, os.Args[2:]))
+	case "probe":
+		os.Exit(cmdProbe(ctx, os.Args[2:]))
+	case "namespace":
+		os.Exit(cmdNamespace(ctx, os.Args[2:]))
 	default:
 		usage()
 	}
