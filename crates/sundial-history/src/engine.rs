@@ -1053,9 +1053,9 @@ impl Inner {
             guard.loaded = None;
             drop(guard);
             self.evict(key);
-            if matches!(error, Error::ShardOwnershipLost) {
-                self.shard_lost(shard);
-            }
+            // The state is unchanged, so a write that may have committed leaves nothing to
+            // resettle: only a lost shard matters.
+            self.write_failed(shard, &[], &error);
             return Err(error);
         }
         let loaded = guard.loaded.as_mut().expect("loaded above");
