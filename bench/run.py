@@ -223,6 +223,13 @@ PG_SCRIPT = ROOT / "scripts" / "postgres.sh"
 # dev servers as shipped instead: Temporal's start-dev has 1 shard, Sundial's 4).
 PG_SHARDS = 4
 PG_MAX_CONNS = 20  # per store, both servers (the figure in Temporal's sample SQL configs)
+# The one dynamic config both servers get in the PostgreSQL mode: Temporal's default frontend
+# limits (2,400 requests/s per frontend and per namespace) would cap the load, not the server.
+PG_DYNAMIC_CONFIG = """frontend.rps:
+  - value: 1000000
+frontend.namespaceRPS:
+  - value: 1000000
+"""
 
 
 class PgCluster:
@@ -354,11 +361,12 @@ def _store_yaml(name: str, db: str, pg: PgCluster) -> str:
 """
 
 
-def server_yaml(kind: str, db: str, pg: PgCluster, ports: dict) -> str:
+def server_yaml(kind: str, db: str, pg: PgCluster, ports: dict, dynconfig: Path) -> str:
     """A Temporal server config file for one process running all four services on loopback,
     both stores on PostgreSQL (postgres12 plugin). Sundial reads the same file (it warns once
-    about the keys it does not use, e.g. the other services' ports). No dynamic config: both
-    run with their defaults."""
+    about the keys it does not use, e.g. the other services' ports). The dynamic config file
+    (PG_DYNAMIC_CONFIG) lifts the frontend rate limits; everything else is each server's
+    default."""
     fe = ports["frontend"]
     services = ""
     for svc in ("frontend", "matching", "history", "worker"):
@@ -400,6 +408,9 @@ services:
       httpAddress: "127.0.0.1:{ports['frontend_http']}"
 dcRedirectionPolicy:
   policy: "noop"
+dynamicConfigClient:
+  filepath: "{dynconfig}"
+  pollInterval: "10s"
 """
 
 
@@ -502,7 +513,9 @@ def make_pg_server(kind: str, args, data_dir: Path, rep: int) -> Server:
     while len(set(ports.values())) < len(names):
         ports = {n: low_free_port() for n in names}
     cfg = data_dir / "config.yaml"
-    cfg.write_text(server_yaml(kind, db, args.pg, ports))
+    dynconfig = data_dir / "dynamicconfig.yaml"
+    dynconfig.write_text(PG_DYNAMIC_CONFIG)
+    cfg.write_text(server_yaml(kind, db, args.pg, ports, dynconfig))
     if kind == "temporal":
         argv = [str(args.temporal_server_bin)] + TEMPORAL_START(cfg)
     else:

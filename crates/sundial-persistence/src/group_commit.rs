@@ -43,6 +43,19 @@ pub(crate) trait GroupConnection: Send {
     async fn simple(&mut self, sql: &'static str) -> std::result::Result<(), BatchError>;
     /// Applies one batch inside the open transaction.
     async fn apply(&mut self, batch: &WriteBatch) -> std::result::Result<(), BatchError>;
+    /// Opens a transaction and applies batches in order; the first failure is the outcome (an
+    /// `Own` failure leaves the transaction open, to be rolled back). A dialect whose driver
+    /// pipelines sends it all at once.
+    async fn begin_and_apply(
+        &mut self,
+        batches: &[&WriteBatch],
+    ) -> std::result::Result<(), BatchError> {
+        self.simple("BEGIN").await?;
+        for batch in batches {
+            self.apply(batch).await?;
+        }
+        Ok(())
+    }
     /// The connection is no longer usable (a rollback failed): keep it out of the pool.
     fn discard(self);
 }
@@ -173,21 +186,13 @@ async fn commit_group<C: GroupConnection>(
     connection: &mut C,
     batches: &[&WriteBatch],
 ) -> std::result::Result<Vec<Result<()>>, BatchError> {
-    connection.simple("BEGIN").await?;
-    let mut own_failure = false;
-    for batch in batches {
-        match connection.apply(batch).await {
-            Ok(()) => {}
-            Err(BatchError::Own(_)) => {
-                own_failure = true;
-                break;
-            }
-            Err(other) => return Err(other),
+    match connection.begin_and_apply(batches).await {
+        Ok(()) => {
+            connection.simple("COMMIT").await?;
+            return Ok(batches.iter().map(|_| Ok(())).collect());
         }
-    }
-    if !own_failure {
-        connection.simple("COMMIT").await?;
-        return Ok(batches.iter().map(|_| Ok(())).collect());
+        Err(BatchError::Own(_)) => {}
+        Err(other) => return Err(other),
     }
     connection.simple("ROLLBACK").await?;
     connection.simple("BEGIN").await?;

@@ -9,17 +9,21 @@
 //! acquisition holds the shard row exclusively. Nothing else locks the shard row, so fenced
 //! writes of different shards never wait on each other.
 
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures::future::{MaybeDone, maybe_done};
 use prost::Message;
 use sundial_common::{Error, Result};
 use sundial_proto::api::history::v1::{History, HistoryEvent};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Statement};
 
 use crate::Store;
 use crate::group_commit::{BatchError, ConnectionSource, GroupConnection, GroupWriter};
@@ -156,7 +160,14 @@ impl GroupConnection for PgConnection {
     }
 
     async fn apply(&mut self, batch: &WriteBatch) -> std::result::Result<(), BatchError> {
-        apply_batch(&self.0, batch).await
+        apply_pipelined(&self.0, false, &[batch]).await
+    }
+
+    async fn begin_and_apply(
+        &mut self,
+        batches: &[&WriteBatch],
+    ) -> std::result::Result<(), BatchError> {
+        apply_pipelined(&self.0, true, batches).await
     }
 
     fn discard(self) {
@@ -219,45 +230,26 @@ pub(crate) async fn recorded_schema(
     Ok((current, marked))
 }
 
-async fn apply_batch(
-    client: &impl GenericClient,
-    batch: &WriteBatch,
-) -> std::result::Result<(), BatchError> {
-    let shard_id = batch.shard_id as i32;
-    let statement = client
-        .prepare_cached("SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE")
-        .await?;
-    let range_id: Option<i64> = client
-        .query_opt(&statement, &[&shard_id])
-        .await?
-        .map(|row| row.get(0));
-    if range_id != Some(batch.range_id) {
-        return Err(BatchError::Own(Error::ShardOwnershipLost));
-    }
-    for write in &batch.executions {
-        apply_execution_write(client, shard_id, write).await?;
-    }
-    if !batch.deleted_transfer_tasks.is_empty() {
-        let statement = client
-            .prepare_cached("DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id = ANY($2)")
-            .await?;
-        client
-            .execute(&statement, &[&shard_id, &batch.deleted_transfer_tasks])
-            .await?;
-    }
-    Ok(())
+/// The statements a write uses, prepared once per connection.
+struct WriteStatements {
+    fence: Statement,
+    insert_execution: Statement,
+    update_execution: Statement,
+    insert_history: Statement,
+    insert_current: Statement,
+    move_current: Statement,
+    current_status: Statement,
+    insert_transfer: Statement,
+    delete_transfers: Statement,
 }
 
-async fn apply_execution_write(
-    client: &impl GenericClient,
-    shard_id: i32,
-    write: &ExecutionWrite,
-) -> std::result::Result<(), BatchError> {
-    let visibility = &write.visibility;
-    let due = &write.due;
-    match write.expected_db_version {
-        None => {
-            let statement = client
+impl WriteStatements {
+    async fn prepare(client: &deadpool_postgres::Object) -> std::result::Result<Self, BatchError> {
+        Ok(WriteStatements {
+            fence: client
+                .prepare_cached("SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE")
+                .await?,
+            insert_execution: client
                 .prepare_cached(
                     "INSERT INTO executions (namespace_id, workflow_id, run_id, shard_id, db_record_version,
                         next_event_id, state_encoding, state, workflow_type, task_queue, status, start_time,
@@ -266,7 +258,146 @@ async fn apply_execution_write(
                      VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
                      ON CONFLICT DO NOTHING",
                 )
+                .await?,
+            update_execution: client
+                .prepare_cached(
+                    "UPDATE executions SET db_record_version = db_record_version + 1, next_event_id = $1,
+                        state = $2, status = $3, close_time = $4, execution_time = $5, memo = $6,
+                        search_attributes = $7, state_encoding = $8, wake_time = $9, dispatch_pending = $10
+                     WHERE namespace_id = $11 AND workflow_id = $12 AND run_id = $13 AND db_record_version = $14",
+                )
+                .await?,
+            insert_history: client
+                .prepare_cached(
+                    "INSERT INTO history_node (namespace_id, run_id, first_event_id, last_event_id, data)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .await?,
+            insert_current: client
+                .prepare_cached(
+                    "INSERT INTO current_executions (namespace_id, workflow_id, run_id, status, start_request_id)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .await?,
+            move_current: client
+                .prepare_cached(
+                    "UPDATE current_executions SET run_id = $1, status = $2, start_request_id = $3
+                     WHERE namespace_id = $4 AND workflow_id = $5 AND run_id = $6",
+                )
+                .await?,
+            current_status: client
+                .prepare_cached(
+                    "UPDATE current_executions SET status = $1 WHERE namespace_id = $2 AND workflow_id = $3 AND run_id = $4",
+                )
+                .await?,
+            insert_transfer: client
+                .prepare_cached(
+                    "INSERT INTO transfer_tasks (shard_id, task_id, namespace_id, workflow_id, run_id, data)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .await?,
+            delete_transfers: client
+                .prepare_cached("DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id = ANY($2)")
+                .await?,
+        })
+    }
+}
+
+/// One statement of a write, with the check of its outcome.
+type Step<'a> = Pin<Box<dyn Future<Output = std::result::Result<(), BatchError>> + Send + 'a>>;
+
+/// Applies batches (after opening the transaction when `begin`), every statement of every batch
+/// sent before the first answer is awaited (tokio-postgres pipelines requests polled together),
+/// so a group costs one round trip instead of one per statement. The statements run in the
+/// order they were sent; the first failure in that order is the outcome, as if they had run one
+/// by one.
+async fn apply_pipelined(
+    client: &deadpool_postgres::Object,
+    begin: bool,
+    batches: &[&WriteBatch],
+) -> std::result::Result<(), BatchError> {
+    let statements = WriteStatements::prepare(client).await?;
+    let client: &tokio_postgres::Client = client;
+    let mut steps: Vec<Step<'_>> = Vec::new();
+    if begin {
+        steps.push(Box::pin(
+            async move { Ok(client.batch_execute("BEGIN").await?) },
+        ));
+    }
+    for batch in batches {
+        batch_steps(client, &statements, batch, &mut steps);
+    }
+    let mut steps: Vec<MaybeDone<Step<'_>>> = steps.into_iter().map(maybe_done).collect();
+    // Polling in order on the first pass sends the statements in order.
+    poll_fn(|cx| {
+        let mut done = true;
+        for step in steps.iter_mut() {
+            done &= Pin::new(step).poll(cx).is_ready();
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    for step in steps.iter_mut() {
+        Pin::new(step).take_output().unwrap_or(Ok(()))?;
+    }
+    Ok(())
+}
+
+fn batch_steps<'a>(
+    client: &'a tokio_postgres::Client,
+    statements: &'a WriteStatements,
+    batch: &'a WriteBatch,
+    steps: &mut Vec<Step<'a>>,
+) {
+    let shard_id = batch.shard_id as i32;
+    steps.push(Box::pin(async move {
+        let range_id: Option<i64> = client
+            .query_opt(&statements.fence, &[&shard_id])
+            .await?
+            .map(|row| row.get(0));
+        if range_id != Some(batch.range_id) {
+            return Err(BatchError::Own(Error::ShardOwnershipLost));
+        }
+        Ok(())
+    }));
+    for write in &batch.executions {
+        execution_steps(client, statements, shard_id, write, steps);
+    }
+    if !batch.deleted_transfer_tasks.is_empty() {
+        steps.push(Box::pin(async move {
+            client
+                .execute(
+                    &statements.delete_transfers,
+                    &[&shard_id, &batch.deleted_transfer_tasks],
+                )
                 .await?;
+            Ok(())
+        }));
+    }
+}
+
+/// A statement that must change exactly one row; otherwise the batch conflicts.
+fn one_row(changed: u64, conflict: &str) -> std::result::Result<(), BatchError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(BatchError::Own(Error::Conflict(conflict.into())))
+    }
+}
+
+fn execution_steps<'a>(
+    client: &'a tokio_postgres::Client,
+    statements: &'a WriteStatements,
+    shard_id: i32,
+    write: &'a ExecutionWrite,
+    steps: &mut Vec<Step<'a>>,
+) {
+    let visibility = &write.visibility;
+    let due = &write.due;
+    match write.expected_db_version {
+        // ON CONFLICT DO NOTHING: a duplicate is a conflict of this batch, not an error that
+        // aborts the whole group's transaction.
+        None => steps.push(Box::pin(async move {
             let params: [&(dyn ToSql + Sync); 19] = [
                 &write.namespace_id,
                 &write.workflow_id,
@@ -288,175 +419,128 @@ async fn apply_execution_write(
                 &due.wake_time_ms,
                 &due.dispatch_pending,
             ];
-            // ON CONFLICT DO NOTHING: a duplicate is a conflict of this batch, not an error
-            // that aborts the whole group's transaction.
-            if client.execute(&statement, &params).await? != 1 {
-                return Err(BatchError::Own(Error::Conflict(
-                    "execution already exists".into(),
-                )));
-            }
-        }
-        Some(expected) => {
-            let statement = client
-                .prepare_cached(
-                    "UPDATE executions SET db_record_version = db_record_version + 1, next_event_id = $1,
-                        state = $2, status = $3, close_time = $4, execution_time = $5, memo = $6,
-                        search_attributes = $7, state_encoding = $8, wake_time = $9, dispatch_pending = $10
-                     WHERE namespace_id = $11 AND workflow_id = $12 AND run_id = $13 AND db_record_version = $14",
-                )
-                .await?;
             let changed = client
-                .execute(
-                    &statement,
-                    &[
-                        &write.next_event_id,
-                        &write.state.data,
-                        &visibility.status,
-                        &visibility.close_time_ms,
-                        &visibility.execution_time_ms,
-                        &visibility.memo,
-                        &visibility.search_attributes,
-                        &write.state.encoding,
-                        &due.wake_time_ms,
-                        &due.dispatch_pending,
-                        &write.namespace_id,
-                        &write.workflow_id,
-                        &write.run_id,
-                        &expected,
-                    ],
-                )
+                .execute(&statements.insert_execution, &params)
                 .await?;
-            if changed != 1 {
-                return Err(BatchError::Own(Error::Conflict(
-                    "execution version changed".into(),
-                )));
-            }
-        }
+            one_row(changed, "execution already exists")
+        })),
+        Some(expected) => steps.push(Box::pin(async move {
+            let params: [&(dyn ToSql + Sync); 14] = [
+                &write.next_event_id,
+                &write.state.data,
+                &visibility.status,
+                &visibility.close_time_ms,
+                &visibility.execution_time_ms,
+                &visibility.memo,
+                &visibility.search_attributes,
+                &write.state.encoding,
+                &due.wake_time_ms,
+                &due.dispatch_pending,
+                &write.namespace_id,
+                &write.workflow_id,
+                &write.run_id,
+                &expected,
+            ];
+            let changed = client
+                .execute(&statements.update_execution, &params)
+                .await?;
+            one_row(changed, "execution version changed")
+        })),
     }
     if let (Some(first), Some(last)) = (write.events.first(), write.events.last()) {
         let data = History {
             events: write.events.clone(),
         }
         .encode_to_vec();
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO history_node (namespace_id, run_id, first_event_id, last_event_id, data)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        let inserted = client
-            .execute(
-                &statement,
-                &[
-                    &write.namespace_id,
-                    &write.run_id,
-                    &first.event_id,
-                    &last.event_id,
-                    &data,
-                ],
-            )
-            .await?;
-        if inserted != 1 {
-            return Err(BatchError::Own(Error::Conflict(
-                "history batch already written".into(),
-            )));
-        }
+        steps.push(Box::pin(async move {
+            let changed = client
+                .execute(
+                    &statements.insert_history,
+                    &[
+                        &write.namespace_id,
+                        &write.run_id,
+                        &first.event_id,
+                        &last.event_id,
+                        &data,
+                    ],
+                )
+                .await?;
+            one_row(changed, "history batch already written")
+        }));
     }
     match &write.current {
         CurrentUpdate::Keep => {}
+        // The first run of a workflow id inserts the pointer (a second one racing it finds the
+        // row); a later run moves it only from the run it expects.
         CurrentUpdate::Set {
-            expected_run_id,
+            expected_run_id: None,
             run_id,
             status,
             start_request_id,
-        } => {
-            // The first run of a workflow id inserts the pointer (a second one racing it finds
-            // the row); a later run moves it only from the run it expects.
-            let changed = match expected_run_id {
-                None => {
-                    let statement = client
-                        .prepare_cached(
-                            "INSERT INTO current_executions (namespace_id, workflow_id, run_id, status, start_request_id)
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                        )
-                        .await?;
-                    client
-                        .execute(
-                            &statement,
-                            &[
-                                &write.namespace_id,
-                                &write.workflow_id,
-                                run_id,
-                                status,
-                                start_request_id,
-                            ],
-                        )
-                        .await?
-                }
-                Some(expected) => {
-                    let statement = client
-                        .prepare_cached(
-                            "UPDATE current_executions SET run_id = $1, status = $2, start_request_id = $3
-                             WHERE namespace_id = $4 AND workflow_id = $5 AND run_id = $6",
-                        )
-                        .await?;
-                    client
-                        .execute(
-                            &statement,
-                            &[
-                                run_id,
-                                status,
-                                start_request_id,
-                                &write.namespace_id,
-                                &write.workflow_id,
-                                expected,
-                            ],
-                        )
-                        .await?
-                }
-            };
-            if changed != 1 {
-                return Err(BatchError::Own(Error::Conflict(
-                    "current run changed".into(),
-                )));
-            }
-        }
-        CurrentUpdate::Status { run_id, status } => {
-            let statement = client
-                .prepare_cached(
-                    "UPDATE current_executions SET status = $1 WHERE namespace_id = $2 AND workflow_id = $3 AND run_id = $4",
+        } => steps.push(Box::pin(async move {
+            let changed = client
+                .execute(
+                    &statements.insert_current,
+                    &[
+                        &write.namespace_id,
+                        &write.workflow_id,
+                        run_id,
+                        status,
+                        start_request_id,
+                    ],
                 )
                 .await?;
+            one_row(changed, "current run changed")
+        })),
+        CurrentUpdate::Set {
+            expected_run_id: Some(expected),
+            run_id,
+            status,
+            start_request_id,
+        } => steps.push(Box::pin(async move {
+            let changed = client
+                .execute(
+                    &statements.move_current,
+                    &[
+                        run_id,
+                        status,
+                        start_request_id,
+                        &write.namespace_id,
+                        &write.workflow_id,
+                        expected,
+                    ],
+                )
+                .await?;
+            one_row(changed, "current run changed")
+        })),
+        CurrentUpdate::Status { run_id, status } => steps.push(Box::pin(async move {
             client
                 .execute(
-                    &statement,
+                    &statements.current_status,
                     &[status, &write.namespace_id, &write.workflow_id, run_id],
                 )
                 .await?;
-        }
+            Ok(())
+        })),
     }
     for (task_id, task) in &write.new_transfer_tasks {
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO transfer_tasks (shard_id, task_id, namespace_id, workflow_id, run_id, data)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &shard_id,
-                    task_id,
-                    &write.namespace_id,
-                    &write.workflow_id,
-                    &write.run_id,
-                    task,
-                ],
-            )
-            .await?;
+        steps.push(Box::pin(async move {
+            client
+                .execute(
+                    &statements.insert_transfer,
+                    &[
+                        &shard_id,
+                        task_id,
+                        &write.namespace_id,
+                        &write.workflow_id,
+                        &write.run_id,
+                        task,
+                    ],
+                )
+                .await?;
+            Ok(())
+        }));
     }
-    Ok(())
 }
 
 fn wakeup(row: &tokio_postgres::Row) -> Wakeup {
