@@ -36,6 +36,9 @@ case "$command" in
     mkdir -p "$dir/data"
     if [ "$(id -u)" = 0 ]; then chown -R mysql "$dir"; fi
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # TLS is offered with a throwaway CA, for the TLS tests; the user sundial_tls may log in
+    # only over TLS with a client certificate from that CA.
+    bash "$(dirname "${BASH_SOURCE[0]}")/test-certs.sh" "$dir/tls" "$([ "$(id -u)" = 0 ] && echo mysql)"
     cat > "$dir/my.cnf" <<EOF
 [mariadbd]
 datadir=$dir/data
@@ -52,6 +55,9 @@ max_connections=400
 max_allowed_packet=64M
 character-set-server=utf8mb4
 collation-server=utf8mb4_bin
+ssl_ca=$dir/tls/ca.pem
+ssl_cert=$dir/tls/server.pem
+ssl_key=$dir/tls/server.key
 EOF
     if [ "$(id -u)" = 0 ]; then chown mysql "$dir/my.cnf"; fi
     as_owner mariadb-install-db --defaults-file="$dir/my.cnf" --auth-root-authentication-method=socket \
@@ -65,10 +71,12 @@ EOF
     done
     mariadb --socket="$dir/mysqld.sock" -u"$admin" -e \
       "CREATE USER 'sundial'@'127.0.0.1' IDENTIFIED BY 'sundial-test';
-       GRANT ALL PRIVILEGES ON *.* TO 'sundial'@'127.0.0.1' WITH GRANT OPTION;" \
+       GRANT ALL PRIVILEGES ON *.* TO 'sundial'@'127.0.0.1' WITH GRANT OPTION;
+       CREATE USER 'sundial_tls'@'127.0.0.1' IDENTIFIED BY 'sundial-test' REQUIRE X509;
+       GRANT ALL PRIVILEGES ON *.* TO 'sundial_tls'@'127.0.0.1';" \
       || { cat "$dir/server.log" >&2; exit 1; }
     echo "$port" > "$dir/port"
-    echo "export SUNDIAL_MYSQL_HOST=127.0.0.1 SUNDIAL_MYSQL_PORT=$port SUNDIAL_MYSQL_USER=sundial SUNDIAL_MYSQL_PASSWORD=sundial-test SUNDIAL_MYSQL_DIR=$dir"
+    echo "export SUNDIAL_MYSQL_HOST=127.0.0.1 SUNDIAL_MYSQL_PORT=$port SUNDIAL_MYSQL_USER=sundial SUNDIAL_MYSQL_PASSWORD=sundial-test SUNDIAL_MYSQL_DIR=$dir SUNDIAL_MYSQL_TLS_DIR=$dir/tls"
     ;;
   stop)
     dir=${2:?directory}

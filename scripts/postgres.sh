@@ -40,7 +40,7 @@ as_owner() {
 server_start() { # dir port
   local dir=$1 port=$2
   as_owner "$(bin_dir)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=300 -c shared_buffers=128MB" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=300 -c shared_buffers=128MB -c ssl=on -c ssl_cert_file=$dir/tls/server.pem -c ssl_key_file=$dir/tls/server.key -c ssl_ca_file=$dir/tls/ca.pem" \
     >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 }
 
@@ -60,9 +60,11 @@ case "$command" in
     as_owner "$bin/initdb" -D "$dir/data" -U sundial --pwfile="$dir/pwfile" -A scram-sha-256 \
       -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
+    # TLS is offered (not required) with a throwaway CA, for the TLS tests.
+    bash "$(dirname "${BASH_SOURCE[0]}")/test-certs.sh" "$dir/tls" "$([ "$(id -u)" = 0 ] && echo postgres)"
     server_start "$dir" "$port"
     echo "$port" > "$dir/port"
-    echo "export SUNDIAL_PG_HOST=127.0.0.1 SUNDIAL_PG_PORT=$port SUNDIAL_PG_USER=sundial SUNDIAL_PG_PASSWORD=sundial-test SUNDIAL_PG_DIR=$dir"
+    echo "export SUNDIAL_PG_HOST=127.0.0.1 SUNDIAL_PG_PORT=$port SUNDIAL_PG_USER=sundial SUNDIAL_PG_PASSWORD=sundial-test SUNDIAL_PG_DIR=$dir SUNDIAL_PG_TLS_DIR=$dir/tls"
     ;;
   stop)
     dir=${2:?directory}

@@ -14,12 +14,14 @@ mod postgres_admin;
 mod records;
 pub mod schema;
 mod sqlite;
+mod tls;
 
 pub use mysql::{MysqlStore, describe_mysql_error};
 pub use options::{SqlOptions, SqlPlugin};
 pub use postgres::{PostgresStore, describe_pg_error};
 pub use records::*;
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use tls::SqlTls;
 
 /// Opens the store on a server database, checking its schema.
 pub async fn open_server_store(options: SqlOptions) -> Result<std::sync::Arc<dyn Store>> {

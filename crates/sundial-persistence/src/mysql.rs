@@ -68,12 +68,18 @@ impl From<mysql_async::Error> for BatchError {
 
 /// Connection options for `options` (`database: false` connects to no database, for
 /// `create-database`).
-pub(crate) fn mysql_opts(options: &SqlOptions, database: bool) -> OptsBuilder {
+pub(crate) fn mysql_opts(options: &SqlOptions, database: bool) -> Result<OptsBuilder> {
     let constraints =
         PoolConstraints::new(0, options.max_conns.max(2)).expect("zero is at most the maximum");
     let lifetime = (!options.max_conn_lifetime.is_zero()).then_some(options.max_conn_lifetime);
-    OptsBuilder::default()
+    let ssl = options
+        .tls
+        .as_ref()
+        .map(crate::tls::mysql_ssl_opts)
+        .transpose()?;
+    Ok(OptsBuilder::default()
         .ip_or_hostname(options.host.clone())
+        .ssl_opts(ssl)
         .tcp_port(options.port)
         .user(Some(options.user.clone()))
         .pass((!options.password.is_empty()).then(|| options.password.clone()))
@@ -91,7 +97,7 @@ pub(crate) fn mysql_opts(options: &SqlOptions, database: bool) -> OptsBuilder {
                 // the store ends every transaction it begins instead.
                 .with_reset_connection(false)
                 .with_abs_conn_ttl(lifetime),
-        )
+        ))
 }
 
 /// A connection from `pool`, or Unavailable naming the database after `timeout`.
@@ -142,7 +148,7 @@ pub struct MysqlStore {
 impl MysqlStore {
     /// Connects and checks that the database holds the schema this binary needs.
     pub async fn open(options: SqlOptions) -> Result<MysqlStore> {
-        let pool = Pool::new(mysql_opts(&options, true));
+        let pool = Pool::new(mysql_opts(&options, true)?);
         {
             let mut conn = connect(&pool, &options, options.connect_timeout).await?;
             check_schema(&mut conn, &schema::MYSQL_MAIN, &options).await?;

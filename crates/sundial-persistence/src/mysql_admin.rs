@@ -13,7 +13,7 @@ use crate::schema::{SchemaSet, Version};
 
 /// One connection for an admin command, to the database or (`database: false`) to none.
 async fn admin_connection(options: &SqlOptions, database: bool) -> Result<Conn> {
-    let pool = Pool::new(mysql_opts(options, database));
+    let pool = Pool::new(mysql_opts(options, database)?);
     connect(&pool, options, options.connect_timeout).await
 }
 

@@ -69,6 +69,8 @@ pub struct SqlOptions {
     pub max_conn_lifetime: Duration,
     /// How long connecting may take before the attempt fails.
     pub connect_timeout: Duration,
+    /// TLS to the database (None: plain TCP).
+    pub tls: Option<crate::tls::SqlTls>,
 }
 
 impl SqlOptions {
@@ -87,6 +89,7 @@ impl SqlOptions {
             max_conns: 20,
             max_conn_lifetime: Duration::from_secs(3600),
             connect_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 

@@ -30,6 +30,7 @@ use crate::group_commit::{BatchError, ConnectionSource, GroupConnection, GroupWr
 use crate::options::SqlOptions;
 use crate::records::*;
 use crate::schema::{self, SchemaSet};
+use crate::tls::PgTls;
 
 pub(crate) fn pg_config(options: &SqlOptions) -> tokio_postgres::Config {
     let mut config = tokio_postgres::Config::new();
@@ -42,6 +43,9 @@ pub(crate) fn pg_config(options: &SqlOptions) -> tokio_postgres::Config {
         .application_name("sundial");
     if !options.password.is_empty() {
         config.password(&options.password);
+    }
+    if options.tls.is_some() {
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
     }
     config
 }
@@ -68,15 +72,27 @@ fn pool_error(error: deadpool_postgres::PoolError) -> Error {
     }
 }
 
+/// A first connection failed: Unavailable, naming the database and the cause.
+pub(crate) fn connect_error(options: &SqlOptions, error: deadpool_postgres::PoolError) -> Error {
+    Error::Unavailable(format!(
+        "cannot connect to {}: {}",
+        options.describe(),
+        match &error {
+            deadpool_postgres::PoolError::Backend(error) => describe_pg_error(error),
+            other => other.to_string(),
+        }
+    ))
+}
+
 /// Opens a connection pool (no connection is made until the first use).
 pub(crate) fn pool(options: &SqlOptions) -> Result<Pool> {
-    let manager = Manager::from_config(
-        pg_config(options),
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match &options.tls {
+        Some(tls) => Manager::from_config(pg_config(options), PgTls::new(tls)?, config),
+        None => Manager::from_config(pg_config(options), NoTls, config),
+    };
     let mut builder = Pool::builder(manager)
         .max_size(options.max_conns.max(2))
         .runtime(Runtime::Tokio1)
@@ -110,16 +126,10 @@ impl PostgresStore {
     pub async fn open(options: SqlOptions) -> Result<PostgresStore> {
         let pool = pool(&options)?;
         {
-            let client = pool.get().await.map_err(|error| {
-                Error::Unavailable(format!(
-                    "cannot connect to {}: {}",
-                    options.describe(),
-                    match &error {
-                        deadpool_postgres::PoolError::Backend(error) => describe_pg_error(error),
-                        other => other.to_string(),
-                    }
-                ))
-            })?;
+            let client = pool
+                .get()
+                .await
+                .map_err(|error| connect_error(&options, error))?;
             check_schema(&client, &schema::POSTGRES_MAIN, &options).await?;
         }
         let writers = (options.max_conns / 4).clamp(1, 4);

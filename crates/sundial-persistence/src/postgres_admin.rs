@@ -7,20 +7,33 @@ use tracing::info;
 use crate::options::SqlOptions;
 use crate::postgres::{describe_pg_error, pg_config, pg_error};
 use crate::schema::{SchemaSet, Version};
+use crate::tls::PgTls;
 
 async fn connect(options: &SqlOptions) -> Result<tokio_postgres::Client> {
     let mut config = pg_config(options);
     config.application_name("sundial-schema");
-    let (client, connection) = config.connect(NoTls).await.map_err(|error| {
+    let unavailable = |error: tokio_postgres::Error| {
         Error::Unavailable(format!(
             "cannot connect to {}: {}",
             options.describe(),
             describe_pg_error(&error)
         ))
-    })?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    };
+    let client = match &options.tls {
+        Some(tls) => {
+            let (client, connection) = config
+                .connect(PgTls::new(tls)?)
+                .await
+                .map_err(unavailable)?;
+            tokio::spawn(connection);
+            client
+        }
+        None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(unavailable)?;
+            tokio::spawn(connection);
+            client
+        }
+    };
     Ok(client)
 }
 
@@ -216,8 +229,9 @@ pub(crate) async fn update_schema(
 /// start), with the command to run when it does not.
 pub(crate) async fn check_database(options: &SqlOptions, set: &SchemaSet) -> Result<()> {
     let pool = crate::postgres::pool(options)?;
-    let client = pool.get().await.map_err(|error| {
-        Error::Unavailable(format!("cannot connect to {}: {error}", options.describe()))
-    })?;
+    let client = pool
+        .get()
+        .await
+        .map_err(|error| crate::postgres::connect_error(options, error))?;
     crate::postgres::check_schema(&client, set, options).await
 }

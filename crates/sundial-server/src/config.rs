@@ -82,6 +82,11 @@ struct Sql {
 #[serde(rename_all = "camelCase", default)]
 struct SqlTls {
     enabled: bool,
+    cert_file: String,
+    key_file: String,
+    ca_file: String,
+    server_name: String,
+    enable_host_verification: bool,
     #[serde(flatten)]
     extra: Extra,
 }
@@ -167,7 +172,7 @@ struct DynamicConfigClient {
 pub enum StoreConfig {
     Sqlite(PathBuf),
     /// PostgreSQL or MySQL.
-    Sql(SqlOptions),
+    Sql(Box<SqlOptions>),
 }
 
 /// What a Temporal config file asks Sundial to run.
@@ -250,7 +255,7 @@ impl ServerConfig {
             Some(name) => {
                 let datastore = datastore(name, "visibilityStore")?;
                 match sql_store(name, datastore, base, &mut ignored)? {
-                    StoreConfig::Sql(options) => Some(options),
+                    StoreConfig::Sql(options) => Some(*options),
                     StoreConfig::Sqlite(_) => None,
                 }
             }
@@ -414,12 +419,28 @@ fn sql_store(
     if sql.max_idle_conns.is_some() {
         ignored.push(format!("{prefix}.maxIdleConns"));
     }
-    if let Some(tls) = &sql.tls {
-        note_extra(&format!("{prefix}.tls"), &tls.extra, ignored);
-        if tls.enabled {
-            bail!("{prefix}.tls: TLS connections to the database are not supported yet");
+    let tls = match &sql.tls {
+        Some(tls) => {
+            // Temporal's SQL stores read only the file settings (certData and the like are
+            // ignored there too), and take relative paths from the working directory.
+            note_extra(&format!("{prefix}.tls"), &tls.extra, ignored);
+            let path = |text: &str| (!text.is_empty()).then(|| PathBuf::from(text));
+            let settings = sundial_persistence::SqlTls {
+                ca_file: path(&tls.ca_file),
+                cert_file: path(&tls.cert_file),
+                key_file: path(&tls.key_file),
+                server_name: (!tls.server_name.is_empty()).then(|| tls.server_name.clone()),
+                enable_host_verification: tls.enable_host_verification,
+            };
+            if tls.enabled {
+                settings
+                    .check()
+                    .map_err(|error| anyhow::anyhow!("{prefix}.tls: {error}"))?;
+            }
+            tls.enabled.then_some(settings)
         }
-    }
+        None => None,
+    };
     if sql.database_name.is_empty() {
         bail!("{prefix}.databaseName is required");
     }
@@ -444,7 +465,7 @@ fn sql_store(
                 None => (sql.connect_addr.clone(), plugin.default_port()),
             };
             let defaults = SqlOptions::new(plugin);
-            Ok(StoreConfig::Sql(SqlOptions {
+            Ok(StoreConfig::Sql(Box::new(SqlOptions {
                 host,
                 port,
                 user: sql.user.clone(),
@@ -455,8 +476,9 @@ fn sql_store(
                     Some(text) => duration(text, &format!("{prefix}.maxConnLifetime"))?,
                     None => defaults.max_conn_lifetime,
                 },
+                tls,
                 ..defaults
-            }))
+            })))
         }
         "" => bail!("{prefix}.pluginName is required"),
         other => bail!(
@@ -535,6 +557,57 @@ dynamicConfigClient:
   filepath: "dynamicconfig/development.yaml"
   pollInterval: "10s"
 "#;
+
+    #[test]
+    fn sql_tls_settings_are_read_as_temporal_names_them() {
+        let with_tls = |block: &str| {
+            POSTGRES.replacen(
+                "        maxConnLifetime: \"1h\"\n",
+                &format!("        maxConnLifetime: \"1h\"\n        tls:\n{block}"),
+                1,
+            )
+        };
+        let text = with_tls(
+            "          enabled: true\n          caFile: certs/ca.pem\n          certFile: /c.pem\n          keyFile: /c.key\n          serverName: db.internal\n          enableHostVerification: true\n          certData: ignored\n",
+        );
+        let config = ServerConfig::parse(&text, Path::new("/etc/temporal")).unwrap();
+        let StoreConfig::Sql(store) = &config.store else {
+            panic!("{:?}", config.store)
+        };
+        assert_eq!(
+            store.tls,
+            Some(sundial_persistence::SqlTls {
+                // Relative to the working directory, as Temporal reads them.
+                ca_file: Some(PathBuf::from("certs/ca.pem")),
+                cert_file: Some(PathBuf::from("/c.pem")),
+                key_file: Some(PathBuf::from("/c.key")),
+                server_name: Some("db.internal".into()),
+                enable_host_verification: true,
+            })
+        );
+        assert!(
+            config
+                .ignored
+                .contains(&"persistence.datastores.postgres-default.sql.tls.certData".to_string()),
+            "{:?}",
+            config.ignored
+        );
+        assert!(config.visibility.as_ref().unwrap().tls.is_none());
+
+        let disabled = with_tls("          enabled: false\n          caFile: ca.pem\n");
+        let config = ServerConfig::parse(&disabled, Path::new(".")).unwrap();
+        let StoreConfig::Sql(store) = &config.store else {
+            panic!("{:?}", config.store)
+        };
+        assert!(store.tls.is_none());
+
+        let half = with_tls("          enabled: true\n          certFile: c.pem\n");
+        let error = ServerConfig::parse(&half, Path::new(".")).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("no key (keyFile)"),
+            "{error:#}"
+        );
+    }
 
     #[test]
     fn temporals_postgres_config_is_read() {

@@ -227,7 +227,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     }
     let (db_filename, database) = match &config.store {
         StoreConfig::Sqlite(path) => (path.clone(), None),
-        StoreConfig::Sql(options) => (PathBuf::new(), Some(options.clone())),
+        StoreConfig::Sql(options) => (PathBuf::new(), Some((**options).clone())),
     };
     let server = DevServer::start(DevServerOptions {
         ip: config.frontend_ip.clone(),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use sundial_persistence::schema::{self, Version};
-use sundial_persistence::{SqlOptions, SqlPlugin, SqliteOptions, SqliteStore, admin};
+use sundial_persistence::{SqlOptions, SqlPlugin, SqlTls, SqliteOptions, SqliteStore, admin};
 
 #[derive(Args, Debug)]
 pub struct SchemaArgs {
@@ -64,42 +64,26 @@ pub struct SchemaArgs {
         global = true
     )]
     connect_attributes: Option<String>,
-    /// Connect with TLS (not supported yet).
+    /// Connect with TLS (the other --tls-* flags need this one).
     #[arg(long, env = "SQL_TLS", global = true)]
     tls: bool,
-    #[arg(
-        long = "tls-cert-file",
-        env = "SQL_TLS_CERT_FILE",
-        global = true,
-        hide = true
-    )]
+    /// Client certificate (PEM) shown to the database.
+    #[arg(long = "tls-cert-file", env = "SQL_TLS_CERT_FILE", global = true)]
     tls_cert_file: Option<String>,
-    #[arg(
-        long = "tls-key-file",
-        env = "SQL_TLS_KEY_FILE",
-        global = true,
-        hide = true
-    )]
+    /// The client certificate's private key (PEM).
+    #[arg(long = "tls-key-file", env = "SQL_TLS_KEY_FILE", global = true)]
     tls_key_file: Option<String>,
-    #[arg(
-        long = "tls-ca-file",
-        env = "SQL_TLS_CA_FILE",
-        global = true,
-        hide = true
-    )]
+    /// CA certificates (PEM) the database's certificate must lead to.
+    #[arg(long = "tls-ca-file", env = "SQL_TLS_CA_FILE", global = true)]
     tls_ca_file: Option<String>,
-    #[arg(
-        long = "tls-server-name",
-        env = "SQL_TLS_SERVER_NAME",
-        global = true,
-        hide = true
-    )]
+    /// The name the database's certificate must carry (MySQL; default: the endpoint).
+    #[arg(long = "tls-server-name", env = "SQL_TLS_SERVER_NAME", global = true)]
     tls_server_name: Option<String>,
+    /// Do not check that the database's certificate names the host.
     #[arg(
         long = "tls-disable-host-verification",
         env = "SQL_TLS_DISABLE_HOST_VERIFICATION",
-        global = true,
-        hide = true
+        global = true
     )]
     tls_disable_host_verification: bool,
     /// Print less.
@@ -207,15 +191,19 @@ fn schema_set(
 }
 
 pub async fn run(args: SchemaArgs) -> anyhow::Result<()> {
-    if args.tls || args.tls_cert_file.is_some() || args.tls_ca_file.is_some() {
-        bail!("TLS connections to the database are not supported yet by `sundial schema`");
+    let _ = &args.connect_attributes;
+    // As temporal-sql-tool: the --tls-* flags count only with --tls, and host verification is
+    // on unless turned off.
+    let tls = args.tls.then(|| SqlTls {
+        ca_file: args.tls_ca_file.as_ref().map(PathBuf::from),
+        cert_file: args.tls_cert_file.as_ref().map(PathBuf::from),
+        key_file: args.tls_key_file.as_ref().map(PathBuf::from),
+        server_name: args.tls_server_name.clone(),
+        enable_host_verification: !args.tls_disable_host_verification,
+    });
+    if let Some(tls) = &tls {
+        tls.check().map_err(|error| anyhow::anyhow!("{error}"))?;
     }
-    let _ = (
-        &args.connect_attributes,
-        &args.tls_key_file,
-        &args.tls_server_name,
-        args.tls_disable_host_verification,
-    );
     let say = |message: String| {
         if !args.quiet {
             println!("{message}");
@@ -231,6 +219,7 @@ pub async fn run(args: SchemaArgs) -> anyhow::Result<()> {
                 password: args.password.clone(),
                 database: args.database.clone(),
                 max_conns: 2,
+                tls,
                 ..SqlOptions::new(plugin)
             };
             run_sql(&args.command, &options, say).await

@@ -293,3 +293,149 @@ async fn operators_set_up_with_temporal_commands_and_workflows_survive_kill_9(pl
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn operators_reach_postgres_over_tls_with_a_client_certificate() {
+    operators_reach_the_database_over_tls(SqlPlugin::Postgres).await;
+}
+
+#[tokio::test]
+async fn operators_reach_mysql_over_tls_with_a_client_certificate() {
+    operators_reach_the_database_over_tls(SqlPlugin::Mysql).await;
+}
+
+/// `sundial schema --tls ...` and a config's `sql.tls`, against a server offering TLS with the
+/// scripts' throwaway CA: a certificate from another CA is refused, the right one works, and
+/// the connections are encrypted and show the client certificate (PostgreSQL: `pg_stat_ssl`;
+/// MySQL: the user `sundial_tls` may log in only that way).
+async fn operators_reach_the_database_over_tls(plugin: SqlPlugin) {
+    let (Some(server), Some(certs)) = (
+        sundial_testkit::databases::server(plugin),
+        sundial_testkit::databases::tls_dir(plugin),
+    ) else {
+        return;
+    };
+    let db = match plugin {
+        SqlPlugin::Postgres => server.clone(),
+        SqlPlugin::Mysql => SqlOptions {
+            user: "sundial_tls".into(),
+            ..server.clone()
+        },
+    };
+    let file = |name: &str| certs.join(name).display().to_string();
+    let tls_flags = |ca: &str| {
+        vec![
+            "--tls".to_string(),
+            "--tls-ca-file".into(),
+            file(ca),
+            "--tls-cert-file".into(),
+            file("client.pem"),
+            "--tls-key-file".into(),
+            file("client.key"),
+        ]
+    };
+    let run = |database: &str, flags: &[String], args: &[&str]| {
+        let mut all: Vec<&str> = flags.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        schema(&db, database, &all)
+    };
+    let database = sundial_testkit::databases::fresh_name("tls");
+    let visibility = format!("{database}_visibility");
+
+    // A CA that did not sign the server's certificate: refused, saying why.
+    let (ok, out) = run(&database, &tls_flags("other-ca.pem"), &["create-database"]);
+    assert!(!ok, "{out}");
+    assert!(out.to_lowercase().contains("certificate"), "{out}");
+    // A client certificate without its key is refused before connecting.
+    let (ok, out) = run(
+        &database,
+        &["--tls".into(), "--tls-cert-file".into(), file("client.pem")],
+        &["create-database"],
+    );
+    assert!(!ok && out.contains("no key"), "{out}");
+
+    let flags = tls_flags("ca.pem");
+    let (main_set, visibility_set) = match plugin {
+        SqlPlugin::Postgres => ("postgresql/v12/temporal", "postgresql/v12/visibility"),
+        SqlPlugin::Mysql => ("mysql/v8/temporal", "mysql/v8/visibility"),
+    };
+    for (name, set) in [(&database, main_set), (&visibility, visibility_set)] {
+        for args in [
+            vec!["create-database"],
+            vec!["setup-schema", "-v", "0.0"],
+            vec!["update-schema", "--schema-name", set],
+        ] {
+            let (ok, out) = run(name, &flags, &args);
+            assert!(ok, "{args:?}: {out}");
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let plain = write_config(dir.path(), &db, &database, 4, port);
+    let tls_block = format!(
+        "        tls:\n          enabled: true\n          caFile: \"{}\"\n          certFile: \"{}\"\n          keyFile: \"{}\"\n          enableHostVerification: true\n",
+        file("ca.pem"),
+        file("client.pem"),
+        file("client.key"),
+    );
+    let password_line = format!("        password: \"{}\"\n", db.password);
+    let text = std::fs::read_to_string(&plain)
+        .unwrap()
+        .replace(&password_line, &format!("{password_line}{tls_block}"));
+    let config = dir.path().join("tls.yaml");
+    std::fs::write(&config, &text).unwrap();
+    // The same file trusting the other CA does not start.
+    let wrong = dir.path().join("wrong-ca.yaml");
+    std::fs::write(&wrong, text.replace("ca.pem", "other-ca.pem")).unwrap();
+    let message = refused(&wrong);
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+
+    let log = dir.path().join("server.log");
+    let mut child = spawn_server(&config, &log);
+    let mut client = connect_when_up(port, &mut child, &log).await;
+    client
+        .register_namespace(ws::RegisterNamespaceRequest {
+            namespace: "default".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let run_id = start(&mut client, "wf-tls", "q-tls").await;
+    let task = poll_workflow_task(&mut client, "q-tls").await;
+    complete(&mut client, &task.task_token, vec![complete_workflow("ok")])
+        .await
+        .unwrap();
+    let events = history(&mut client, "wf-tls", &run_id).await;
+    use sundial_proto::api::enums::v1::EventType as E;
+    assert_eq!(types(&events).last(), Some(&E::WorkflowExecutionCompleted));
+
+    if plugin == SqlPlugin::Postgres {
+        // Every connection of the server to its databases is encrypted and shows the client
+        // certificate.
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&server.host)
+            .port(server.port)
+            .user(&server.user)
+            .password(&server.password)
+            .dbname("postgres");
+        let (admin, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let rows = admin
+            .query(
+                "SELECT s.ssl, coalesce(s.client_dn, '') FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                 WHERE a.datname IN ($1, $2) AND a.application_name = 'sundial'",
+                &[&database, &visibility],
+            )
+            .await
+            .unwrap();
+        assert!(!rows.is_empty(), "the server holds connections");
+        for row in rows {
+            let (ssl, client_dn): (bool, String) = (row.get(0), row.get(1));
+            assert!(ssl && client_dn.contains("CN=sundial"), "{ssl} {client_dn}");
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

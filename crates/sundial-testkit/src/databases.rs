@@ -44,6 +44,19 @@ pub fn server(plugin: SqlPlugin) -> Option<SqlOptions> {
     })
 }
 
+/// The directory of the throwaway CA and certificates the script made for the server of
+/// `plugin` (`scripts/test-certs.sh`), when there is that server.
+pub fn tls_dir(plugin: SqlPlugin) -> Option<std::path::PathBuf> {
+    server(plugin)?;
+    let name = format!("{}_TLS_DIR", prefix(plugin));
+    let dir = std::env::var_os(&name);
+    assert!(
+        dir.is_some() || std::env::var_os("SUNDIAL_REQUIRE_SERVER_DBS").is_none(),
+        "SUNDIAL_REQUIRE_SERVER_DBS is set but {name} is not"
+    );
+    dir.map(Into::into)
+}
+
 /// The store a test run asks for with `SUNDIAL_TEST_STORE` (`postgres` or `mysql`; anything
 /// else, or nothing, is SQLite). A named server database must be there.
 pub fn requested() -> Option<SqlOptions> {
