@@ -346,6 +346,23 @@ async fn operators_reach_the_database_over_tls(plugin: SqlPlugin) {
     let (ok, out) = run(&database, &tls_flags("other-ca.pem"), &["create-database"]);
     assert!(!ok, "{out}");
     assert!(out.to_lowercase().contains("certificate"), "{out}");
+    // Host verification off: PostgreSQL still checks the chain against a given CA (Temporal's
+    // sslmode=require with sslrootcert), MySQL checks nothing (Temporal's InsecureSkipVerify);
+    // without a CA, PostgreSQL encrypts without checking.
+    let mut lenient = tls_flags("other-ca.pem");
+    lenient.push("--tls-disable-host-verification".into());
+    let (ok, out) = run(&database, &lenient, &["create-database"]);
+    match plugin {
+        SqlPlugin::Postgres => assert!(!ok && out.contains("UnknownIssuer"), "{out}"),
+        SqlPlugin::Mysql => assert!(ok, "{out}"),
+    }
+    let unchecked: Vec<String> = ["--tls", "--tls-disable-host-verification"]
+        .iter()
+        .map(|flag| flag.to_string())
+        .chain(tls_flags("ca.pem").into_iter().skip(3))
+        .collect();
+    let (ok, out) = run(&visibility, &unchecked, &["create-database"]);
+    assert!(ok, "{out}");
     // A client certificate without its key is refused before connecting.
     let (ok, out) = run(
         &database,
