@@ -43,10 +43,10 @@ pub(crate) trait GroupConnection: Send {
     async fn simple(&mut self, sql: &'static str) -> std::result::Result<(), BatchError>;
     /// Applies one batch inside the open transaction.
     async fn apply(&mut self, batch: &WriteBatch) -> std::result::Result<(), BatchError>;
-    /// Opens a transaction and applies batches in order; the first failure is the outcome (an
-    /// `Own` failure leaves the transaction open, to be rolled back). A dialect whose driver
-    /// pipelines sends it all at once.
-    async fn begin_and_apply(
+    /// Opens a transaction, applies batches in order and commits; the first failure is the
+    /// outcome, and then nothing is committed (the transaction may be left open, to be rolled
+    /// back). A dialect whose driver pipelines sends it all at once.
+    async fn apply_and_commit(
         &mut self,
         batches: &[&WriteBatch],
     ) -> std::result::Result<(), BatchError> {
@@ -54,7 +54,7 @@ pub(crate) trait GroupConnection: Send {
         for batch in batches {
             self.apply(batch).await?;
         }
-        Ok(())
+        self.simple("COMMIT").await
     }
     /// The connection is no longer usable (a rollback failed): keep it out of the pool.
     fn discard(self);
@@ -186,14 +186,12 @@ async fn commit_group<C: GroupConnection>(
     connection: &mut C,
     batches: &[&WriteBatch],
 ) -> std::result::Result<Vec<Result<()>>, BatchError> {
-    match connection.begin_and_apply(batches).await {
-        Ok(()) => {
-            connection.simple("COMMIT").await?;
-            return Ok(batches.iter().map(|_| Ok(())).collect());
-        }
+    match connection.apply_and_commit(batches).await {
+        Ok(()) => return Ok(batches.iter().map(|_| Ok(())).collect()),
         Err(BatchError::Own(_)) => {}
         Err(other) => return Err(other),
     }
+    // (When the transaction has ended already, this is a no-op with a warning.)
     connection.simple("ROLLBACK").await?;
     connection.simple("BEGIN").await?;
     let mut results = Vec::with_capacity(batches.len());

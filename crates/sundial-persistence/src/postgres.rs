@@ -173,7 +173,7 @@ impl GroupConnection for PgConnection {
         apply_pipelined(&self.0, false, &[batch]).await
     }
 
-    async fn begin_and_apply(
+    async fn apply_and_commit(
         &mut self,
         batches: &[&WriteBatch],
     ) -> std::result::Result<(), BatchError> {
@@ -257,43 +257,46 @@ impl WriteStatements {
     async fn prepare(client: &deadpool_postgres::Object) -> std::result::Result<Self, BatchError> {
         Ok(WriteStatements {
             fence: client
-                .prepare_cached("SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE")
+                .prepare_cached(&checked(
+                    "SELECT 1 FROM shards WHERE shard_id = $1 AND range_id = $2 FOR SHARE",
+                ))
                 .await?,
             insert_execution: client
-                .prepare_cached(
+                .prepare_cached(&checked(
                     "INSERT INTO executions (namespace_id, workflow_id, run_id, shard_id, db_record_version,
                         next_event_id, state_encoding, state, workflow_type, task_queue, status, start_time,
                         close_time, execution_time, memo, search_attributes, parent_workflow_id, parent_run_id,
                         wake_time, dispatch_pending)
                      VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-                     ON CONFLICT DO NOTHING",
-                )
+                     ON CONFLICT DO NOTHING RETURNING 1",
+                ))
                 .await?,
             update_execution: client
-                .prepare_cached(
+                .prepare_cached(&checked(
                     "UPDATE executions SET db_record_version = db_record_version + 1, next_event_id = $1,
                         state = $2, status = $3, close_time = $4, execution_time = $5, memo = $6,
                         search_attributes = $7, state_encoding = $8, wake_time = $9, dispatch_pending = $10
-                     WHERE namespace_id = $11 AND workflow_id = $12 AND run_id = $13 AND db_record_version = $14",
-                )
+                     WHERE namespace_id = $11 AND workflow_id = $12 AND run_id = $13 AND db_record_version = $14
+                     RETURNING 1",
+                ))
                 .await?,
             insert_history: client
-                .prepare_cached(
+                .prepare_cached(&checked(
                     "INSERT INTO history_node (namespace_id, run_id, first_event_id, last_event_id, data)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+                ))
                 .await?,
             insert_current: client
-                .prepare_cached(
+                .prepare_cached(&checked(
                     "INSERT INTO current_executions (namespace_id, workflow_id, run_id, status, start_request_id)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+                ))
                 .await?,
             move_current: client
-                .prepare_cached(
+                .prepare_cached(&checked(
                     "UPDATE current_executions SET run_id = $1, status = $2, start_request_id = $3
-                     WHERE namespace_id = $4 AND workflow_id = $5 AND run_id = $6",
-                )
+                     WHERE namespace_id = $4 AND workflow_id = $5 AND run_id = $6 RETURNING 1",
+                ))
                 .await?,
             current_status: client
                 .prepare_cached(
@@ -313,29 +316,63 @@ impl WriteStatements {
     }
 }
 
+/// The SQLSTATE of a failed check: `checked` divides by the number of rows its statement
+/// touched, so none is a division by zero. Nothing else in a write divides.
+const CHECK_FAILED: SqlState = SqlState::DIVISION_BY_ZERO;
+
+/// `statement` (one returning a row per row it touched) made to fail in the database when it
+/// touched none, so the check aborts the transaction even when `COMMIT` was sent with it.
+fn checked(statement: &str) -> String {
+    format!("WITH touched AS ({statement}) SELECT 1 / (SELECT count(*)::int FROM touched)")
+}
+
+/// The outcome of a `checked` statement: a failed check is the batch's own `failure`.
+fn check(
+    outcome: std::result::Result<u64, tokio_postgres::Error>,
+    failure: impl FnOnce() -> Error,
+) -> std::result::Result<(), BatchError> {
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some(&CHECK_FAILED) => Err(BatchError::Own(failure())),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A batch's conflict with what is stored.
+fn conflict(message: &'static str) -> impl FnOnce() -> Error {
+    move || Error::Conflict(message.into())
+}
+
 /// One statement of a write, with the check of its outcome.
 type Step<'a> = Pin<Box<dyn Future<Output = std::result::Result<(), BatchError>> + Send + 'a>>;
 
-/// Applies batches (after opening the transaction when `begin`), every statement of every batch
-/// sent before the first answer is awaited (tokio-postgres pipelines requests polled together),
-/// so a group costs one round trip instead of one per statement. The statements run in the
-/// order they were sent; the first failure in that order is the outcome, as if they had run one
-/// by one.
+/// Applies batches (in a transaction of their own when `transaction`: `BEGIN` first, `COMMIT`
+/// last), every statement of every batch sent before the first answer is awaited
+/// (tokio-postgres pipelines requests polled together), so a group costs one round trip
+/// instead of one per statement. The statements run in the order they were sent; the first
+/// failure in that order is the outcome, as if they had run one by one. Every check of a batch
+/// (fence, versions, keys) is an error in the database (`CHECK_FAILED`), so a failed check
+/// aborts the transaction and its `COMMIT` rolls back.
 async fn apply_pipelined(
     client: &deadpool_postgres::Object,
-    begin: bool,
+    transaction: bool,
     batches: &[&WriteBatch],
 ) -> std::result::Result<(), BatchError> {
     let statements = WriteStatements::prepare(client).await?;
     let client: &tokio_postgres::Client = client;
     let mut steps: Vec<Step<'_>> = Vec::new();
-    if begin {
+    if transaction {
         steps.push(Box::pin(
             async move { Ok(client.batch_execute("BEGIN").await?) },
         ));
     }
     for batch in batches {
         batch_steps(client, &statements, batch, &mut steps);
+    }
+    if transaction {
+        steps.push(Box::pin(async move {
+            Ok(client.batch_execute("COMMIT").await?)
+        }));
     }
     let mut steps: Vec<MaybeDone<Step<'_>>> = steps.into_iter().map(maybe_done).collect();
     // Polling in order on the first pass sends the statements in order.
@@ -361,14 +398,10 @@ fn batch_steps<'a>(
 ) {
     let shard_id = batch.shard_id as i32;
     steps.push(Box::pin(async move {
-        let range_id: Option<i64> = client
-            .query_opt(&statements.fence, &[&shard_id])
-            .await?
-            .map(|row| row.get(0));
-        if range_id != Some(batch.range_id) {
-            return Err(BatchError::Own(Error::ShardOwnershipLost));
-        }
-        Ok(())
+        let outcome = client
+            .execute(&statements.fence, &[&shard_id, &batch.range_id])
+            .await;
+        check(outcome, || Error::ShardOwnershipLost)
     }));
     for write in &batch.executions {
         execution_steps(client, statements, shard_id, write, steps);
@@ -383,15 +416,6 @@ fn batch_steps<'a>(
                 .await?;
             Ok(())
         }));
-    }
-}
-
-/// A statement that must change exactly one row; otherwise the batch conflicts.
-fn one_row(changed: u64, conflict: &str) -> std::result::Result<(), BatchError> {
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(BatchError::Own(Error::Conflict(conflict.into())))
     }
 }
 
@@ -429,10 +453,8 @@ fn execution_steps<'a>(
                 &due.wake_time_ms,
                 &due.dispatch_pending,
             ];
-            let changed = client
-                .execute(&statements.insert_execution, &params)
-                .await?;
-            one_row(changed, "execution already exists")
+            let outcome = client.execute(&statements.insert_execution, &params).await;
+            check(outcome, conflict("execution already exists"))
         })),
         Some(expected) => steps.push(Box::pin(async move {
             let params: [&(dyn ToSql + Sync); 14] = [
@@ -451,10 +473,8 @@ fn execution_steps<'a>(
                 &write.run_id,
                 &expected,
             ];
-            let changed = client
-                .execute(&statements.update_execution, &params)
-                .await?;
-            one_row(changed, "execution version changed")
+            let outcome = client.execute(&statements.update_execution, &params).await;
+            check(outcome, conflict("execution version changed"))
         })),
     }
     if let (Some(first), Some(last)) = (write.events.first(), write.events.last()) {
@@ -463,7 +483,7 @@ fn execution_steps<'a>(
         }
         .encode_to_vec();
         steps.push(Box::pin(async move {
-            let changed = client
+            let outcome = client
                 .execute(
                     &statements.insert_history,
                     &[
@@ -474,8 +494,8 @@ fn execution_steps<'a>(
                         &data,
                     ],
                 )
-                .await?;
-            one_row(changed, "history batch already written")
+                .await;
+            check(outcome, conflict("history batch already written"))
         }));
     }
     match &write.current {
@@ -488,7 +508,7 @@ fn execution_steps<'a>(
             status,
             start_request_id,
         } => steps.push(Box::pin(async move {
-            let changed = client
+            let outcome = client
                 .execute(
                     &statements.insert_current,
                     &[
@@ -499,8 +519,8 @@ fn execution_steps<'a>(
                         start_request_id,
                     ],
                 )
-                .await?;
-            one_row(changed, "current run changed")
+                .await;
+            check(outcome, conflict("current run changed"))
         })),
         CurrentUpdate::Set {
             expected_run_id: Some(expected),
@@ -508,7 +528,7 @@ fn execution_steps<'a>(
             status,
             start_request_id,
         } => steps.push(Box::pin(async move {
-            let changed = client
+            let outcome = client
                 .execute(
                     &statements.move_current,
                     &[
@@ -520,8 +540,8 @@ fn execution_steps<'a>(
                         expected,
                     ],
                 )
-                .await?;
-            one_row(changed, "current run changed")
+                .await;
+            check(outcome, conflict("current run changed"))
         })),
         CurrentUpdate::Status { run_id, status } => steps.push(Box::pin(async move {
             client
