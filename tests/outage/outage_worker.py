@@ -36,6 +36,36 @@ class OutageWorkflow:
         return f"{i}:{a}:{b}"
 
 
+@workflow.defn
+class ChildWorkflow:
+    """Waits for the signal `go` (when `wait`), then answers."""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.run
+    async def run(self, i: int, wait: bool) -> str:
+        if wait:
+            await workflow.wait_condition(lambda: self.go)
+        return f"child {i}"
+
+
+@workflow.defn
+class ParentWorkflow:
+    """Starts ChildWorkflow (id: the parent's id + "-child") and returns its result: the start of
+    the child and the news that it closed are both transfer tasks of the server."""
+
+    @workflow.run
+    async def run(self, i: int, wait: bool) -> str:
+        child = await workflow.execute_child_workflow(
+            ChildWorkflow.run, args=[i, wait], id=f"{workflow.info().workflow_id}-child")
+        return f"parent of {child}"
+
+
 def expected(i: int) -> str:
     return f"{i}:{(i * 31 + 7) % 1009}:{(i * 31 + 14) % 1009}"
 
@@ -47,7 +77,7 @@ async def main(addr: str, tq: str, cache: bool = True) -> None:
             break
         except Exception:
             await asyncio.sleep(0.5)
-    worker = Worker(client, task_queue=tq, workflows=[OutageWorkflow], activities=[mix],
+    worker = Worker(client, task_queue=tq, workflows=[OutageWorkflow, ParentWorkflow, ChildWorkflow], activities=[mix],
                     workflow_runner=UnsandboxedWorkflowRunner(), max_concurrent_activities=50,
                     **({} if cache else {"max_cached_workflows": 0}))
     await worker.run()

@@ -6,7 +6,10 @@ write, on an otherwise idle server, so the outcome is deterministic:
 - the start of a workflow (the SDK retries it with the same request id and is told it started);
 - the firing of a user timer (the server retries the firing, which finds it already fired);
 - the completion of a workflow task that schedules an activity (the SDK asks for it eagerly, so
-  the same write starts it, and the activity never reaches the worker).
+  the same write starts it, and the activity never reaches the worker);
+- the completion of a workflow task that starts a child workflow, and the completion of the
+  child, which must tell its parent (both leave a transfer task in the write whose reply is
+  lost: it must run although the server never heard that the write committed).
 
 Each time the run must go on within SETTLE seconds: its next task must reach the worker, or the
 timeout of the task that never reached it must fire. The worker runs without a workflow cache
@@ -29,7 +32,7 @@ import pytest
 
 import harness
 from outage_common import connect, history_summary, require_postgres
-from outage_worker import RETRY, OutageWorkflow, expected
+from outage_worker import RETRY, ChildWorkflow, OutageWorkflow, ParentWorkflow, expected
 from pg_proxy import CommitReplyDropper
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -52,8 +55,9 @@ class Env:
     def run(self, coro, timeout=SETTLE + 30):
         return self.lt.run(coro, timeout)
 
-    def settle(self, wid: str, i: int, what: str) -> None:
-        """The run must complete with its result within SETTLE seconds."""
+    def settle(self, wid: str, i: int, what: str, want=None) -> None:
+        """The run must complete with its result (`want`, else `expected(i)`) within SETTLE
+        seconds."""
         async def result():
             handle = self.client.get_workflow_handle(wid)
             try:
@@ -68,7 +72,7 @@ class Env:
         assert stuck is None, (
             f"{what}: the commit was durable but its reply was lost, and the run has not moved "
             f"for {SETTLE:.0f}s: {stuck}\nserver log:\n{self.log()}")
-        assert value == expected(i)
+        assert value == (expected(i) if want is None else want)
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +181,43 @@ def test_workflow_task_completion_whose_commit_reply_was_lost(env):
         time.sleep(0.05)
     assert env.proxy.cuts == cuts + 1, "fewer than three COMMITs went through the proxy after the timer"
     env.settle(wid, i, "RespondWorkflowTaskCompleted")
+
+
+def test_child_start_whose_commit_reply_was_lost(env):
+    """The parent's first workflow task completes with StartChildWorkflowExecution (the commits
+    of the parent's start: the start, its first task's start, that task's completion)."""
+    quiet(env)
+    i = 11
+    wid = f"{env.tq}-parent-start"
+    cuts = env.proxy.cuts
+    env.proxy.arm(skip=2)
+    env.run(env.client.start_workflow(ParentWorkflow.run, args=[i, False], id=wid,
+                                      task_queue=env.tq))
+    deadline = time.monotonic() + 10
+    while env.proxy.cuts == cuts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert env.proxy.cuts == cuts + 1, "fewer than three COMMITs went through the proxy"
+    env.settle(wid, i, "RespondWorkflowTaskCompleted starting a child", f"parent of child {i}")
+
+
+def test_child_completion_whose_commit_reply_was_lost(env):
+    """The child's last workflow task completes it, which must reach the parent (the commits
+    after the signal: the signal, the child's task start, that task's completion)."""
+    i = 13
+    wid = f"{env.tq}-parent-close"
+    env.run(env.client.start_workflow(ParentWorkflow.run, args=[i, True], id=wid,
+                                      task_queue=env.tq))
+    assert env.run(wait_for_event(env, wid, EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED)), \
+        "the parent never saw its child start"
+    child = f"{wid}-child"
+    assert env.run(wait_for_event(env, child, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)), \
+        "the child never finished its first workflow task"
+    quiet(env)
+    cuts = env.proxy.cuts
+    env.proxy.arm(skip=2)
+    env.run(env.client.get_workflow_handle(child).signal(ChildWorkflow.proceed))
+    deadline = time.monotonic() + 10
+    while env.proxy.cuts == cuts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert env.proxy.cuts == cuts + 1, "fewer than three COMMITs went through the proxy"
+    env.settle(wid, i, "RespondWorkflowTaskCompleted closing a child", f"parent of child {i}")

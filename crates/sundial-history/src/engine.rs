@@ -167,8 +167,8 @@ pub(crate) struct Inner {
     transfer_receiver: Mutex<Option<mpsc::UnboundedReceiver<TransferItem>>>,
     /// Runs whose last write may have committed although it failed (the database went away
     /// before answering): `resettle_loop` hands out what their stored state waits for.
-    resettle: mpsc::UnboundedSender<WorkflowKey>,
-    resettle_receiver: Mutex<Option<mpsc::UnboundedReceiver<WorkflowKey>>>,
+    resettle: mpsc::UnboundedSender<Unsettled>,
+    resettle_receiver: Mutex<Option<mpsc::UnboundedReceiver<Unsettled>>>,
     watchers: Mutex<HashMap<(String, String), watch::Sender<u64>>>,
     /// Queries waiting to ride on a run's pending workflow task, and their answer channels.
     pub(crate) attached_queries: Mutex<HashMap<WorkflowKey, Vec<(String, WorkflowQuery)>>>,
@@ -359,18 +359,30 @@ async fn compact_loop(inner: std::sync::Weak<Inner>, period: Duration) {
 /// Attempts at resettling one run before it is left to its shard's next recovery.
 const RESETTLE_ATTEMPTS: u32 = 60;
 
+/// A run whose write failed without a definite answer, with the transfer tasks that write
+/// carried.
+struct Unsettled {
+    key: WorkflowKey,
+    transfer: Vec<(i64, Task)>,
+}
+
 /// Looks at each run whose write failed without a definite answer, once the database answers
 /// again: if the write did commit, its dispatches and timers go out now (a duplicate dispatch
-/// is harmless, recording it started drops a stale one); if it did not, there is nothing to do.
-async fn resettle_loop(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<WorkflowKey>) {
-    while let Some(key) = receiver.recv().await {
+/// is harmless, recording it started drops a stale one), and so do its transfer tasks (those
+/// still stored: a write that did not commit stored none); if it did not, there is nothing to
+/// do.
+async fn resettle_loop(inner: Arc<Inner>, mut receiver: mpsc::UnboundedReceiver<Unsettled>) {
+    while let Some(Unsettled { key, transfer }) = receiver.recv().await {
         let inner = inner.clone();
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(500);
             for attempt in 1..=RESETTLE_ATTEMPTS {
                 tokio::time::sleep(delay).await;
                 let outcome = match inner.owned_shard(inner.shard_of(&key)).await {
-                    Ok(shard) => inner.look_at_run(&shard, &key, true).await,
+                    Ok(shard) => match inner.look_at_run(&shard, &key, true).await {
+                        Ok(()) => inner.resettle_transfers(&shard, &key, &transfer).await,
+                        Err(error) => Err(error),
+                    },
                     Err(error) => Err(error),
                 };
                 match outcome {
@@ -442,7 +454,10 @@ impl Inner {
             Error::ShardOwnershipLost => self.shard_lost(shard),
             Error::Unavailable(_) => {
                 for run in written {
-                    let _ = self.resettle.send(run.key.clone());
+                    let _ = self.resettle.send(Unsettled {
+                        key: run.key.clone(),
+                        transfer: run.transfer.clone(),
+                    });
                 }
             }
             _ => {}
@@ -897,6 +912,39 @@ impl Inner {
                 });
             }
         }
+    }
+
+    /// Runs the transfer tasks of a write that may have committed, those of them that are
+    /// stored. The shard's stored transfer tasks are few (each is deleted once done), so
+    /// listing them is cheap; a task that is running already (the shard was recovered since)
+    /// runs twice, which transfer tasks allow.
+    async fn resettle_transfers(
+        &self,
+        shard: &Arc<Shard>,
+        key: &WorkflowKey,
+        transfer: &[(i64, Task)],
+    ) -> Result<()> {
+        if transfer.is_empty() {
+            return Ok(());
+        }
+        let stored: std::collections::HashSet<i64> = self
+            .store
+            .list_transfer_tasks(shard.id)
+            .await?
+            .into_iter()
+            .map(|record| record.task_id)
+            .collect();
+        for (task_id, task) in transfer {
+            if stored.contains(task_id) {
+                let _ = self.transfer.send(TransferItem {
+                    shard: shard.clone(),
+                    task_id: *task_id,
+                    key: key.clone(),
+                    task: task.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Picks up one shard's due work (see `recover_shard`); returns how many runs it looked at.
