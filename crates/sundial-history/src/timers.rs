@@ -71,12 +71,18 @@ impl TimerQueue {
         }
     }
 
-    /// Removes and returns every timer due at `now_ms`, and the time of the next one.
-    pub(crate) fn take_due(&self, now_ms: i64) -> (Vec<(WorkflowKey, Task)>, Option<i64>) {
+    /// Removes and returns the timers due at `now_ms`, the earliest first and at most `limit`
+    /// of them, and the time of the next one left (at or before `now_ms` when the limit cut
+    /// the due ones short).
+    pub(crate) fn take_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> (Vec<(WorkflowKey, Task)>, Option<i64>) {
         let mut due = Vec::new();
         let mut timers = self.state.lock();
         while let Some(Reverse((time, sequence))) = timers.heap.peek().copied() {
-            if time > now_ms {
+            if time > now_ms || due.len() == limit {
                 return (due, Some(time));
             }
             timers.heap.pop();
@@ -125,7 +131,7 @@ mod tests {
         queue.push(&open, timer(15));
         queue.cancel_run(&closed);
         assert_eq!(queue.len(), 1);
-        let (due, next) = queue.take_due(100);
+        let (due, next) = queue.take_due(100, usize::MAX);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].0, open);
         assert_eq!(next, None);
@@ -140,10 +146,28 @@ mod tests {
         assert!(!queue.push(&key, timer(10)));
         assert!(queue.push(&key, timer(11)));
         assert_eq!(queue.len(), 2);
-        let (due, _) = queue.take_due(10);
+        let (due, _) = queue.take_due(10, usize::MAX);
         assert_eq!(due.len(), 1);
         // Once fired, it can be armed again.
         assert!(queue.push(&key, timer(10)));
+    }
+
+    #[test]
+    fn at_most_the_limit_is_taken_the_earliest_first() {
+        let queue = TimerQueue::default();
+        let key = WorkflowKey::new("ns".to_string(), "a".to_string(), "r".to_string());
+        for time in [40, 10, 30, 20] {
+            queue.push(&key, timer(time));
+        }
+        let (due, next) = queue.take_due(35, 2);
+        let times: Vec<i64> = due.iter().map(|(_, task)| task.fire_time_ms).collect();
+        assert_eq!(times, [10, 20]);
+        // The next one is due already: the limit cut the due ones short.
+        assert_eq!(next, Some(30));
+        let (due, next) = queue.take_due(35, 2);
+        assert_eq!(due.len(), 1);
+        assert_eq!(next, Some(40));
+        assert_eq!(queue.len(), 1);
     }
 
     #[test]
@@ -152,7 +176,7 @@ mod tests {
         let key = WorkflowKey::new("ns".to_string(), "a".to_string(), "r".to_string());
         queue.push(&key, timer(30));
         queue.push(&key, timer(10));
-        let (due, next) = queue.take_due(10);
+        let (due, next) = queue.take_due(10, usize::MAX);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].1.fire_time_ms, 10);
         assert_eq!(next, Some(30));

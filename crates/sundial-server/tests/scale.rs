@@ -2,6 +2,10 @@
 //! first workflow task's backoff). The restarted server answers within 2 s without loading
 //! them, holds only the timers due soon in memory, and every timer still fires: in the end each
 //! run's first workflow task waits in its queue. `SUNDIAL_SCALE_RUNS` sets the count.
+//!
+//! And a restart after timers came due while the server was down (20,000 of them,
+//! `SUNDIAL_OVERDUE_RUNS`): the restarted server starts a new workflow within 2 s, while it is
+//! still firing the backlog, and every overdue timer fires once.
 
 mod common;
 
@@ -19,6 +23,39 @@ fn runs() -> usize {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(100_000)
+}
+
+fn overdue_runs() -> usize {
+    std::env::var("SUNDIAL_OVERDUE_RUNS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(20_000)
+}
+
+/// Starts `runs` workflows `{prefix}-{index}` on `queue`, each delayed so that its first
+/// workflow task comes due at `due(index)` (a start's delay counts from its own moment).
+async fn start_delayed(
+    client: &Client,
+    prefix: &str,
+    queue: &str,
+    runs: usize,
+    due: impl Fn(usize) -> Instant + Copy,
+) {
+    let streams = (0..STREAMS).map(|stream| {
+        let mut client = client.clone();
+        async move {
+            for index in (stream..runs).step_by(STREAMS) {
+                let mut request = start_request(&format!("{prefix}-{index}"), queue);
+                let delay = due(index).saturating_duration_since(Instant::now());
+                request.workflow_start_delay = Some(sundial_proto::prost_types::Duration {
+                    seconds: delay.as_secs() as i64,
+                    nanos: delay.subsec_nanos() as i32,
+                });
+                client.start_workflow_execution(request).await.unwrap();
+            }
+        }
+    });
+    futures::future::join_all(streams).await;
 }
 
 async fn backlog(client: &mut Client, queue: &str) -> i64 {
@@ -46,23 +83,11 @@ async fn a_restart_with_100k_open_runs_answers_at_once_and_every_timer_fires() {
     // well after the starts and the restart are done: a start's delay is counted from its own
     // moment, so each start aims at the same window.
     let window_opens = Instant::now() + Duration::from_secs(20 + runs as u64 / 4_000);
-    let streams = (0..STREAMS).map(|stream| {
-        let mut client = client.clone();
-        async move {
-            for index in (stream..runs).step_by(STREAMS) {
-                let mut request = start_request(&format!("wf-scale-{index}"), "q-scale");
-                let due = window_opens + Duration::from_micros((index % 100_000) as u64 * 300);
-                let delay = due.saturating_duration_since(Instant::now());
-                request.workflow_start_delay = Some(sundial_proto::prost_types::Duration {
-                    seconds: delay.as_secs() as i64,
-                    nanos: delay.subsec_nanos() as i32,
-                });
-                client.start_workflow_execution(request).await.unwrap();
-            }
-        }
-    });
     let begun = Instant::now();
-    futures::future::join_all(streams).await;
+    start_delayed(&client, "wf-scale", "q-scale", runs, |index| {
+        window_opens + Duration::from_micros((index % 100_000) as u64 * 300)
+    })
+    .await;
     eprintln!("{runs} runs started in {:?}", begun.elapsed());
     assert!(
         Instant::now() + Duration::from_secs(5) < window_opens,
@@ -138,5 +163,72 @@ async fn a_restart_with_100k_open_runs_answers_at_once_and_every_timer_fires() {
                 .workflow_id
                 .starts_with("wf-scale-")
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_an_overdue_backlog_serves_starts_while_it_fires_the_backlog() {
+    let runs = overdue_runs();
+    let mut server = TestServer::start().await;
+    let client = server.client.clone();
+    // Every delay ends at one moment, after the starts are done and while the server is down.
+    let due = Instant::now() + Duration::from_secs(8 + runs as u64 / 2_000);
+    let begun = Instant::now();
+    start_delayed(&client, "wf-overdue", "q-overdue", runs, |_| due).await;
+    eprintln!("{runs} delayed runs started in {:?}", begun.elapsed());
+    server
+        .server
+        .take()
+        .unwrap()
+        .stop()
+        .await
+        .expect("stop server");
+    assert!(
+        Instant::now() + Duration::from_secs(1) < due,
+        "the starts took too long for the delays; raise their offset"
+    );
+    // Down while every delay runs out.
+    tokio::time::sleep(due.saturating_duration_since(Instant::now()) + Duration::from_secs(1))
+        .await;
+
+    let begun = Instant::now();
+    server.restart().await;
+    let mut client = server.client.clone();
+    client
+        .start_workflow_execution(start_request("wf-after-restart", "q-fresh"))
+        .await
+        .unwrap();
+    let started = begun.elapsed();
+    let fired = backlog(&mut client, "q-overdue").await;
+    eprintln!(
+        "a start after the restart took {started:?}; {fired} of {runs} overdue timers had fired"
+    );
+    assert!(
+        started < Duration::from_secs(2),
+        "with {runs} timers overdue, a start after the restart took {started:?}"
+    );
+    let task = poll_workflow_task(&mut client, "q-fresh").await;
+    assert_eq!(
+        task.workflow_execution.unwrap().workflow_id,
+        "wf-after-restart"
+    );
+
+    // Every overdue timer fires, each once.
+    let deadline = Instant::now() + Duration::from_secs(60 + runs as u64 / 500);
+    loop {
+        let waiting = backlog(&mut client, "q-overdue").await;
+        assert!(waiting <= runs as i64, "{waiting} tasks for {runs} runs");
+        if waiting == runs as i64 {
+            eprintln!(
+                "every overdue timer fired {:?} after the restart",
+                begun.elapsed()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} of {runs} overdue timers fired by the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
