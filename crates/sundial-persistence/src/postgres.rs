@@ -366,8 +366,13 @@ async fn apply_pipelined(
             async move { Ok(client.batch_execute("BEGIN").await?) },
         ));
     }
+    // A shard's row, once read `FOR SHARE`, cannot change until the transaction ends: the
+    // fence of a later batch with the same shard and range would read the same, so it is sent
+    // once.
+    let mut fenced = std::collections::HashSet::new();
     for batch in batches {
-        batch_steps(client, &statements, batch, &mut steps);
+        let fence = fenced.insert((batch.shard_id, batch.range_id));
+        batch_steps(client, &statements, batch, fence, &mut steps);
     }
     if transaction {
         steps.push(Box::pin(async move {
@@ -394,15 +399,18 @@ fn batch_steps<'a>(
     client: &'a tokio_postgres::Client,
     statements: &'a WriteStatements,
     batch: &'a WriteBatch,
+    fence: bool,
     steps: &mut Vec<Step<'a>>,
 ) {
     let shard_id = batch.shard_id as i32;
-    steps.push(Box::pin(async move {
-        let outcome = client
-            .execute(&statements.fence, &[&shard_id, &batch.range_id])
-            .await;
-        check(outcome, || Error::ShardOwnershipLost)
-    }));
+    if fence {
+        steps.push(Box::pin(async move {
+            let outcome = client
+                .execute(&statements.fence, &[&shard_id, &batch.range_id])
+                .await;
+            check(outcome, || Error::ShardOwnershipLost)
+        }));
+    }
     for write in &batch.executions {
         execution_steps(client, statements, shard_id, write, steps);
     }
