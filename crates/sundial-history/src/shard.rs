@@ -267,24 +267,20 @@ async fn timer_loop(inner: Arc<Inner>, shard: Arc<Shard>) {
         if shard.is_closed() {
             return;
         }
-        // Only this loop takes permits, so once one is held the others free stay free.
-        let first = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        // Wait for a free permit. Only this loop takes permits, so those free now stay free.
+        tokio::select! {
+            permit = permits.acquire() => drop(permit.expect("the semaphore is never closed")),
             _ = shard.closed() => return,
-        };
-        let limit = 1 + permits.available_permits();
+        }
+        let limit = permits.available_permits();
         let now = inner.clock.now_millis();
         let (due, next) = shard.timers.take_due(now, limit);
         let cut_short = due.len() == limit;
-        let mut first = Some(first);
         for (key, task) in due {
-            let permit = match first.take() {
-                Some(permit) => permit,
-                None => permits
-                    .clone()
-                    .try_acquire_owned()
-                    .expect("counted as free above"),
-            };
+            let permit = permits
+                .clone()
+                .try_acquire_owned()
+                .expect("counted as free above");
             let inner = inner.clone();
             let shard = shard.clone();
             tokio::spawn(async move {
@@ -292,7 +288,6 @@ async fn timer_loop(inner: Arc<Inner>, shard: Arc<Shard>) {
                 drop(permit);
             });
         }
-        drop(first);
         if cut_short {
             // More are due: take them as firings finish.
             continue;

@@ -18,18 +18,12 @@ use sundial_proto::api::workflowservice::v1 as ws;
 /// Concurrent start streams: enough for group commit to batch the writes.
 const STREAMS: usize = 64;
 
-fn runs() -> usize {
-    std::env::var("SUNDIAL_SCALE_RUNS")
+/// A count from the environment variable `name`, `default` when it is unset or unreadable.
+fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|text| text.parse().ok())
-        .unwrap_or(100_000)
-}
-
-fn overdue_runs() -> usize {
-    std::env::var("SUNDIAL_OVERDUE_RUNS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(20_000)
+        .unwrap_or(default)
 }
 
 /// Starts `runs` workflows `{prefix}-{index}` on `queue`, each delayed so that its first
@@ -103,7 +97,7 @@ async fn backlog(client: &mut Client, queue: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_100k_open_runs_answers_at_once_and_every_timer_fires() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let runs = runs();
+    let runs = count_from_env("SUNDIAL_SCALE_RUNS", 100_000);
     let mut server = TestServer::start().await;
     let client = server.client.clone();
     // Every timer comes due in one 30 s window (3,300 a second for 100,000 runs) that opens
@@ -185,7 +179,7 @@ async fn a_restart_with_100k_open_runs_answers_at_once_and_every_timer_fires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_an_overdue_backlog_serves_starts_while_it_fires_the_backlog() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let runs = overdue_runs();
+    let runs = count_from_env("SUNDIAL_OVERDUE_RUNS", 20_000);
     let mut server = TestServer::start().await;
     let client = server.client.clone();
     // Every delay ends at one moment, after the starts are done and while the server is down.
