@@ -12,6 +12,7 @@ mod namespaces;
 mod operator;
 pub mod rate_limit;
 mod validate;
+mod visibility;
 mod workflow_service;
 
 use std::sync::Arc;

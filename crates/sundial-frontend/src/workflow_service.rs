@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::errors::to_status;
 use crate::handed_out::{HandedOut, QueueKind};
 use crate::namespaces::{self, CLUSTER_NAME};
-use crate::{WorkflowHandler, validate};
+use crate::{WorkflowHandler, validate, visibility};
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -106,7 +106,7 @@ impl WorkflowService for WorkflowHandler {
                 upsert_memo: true,
                 eager_workflow_start: false,
                 sdk_metadata: true,
-                count_group_by_execution_status: false,
+                count_group_by_execution_status: true,
                 nexus: false,
                 ..Default::default()
             }),
@@ -820,17 +820,32 @@ impl WorkflowService for WorkflowHandler {
     ) -> Reply<ws::ListWorkflowExecutionsResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        if !request.query.trim().is_empty() {
-            return Err(to_status(Error::invalid(
-                "list queries are not supported by this server yet; list without a query",
-            )));
-        }
-        ok(self
-            .frontend
-            .history
-            .list_workflow_executions(&namespace, request)
+        let store = self.frontend.store.as_ref();
+        ok(visibility::list(store, &namespace, &request)
             .await
             .map_err(to_status)?)
+    }
+
+    async fn scan_workflow_executions(
+        &self,
+        request: Request<ws::ScanWorkflowExecutionsRequest>,
+    ) -> Reply<ws::ScanWorkflowExecutionsResponse> {
+        let request = request.into_inner();
+        let namespace = self.namespace(&request.namespace)?;
+        let list = ws::ListWorkflowExecutionsRequest {
+            namespace: request.namespace,
+            page_size: request.page_size,
+            next_page_token: request.next_page_token,
+            query: request.query,
+        };
+        let store = self.frontend.store.as_ref();
+        let page = visibility::list(store, &namespace, &list)
+            .await
+            .map_err(to_status)?;
+        ok(ws::ScanWorkflowExecutionsResponse {
+            executions: page.executions,
+            next_page_token: page.next_page_token,
+        })
     }
 
     async fn count_workflow_executions(
@@ -839,21 +854,34 @@ impl WorkflowService for WorkflowHandler {
     ) -> Reply<ws::CountWorkflowExecutionsResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        if !request.query.trim().is_empty() {
-            return Err(to_status(Error::invalid(
-                "count queries are not supported by this server yet; count without a query",
-            )));
-        }
-        let count = self
-            .frontend
-            .history
-            .count_workflow_executions(&namespace)
+        let store = self.frontend.store.as_ref();
+        ok(visibility::count(store, &namespace, &request)
             .await
-            .map_err(to_status)?;
-        ok(ws::CountWorkflowExecutionsResponse {
-            count,
-            groups: Vec::new(),
-        })
+            .map_err(to_status)?)
+    }
+
+    async fn list_open_workflow_executions(
+        &self,
+        request: Request<ws::ListOpenWorkflowExecutionsRequest>,
+    ) -> Reply<ws::ListOpenWorkflowExecutionsResponse> {
+        let request = request.into_inner();
+        let namespace = self.namespace(&request.namespace)?;
+        let store = self.frontend.store.as_ref();
+        ok(visibility::list_open(store, &namespace, &request)
+            .await
+            .map_err(to_status)?)
+    }
+
+    async fn list_closed_workflow_executions(
+        &self,
+        request: Request<ws::ListClosedWorkflowExecutionsRequest>,
+    ) -> Reply<ws::ListClosedWorkflowExecutionsResponse> {
+        let request = request.into_inner();
+        let namespace = self.namespace(&request.namespace)?;
+        let store = self.frontend.store.as_ref();
+        ok(visibility::list_closed(store, &namespace, &request)
+            .await
+            .map_err(to_status)?)
     }
 
     async fn describe_task_queue(

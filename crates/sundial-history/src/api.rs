@@ -1196,106 +1196,6 @@ impl HistoryApi for HistoryService {
         })
     }
 
-    async fn list_workflow_executions(
-        &self,
-        namespace: &NamespaceRef,
-        request: ws::ListWorkflowExecutionsRequest,
-    ) -> Result<ws::ListWorkflowExecutionsResponse> {
-        let page_size = if request.page_size <= 0 {
-            1000
-        } else {
-            request.page_size as usize
-        };
-        let after = if request.next_page_token.is_empty() {
-            None
-        } else {
-            let cursor = ListToken::decode(request.next_page_token.as_slice())
-                .map_err(|_| Error::invalid("Invalid NextPageToken."))?;
-            Some((cursor.start_time_ms, cursor.run_id))
-        };
-        let records = self
-            .inner
-            .store
-            .list_executions(&namespace.id, page_size, after)
-            .await?;
-        let next_page_token = if records.len() == page_size {
-            let last = records.last().expect("page is full");
-            ListToken {
-                start_time_ms: last.start_time_ms,
-                run_id: last.run_id.clone(),
-            }
-            .encode_to_vec()
-        } else {
-            Vec::new()
-        };
-        let executions = records
-            .into_iter()
-            .map(
-                |record| sundial_proto::api::workflow::v1::WorkflowExecutionInfo {
-                    execution: Some(WorkflowExecution {
-                        workflow_id: record.workflow_id.clone(),
-                        run_id: record.run_id.clone(),
-                    }),
-                    r#type: Some(sundial_proto::api::common::v1::WorkflowType {
-                        name: record.workflow_type,
-                    }),
-                    start_time: timestamp(record.start_time_ms),
-                    close_time: if record.close_time_ms > 0 {
-                        timestamp(record.close_time_ms)
-                    } else {
-                        None
-                    },
-                    status: record.status,
-                    history_length: record.history_length,
-                    execution_time: timestamp(record.execution_time_ms),
-                    memo: Some(
-                        sundial_proto::api::common::v1::Memo::decode(record.memo.as_slice())
-                            .unwrap_or_default(),
-                    ),
-                    // Present even when empty, as Temporal lists them.
-                    search_attributes: Some(
-                        sundial_proto::api::common::v1::SearchAttributes::decode(
-                            record.search_attributes.as_slice(),
-                        )
-                        .unwrap_or_default(),
-                    ),
-                    execution_duration: if record.close_time_ms > 0 {
-                        core::util::present_duration(
-                            record.close_time_ms - record.execution_time_ms,
-                        )
-                    } else {
-                        None
-                    },
-                    // A top-level run is its own root; a child's root is not in the record.
-                    root_execution: record.parent_workflow_id.is_empty().then(|| {
-                        WorkflowExecution {
-                            workflow_id: record.workflow_id.clone(),
-                            run_id: record.run_id.clone(),
-                        }
-                    }),
-                    task_queue: record.task_queue,
-                    parent_execution: if record.parent_workflow_id.is_empty() {
-                        None
-                    } else {
-                        Some(WorkflowExecution {
-                            workflow_id: record.parent_workflow_id,
-                            run_id: record.parent_run_id,
-                        })
-                    },
-                    ..Default::default()
-                },
-            )
-            .collect();
-        Ok(ws::ListWorkflowExecutionsResponse {
-            executions,
-            next_page_token,
-        })
-    }
-
-    async fn count_workflow_executions(&self, namespace: &NamespaceRef) -> Result<i64> {
-        self.inner.store.count_executions(&namespace.id).await
-    }
-
     async fn start_child_workflow_execution(
         &self,
         namespace: &NamespaceRef,
@@ -1373,14 +1273,6 @@ impl HistoryApi for HistoryService {
             })
             .await
     }
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ListToken {
-    #[prost(int64, tag = "1")]
-    start_time_ms: i64,
-    #[prost(string, tag = "2")]
-    run_id: String,
 }
 
 /// The id of a new run. Temporal 1.32 gives a started workflow or child a time-ordered version 7

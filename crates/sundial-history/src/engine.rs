@@ -14,7 +14,7 @@ use sundial_history_core::tasks::{Task, TaskType};
 use sundial_history_core::{Due, Env, Limits, Transition};
 use sundial_persistence::{
     CurrentUpdate, DueWork, ExecutionRef, ExecutionWrite, StateBlob, Store, VisibilityFields,
-    WakeAfter, WriteBatch,
+    VisibilityRow, VisibilityWrite, WakeAfter, WriteBatch,
 };
 use sundial_proto::api::common::v1::WorkflowExecution;
 use sundial_proto::api::enums::v1::{TimeoutType, WorkflowExecutionStatus};
@@ -1330,6 +1330,80 @@ fn decode_state(blob: &StateBlob) -> Result<MutableState> {
         .map_err(|error| Error::CorruptState(format!("decode stored state: {error}")))
 }
 
+/// Whether a write changes the run's visibility: `None` when it does not, else whether its
+/// search attributes changed too. A new run writes both; after that only closing, upserting
+/// search attributes and modifying properties (the memo) change what lists show.
+fn listing_change(new_run: bool, events: &[HistoryEvent]) -> Option<bool> {
+    use sundial_proto::api::enums::v1::EventType as E;
+    if new_run {
+        return Some(true);
+    }
+    let mut row = false;
+    let mut values = false;
+    for event in events {
+        match E::try_from(event.event_type).unwrap_or(E::Unspecified) {
+            E::UpsertWorkflowSearchAttributes => values = true,
+            E::WorkflowPropertiesModified
+            | E::WorkflowExecutionCompleted
+            | E::WorkflowExecutionFailed
+            | E::WorkflowExecutionTimedOut
+            | E::WorkflowExecutionCanceled
+            | E::WorkflowExecutionTerminated
+            | E::WorkflowExecutionContinuedAsNew => row = true,
+            _ => {}
+        }
+    }
+    (row || values).then_some(values)
+}
+
+/// A run's visibility row (and its search attributes' values when `with_values`).
+fn listing(key: &WorkflowKey, state: &MutableState, with_values: bool) -> VisibilityWrite {
+    const NANOS: i64 = 1_000_000;
+    let info = state.info();
+    let started = info.started.as_ref();
+    let parent = started.and_then(|started| started.parent_workflow_execution.as_ref());
+    let root = started.and_then(|started| started.root_workflow_execution.as_ref());
+    let closed = info.status != WorkflowExecutionStatus::Running as i32;
+    let close_time = closed.then_some(info.close_time_ms * NANOS);
+    let row = VisibilityRow {
+        workflow_id: key.workflow_id.clone(),
+        run_id: key.run_id.clone(),
+        workflow_type: info.workflow_type.clone(),
+        task_queue: info.task_queue.clone(),
+        status: i64::from(info.status),
+        start_time: info.start_time_ms * NANOS,
+        execution_time: info.execution_time_ms * NANOS,
+        close_time,
+        execution_duration: closed
+            .then(|| (info.close_time_ms - info.execution_time_ms).max(0) * NANOS),
+        history_length: closed.then_some(info.next_event_id - 1),
+        history_size_bytes: closed.then_some(info.history_size_bytes),
+        state_transition_count: None,
+        parent_workflow_id: parent.map(|parent| parent.workflow_id.clone()),
+        parent_run_id: parent.map(|parent| parent.run_id.clone()),
+        root_workflow_id: root
+            .map_or_else(|| key.workflow_id.clone(), |root| root.workflow_id.clone()),
+        root_run_id: root.map_or_else(|| key.run_id.clone(), |root| root.run_id.clone()),
+        memo: info
+            .memo
+            .as_ref()
+            .map(Message::encode_to_vec)
+            .unwrap_or_default(),
+        search_attributes: info
+            .search_attributes
+            .as_ref()
+            .map(Message::encode_to_vec)
+            .unwrap_or_default(),
+    };
+    let values = with_values.then(|| {
+        info.search_attributes
+            .as_ref()
+            .map(sundial_visibility::index::index)
+            .unwrap_or_default()
+    });
+    VisibilityWrite { row, values }
+}
+
 /// The store's record of a run: its encoded state and the plain fields the store indexes.
 fn execution_write(
     key: &WorkflowKey,
@@ -1346,7 +1420,10 @@ fn execution_write(
         .as_ref()
         .and_then(|started| started.parent_workflow_execution.clone())
         .unwrap_or_default();
+    let listing = listing_change(expected_db_version.is_none(), &events)
+        .map(|values_changed| listing(key, state, values_changed));
     ExecutionWrite {
+        listing,
         namespace_id: key.namespace_id.clone(),
         workflow_id: key.workflow_id.clone(),
         run_id: key.run_id.clone(),

@@ -15,6 +15,7 @@ mod records;
 pub mod schema;
 mod sqlite;
 mod tls;
+mod visibility;
 
 pub use mysql::{MysqlStore, describe_mysql_error};
 pub use options::{SqlOptions, SqlPlugin};
@@ -22,6 +23,7 @@ pub use postgres::{PostgresStore, describe_pg_error};
 pub use records::*;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use tls::SqlTls;
+pub use visibility::{VisibilityCursor, VisibilityRow, VisibilityStore, VisibilityWrite};
 
 /// Opens the store on a server database, checking its schema.
 pub async fn open_server_store(options: SqlOptions) -> Result<std::sync::Arc<dyn Store>> {
@@ -73,7 +75,7 @@ pub(crate) fn extend_from_batch(
 /// Everything Sundial persists. Every write is one atomic, durable transaction: when a write
 /// returns `Ok`, its effect is synced to disk.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: VisibilityStore {
     /// Takes ownership of a shard: bumps and returns its `range_id`, which fences every later
     /// write of the previous owner.
     async fn acquire_shard(&self, shard_id: u32) -> Result<i64>;
@@ -133,15 +135,6 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_transfer_tasks(&self, shard_id: u32) -> Result<Vec<TransferTaskRecord>>;
     async fn delete_transfer_task(&self, shard_id: u32, task_id: i64) -> Result<()>;
-
-    /// Visibility: runs of a namespace, newest first, after the `(start_time, run_id)` cursor.
-    async fn list_executions(
-        &self,
-        namespace_id: &str,
-        page_size: usize,
-        after: Option<(i64, String)>,
-    ) -> Result<Vec<VisibilityRecord>>;
-    async fn count_executions(&self, namespace_id: &str) -> Result<i64>;
 
     /// Finishes the writes already queued and refuses later ones.
     fn close(&self) {}

@@ -27,6 +27,10 @@ use crate::group_commit::{BatchError, ConnectionSource, GroupConnection, GroupWr
 use crate::options::SqlOptions;
 use crate::records::*;
 use crate::schema::{self, SchemaSet};
+use crate::visibility::{
+    self, INSERT_COLUMNS, Placeholders, SqlParam, UPDATED_COLUMNS, VisibilityCursor, VisibilityRow,
+    VisibilityStore, VisibilityWrite,
+};
 
 /// MySQL's error numbers that the store tells apart.
 const ER_DUP_ENTRY: u16 = 1062;
@@ -369,6 +373,9 @@ async fn apply_execution_write(
             }
         }
     }
+    if let Some(listing) = &write.listing {
+        write_visibility(conn, write, listing).await?;
+    }
     if let (Some(first), Some(last)) = (write.events.first(), write.events.last()) {
         let data = History {
             events: write.events.clone(),
@@ -481,6 +488,169 @@ fn wakeup((wake_time_ms, namespace_id, workflow_id, run_id): WakeupRow) -> Wakeu
 }
 
 /// Column `index` of a row, converted.
+/// Upserts a run's visibility row and, when they changed, replaces its values.
+async fn write_visibility(
+    conn: &mut Conn,
+    write: &ExecutionWrite,
+    listing: &VisibilityWrite,
+) -> std::result::Result<(), BatchError> {
+    let row = &listing.row;
+    let updates: Vec<String> = UPDATED_COLUMNS
+        .iter()
+        .map(|column| format!("{column} = VALUES({column})"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO executions_visibility ({INSERT_COLUMNS}) VALUES ({}) ON DUPLICATE KEY UPDATE {}",
+        vec!["?"; 20].join(", "),
+        updates.join(", ")
+    );
+    conn.exec_drop(
+        sql,
+        Params::Positional(vec![
+            write.namespace_id.as_str().into(),
+            row.sort_time().into(),
+            row.workflow_id.as_str().into(),
+            row.run_id.as_str().into(),
+            row.workflow_type.as_str().into(),
+            row.task_queue.as_str().into(),
+            row.status.into(),
+            row.start_time.into(),
+            row.execution_time.into(),
+            row.close_time.into(),
+            row.execution_duration.into(),
+            row.history_length.into(),
+            row.history_size_bytes.into(),
+            row.state_transition_count.into(),
+            row.parent_workflow_id.as_deref().into(),
+            row.parent_run_id.as_deref().into(),
+            row.root_workflow_id.as_str().into(),
+            row.root_run_id.as_str().into(),
+            row.memo.as_slice().into(),
+            row.search_attributes.as_slice().into(),
+        ]),
+    )
+    .await?;
+    let Some(values) = &listing.values else {
+        return Ok(());
+    };
+    if write.expected_db_version.is_some() {
+        conn.exec_drop(
+            "DELETE FROM executions_visibility_values WHERE namespace_id = ? AND run_id = ?",
+            (write.namespace_id.as_str(), write.run_id.as_str()),
+        )
+        .await?;
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut params: Vec<Value> = Vec::with_capacity(values.len() * 7);
+    for value in values {
+        params.extend([
+            write.namespace_id.as_str().into(),
+            write.run_id.as_str().into(),
+            value.name.as_str().into(),
+            i64::from(value.token).into(),
+            value.text.as_deref().into(),
+            value.int.into(),
+            value.double.into(),
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO executions_visibility_values (namespace_id, run_id, name, token, value_text, value_int, value_double) VALUES {}",
+        vec!["(?, ?, ?, ?, ?, ?, ?)"; values.len()].join(", ")
+    );
+    conn.exec_drop(sql, Params::Positional(params)).await?;
+    Ok(())
+}
+
+fn mysql_params(params: &[SqlParam]) -> Params {
+    Params::Positional(
+        params
+            .iter()
+            .map(|param| match param {
+                SqlParam::Int(int) => Value::from(*int),
+                SqlParam::Double(float) => Value::from(*float),
+                SqlParam::Text(text) => Value::from(text.as_str()),
+            })
+            .collect(),
+    )
+}
+
+fn mysql_visibility_row(mut row: mysql_async::Row) -> Result<VisibilityRow> {
+    let row = &mut row;
+    Ok(VisibilityRow {
+        workflow_id: column(row, 0)?,
+        run_id: column(row, 1)?,
+        workflow_type: column(row, 2)?,
+        task_queue: column(row, 3)?,
+        status: column(row, 4)?,
+        start_time: column(row, 5)?,
+        execution_time: column(row, 6)?,
+        close_time: column(row, 7)?,
+        execution_duration: column(row, 8)?,
+        history_length: column(row, 9)?,
+        history_size_bytes: column(row, 10)?,
+        state_transition_count: column(row, 11)?,
+        parent_workflow_id: column(row, 12)?,
+        parent_run_id: column(row, 13)?,
+        root_workflow_id: column(row, 14)?,
+        root_run_id: column(row, 15)?,
+        memo: column(row, 16)?,
+        search_attributes: column(row, 17)?,
+    })
+}
+
+#[async_trait]
+impl VisibilityStore for MysqlStore {
+    async fn list_visibility(
+        &self,
+        namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+        after: Option<VisibilityCursor>,
+        page_size: usize,
+    ) -> Result<Vec<VisibilityRow>> {
+        let sql = visibility::list_sql(
+            Placeholders::Question,
+            namespace_id,
+            filter,
+            after.as_ref(),
+            page_size,
+        );
+        let mut conn = self.conn().await?;
+        let rows: Vec<mysql_async::Row> = conn
+            .exec(sql.text, mysql_params(&sql.params))
+            .await
+            .map_err(mysql_error)?;
+        rows.into_iter().map(mysql_visibility_row).collect()
+    }
+
+    async fn count_visibility(
+        &self,
+        namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+    ) -> Result<i64> {
+        let sql = visibility::count_sql(Placeholders::Question, namespace_id, filter, false);
+        let mut conn = self.conn().await?;
+        let count: Option<i64> = conn
+            .exec_first(sql.text, mysql_params(&sql.params))
+            .await
+            .map_err(mysql_error)?;
+        Ok(count.unwrap_or(0))
+    }
+
+    async fn count_visibility_by_status(
+        &self,
+        namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+    ) -> Result<Vec<(i64, i64)>> {
+        let sql = visibility::count_sql(Placeholders::Question, namespace_id, filter, true);
+        let mut conn = self.conn().await?;
+        conn.exec(sql.text, mysql_params(&sql.params))
+            .await
+            .map_err(mysql_error)
+    }
+}
+
 fn column<T: mysql_async::prelude::FromValue>(
     row: &mut mysql_async::Row,
     index: usize,
@@ -773,65 +943,6 @@ impl Store for MysqlStore {
         )
         .await
         .map_err(mysql_error)
-    }
-
-    async fn list_executions(
-        &self,
-        namespace_id: &str,
-        page_size: usize,
-        after: Option<(i64, String)>,
-    ) -> Result<Vec<VisibilityRecord>> {
-        let mut conn = self.conn().await?;
-        let (after_time, after_run) = after.unwrap_or((i64::MAX, String::new()));
-        let rows: Vec<mysql_async::Row> = conn
-            .exec(
-                "SELECT namespace_id, workflow_id, run_id, workflow_type, task_queue, status, start_time, close_time,
-                    execution_time, next_event_id, memo, search_attributes, parent_workflow_id, parent_run_id
-                 FROM executions WHERE namespace_id = ? AND (start_time < ? OR (start_time = ? AND run_id < ?))
-                 ORDER BY start_time DESC, run_id DESC LIMIT ?",
-                (
-                    namespace_id,
-                    after_time,
-                    after_time,
-                    after_run,
-                    page_size as u64,
-                ),
-            )
-            .await
-            .map_err(mysql_error)?;
-        rows.into_iter()
-            .map(|mut row| {
-                let row = &mut row;
-                Ok(VisibilityRecord {
-                    namespace_id: column(row, 0)?,
-                    workflow_id: column(row, 1)?,
-                    run_id: column(row, 2)?,
-                    workflow_type: column(row, 3)?,
-                    task_queue: column(row, 4)?,
-                    status: column(row, 5)?,
-                    start_time_ms: column(row, 6)?,
-                    close_time_ms: column(row, 7)?,
-                    execution_time_ms: column(row, 8)?,
-                    history_length: column::<i64>(row, 9)? - 1,
-                    memo: column::<Option<Vec<u8>>>(row, 10)?.unwrap_or_default(),
-                    search_attributes: column::<Option<Vec<u8>>>(row, 11)?.unwrap_or_default(),
-                    parent_workflow_id: column(row, 12)?,
-                    parent_run_id: column(row, 13)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn count_executions(&self, namespace_id: &str) -> Result<i64> {
-        let mut conn = self.conn().await?;
-        let count: Option<i64> = conn
-            .exec_first(
-                "SELECT COUNT(*) FROM executions WHERE namespace_id = ?",
-                (namespace_id,),
-            )
-            .await
-            .map_err(mysql_error)?;
-        Ok(count.unwrap_or(0))
     }
 
     fn close(&self) {

@@ -31,6 +31,10 @@ use crate::options::SqlOptions;
 use crate::records::*;
 use crate::schema::{self, SchemaSet};
 use crate::tls::PgTls;
+use crate::visibility::{
+    self, INSERT_COLUMNS, Placeholders, SqlParam, UPDATED_COLUMNS, VisibilityCursor, VisibilityRow,
+    VisibilityStore, VisibilityWrite,
+};
 
 pub(crate) fn pg_config(options: &SqlOptions) -> tokio_postgres::Config {
     let mut config = tokio_postgres::Config::new();
@@ -251,6 +255,9 @@ struct WriteStatements {
     current_status: Statement,
     insert_transfer: Statement,
     delete_transfers: Statement,
+    upsert_visibility: Statement,
+    delete_visibility_values: Statement,
+    insert_visibility_values: Statement,
 }
 
 impl WriteStatements {
@@ -311,6 +318,19 @@ impl WriteStatements {
                 .await?,
             delete_transfers: client
                 .prepare_cached("DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id = ANY($2)")
+                .await?,
+            upsert_visibility: client.prepare_cached(&upsert_visibility_sql()).await?,
+            delete_visibility_values: client
+                .prepare_cached(
+                    "DELETE FROM executions_visibility_values WHERE namespace_id = $1 AND run_id = $2",
+                )
+                .await?,
+            // One statement for all of a run's values, whatever their number.
+            insert_visibility_values: client
+                .prepare_cached(
+                    "INSERT INTO executions_visibility_values (namespace_id, run_id, name, token, value_text, value_int, value_double)
+                     SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::float8[])",
+                )
                 .await?,
         })
     }
@@ -561,6 +581,9 @@ fn execution_steps<'a>(
             Ok(())
         })),
     }
+    if let Some(listing) = &write.listing {
+        visibility_steps(client, statements, write, listing, steps);
+    }
     for (task_id, task) in &write.new_transfer_tasks {
         steps.push(Box::pin(async move {
             client
@@ -578,6 +601,192 @@ fn execution_steps<'a>(
                 .await?;
             Ok(())
         }));
+    }
+}
+
+fn upsert_visibility_sql() -> String {
+    let placeholders: Vec<String> = (1..=20).map(|n| format!("${n}")).collect();
+    let updates: Vec<String> = UPDATED_COLUMNS
+        .iter()
+        .map(|column| format!("{column} = excluded.{column}"))
+        .collect();
+    format!(
+        "INSERT INTO executions_visibility ({INSERT_COLUMNS}) VALUES ({}) \
+         ON CONFLICT (namespace_id, run_id) DO UPDATE SET {}",
+        placeholders.join(", "),
+        updates.join(", ")
+    )
+}
+
+/// The steps that upsert a run's visibility row and, when they changed, replace its values.
+fn visibility_steps<'a>(
+    client: &'a tokio_postgres::Client,
+    statements: &'a WriteStatements,
+    write: &'a ExecutionWrite,
+    listing: &'a VisibilityWrite,
+    steps: &mut Vec<Step<'a>>,
+) {
+    steps.push(Box::pin(async move {
+        let row = &listing.row;
+        let sort_time = row.sort_time();
+        let params: [&(dyn ToSql + Sync); 20] = [
+            &write.namespace_id,
+            &sort_time,
+            &row.workflow_id,
+            &row.run_id,
+            &row.workflow_type,
+            &row.task_queue,
+            &row.status,
+            &row.start_time,
+            &row.execution_time,
+            &row.close_time,
+            &row.execution_duration,
+            &row.history_length,
+            &row.history_size_bytes,
+            &row.state_transition_count,
+            &row.parent_workflow_id,
+            &row.parent_run_id,
+            &row.root_workflow_id,
+            &row.root_run_id,
+            &row.memo,
+            &row.search_attributes,
+        ];
+        client
+            .execute(&statements.upsert_visibility, &params)
+            .await?;
+        Ok(())
+    }));
+    let Some(values) = &listing.values else {
+        return;
+    };
+    if write.expected_db_version.is_some() {
+        steps.push(Box::pin(async move {
+            client
+                .execute(
+                    &statements.delete_visibility_values,
+                    &[&write.namespace_id, &write.run_id],
+                )
+                .await?;
+            Ok(())
+        }));
+    }
+    if values.is_empty() {
+        return;
+    }
+    steps.push(Box::pin(async move {
+        let names: Vec<&str> = values.iter().map(|value| value.name.as_str()).collect();
+        let tokens: Vec<i64> = values.iter().map(|value| i64::from(value.token)).collect();
+        let texts: Vec<Option<&str>> = values.iter().map(|value| value.text.as_deref()).collect();
+        let ints: Vec<Option<i64>> = values.iter().map(|value| value.int).collect();
+        let doubles: Vec<Option<f64>> = values.iter().map(|value| value.double).collect();
+        client
+            .execute(
+                &statements.insert_visibility_values,
+                &[
+                    &write.namespace_id,
+                    &write.run_id,
+                    &names,
+                    &tokens,
+                    &texts,
+                    &ints,
+                    &doubles,
+                ],
+            )
+            .await?;
+        Ok(())
+    }));
+}
+
+fn pg_params(params: &[SqlParam]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .iter()
+        .map(|param| -> Box<dyn ToSql + Sync + Send> {
+            match param {
+                SqlParam::Int(int) => Box::new(*int),
+                SqlParam::Double(float) => Box::new(*float),
+                SqlParam::Text(text) => Box::new(text.clone()),
+            }
+        })
+        .collect()
+}
+
+fn pg_visibility_row(row: &tokio_postgres::Row) -> VisibilityRow {
+    VisibilityRow {
+        workflow_id: row.get(0),
+        run_id: row.get(1),
+        workflow_type: row.get(2),
+        task_queue: row.get(3),
+        status: row.get(4),
+        start_time: row.get(5),
+        execution_time: row.get(6),
+        close_time: row.get(7),
+        execution_duration: row.get(8),
+        history_length: row.get(9),
+        history_size_bytes: row.get(10),
+        state_transition_count: row.get(11),
+        parent_workflow_id: row.get(12),
+        parent_run_id: row.get(13),
+        root_workflow_id: row.get(14),
+        root_run_id: row.get(15),
+        memo: row.get(16),
+        search_attributes: row.get(17),
+    }
+}
+
+impl PostgresStore {
+    async fn visibility_query(&self, sql: visibility::Sql) -> Result<Vec<tokio_postgres::Row>> {
+        let client = self.client().await?;
+        let params = pg_params(&sql.params);
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|param| param.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        client.query(&sql.text, &refs).await.map_err(pg_error)
+    }
+}
+
+#[async_trait]
+impl VisibilityStore for PostgresStore {
+    async fn list_visibility(
+        &self,
+        namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+        after: Option<VisibilityCursor>,
+        page_size: usize,
+    ) -> Result<Vec<VisibilityRow>> {
+        let sql = visibility::list_sql(
+            Placeholders::Dollar,
+            namespace_id,
+            filter,
+            after.as_ref(),
+            page_size,
+        );
+        Ok(self
+            .visibility_query(sql)
+            .await?
+            .iter()
+            .map(pg_visibility_row)
+            .collect())
+    }
+
+    async fn count_visibility(
+        &self,
+        namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+    ) -> Result<i64> {
+        let sql = visibility::count_sql(Placeholders::Dollar, namespace_id, filter, false);
+        let rows = self.visibility_query(sql).await?;
+        Ok(rows.first().map_or(0, |row| row.get(0)))
+    }
+
+    async fn count_visibility_by_status(
+        &self,
+        namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+    ) -> Result<Vec<(i64, i64)>> {
+        let sql = visibility::count_sql(Placeholders::Dollar, namespace_id, filter, true);
+        let rows = self.visibility_query(sql).await?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 }
 
@@ -902,63 +1111,6 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_error)?;
         Ok(())
-    }
-
-    async fn list_executions(
-        &self,
-        namespace_id: &str,
-        page_size: usize,
-        after: Option<(i64, String)>,
-    ) -> Result<Vec<VisibilityRecord>> {
-        let client = self.client().await?;
-        let (after_time, after_run) = after.unwrap_or((i64::MAX, String::new()));
-        let statement = client
-            .prepare_cached(
-                "SELECT namespace_id, workflow_id, run_id, workflow_type, task_queue, status, start_time, close_time,
-                    execution_time, next_event_id, memo, search_attributes, parent_workflow_id, parent_run_id
-                 FROM executions WHERE namespace_id = $1 AND (start_time < $2 OR (start_time = $2 AND run_id < $3))
-                 ORDER BY start_time DESC, run_id DESC LIMIT $4",
-            )
-            .await
-            .map_err(pg_error)?;
-        let rows = client
-            .query(
-                &statement,
-                &[&namespace_id, &after_time, &after_run, &(page_size as i64)],
-            )
-            .await
-            .map_err(pg_error)?;
-        Ok(rows
-            .iter()
-            .map(|row| VisibilityRecord {
-                namespace_id: row.get(0),
-                workflow_id: row.get(1),
-                run_id: row.get(2),
-                workflow_type: row.get(3),
-                task_queue: row.get(4),
-                status: row.get(5),
-                start_time_ms: row.get(6),
-                close_time_ms: row.get(7),
-                execution_time_ms: row.get(8),
-                history_length: row.get::<_, i64>(9) - 1,
-                memo: row.get::<_, Option<Vec<u8>>>(10).unwrap_or_default(),
-                search_attributes: row.get::<_, Option<Vec<u8>>>(11).unwrap_or_default(),
-                parent_workflow_id: row.get(12),
-                parent_run_id: row.get(13),
-            })
-            .collect())
-    }
-
-    async fn count_executions(&self, namespace_id: &str) -> Result<i64> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT COUNT(*) FROM executions WHERE namespace_id = $1",
-                &[&namespace_id],
-            )
-            .await
-            .map_err(pg_error)?;
-        Ok(row.get(0))
     }
 
     fn close(&self) {

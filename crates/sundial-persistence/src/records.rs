@@ -93,25 +93,6 @@ pub struct Wakeup {
     pub run: ExecutionRef,
 }
 
-#[derive(Debug, Clone)]
-pub struct VisibilityRecord {
-    pub namespace_id: String,
-    pub workflow_id: String,
-    pub run_id: String,
-    pub workflow_type: String,
-    pub task_queue: String,
-    pub status: i32,
-    pub start_time_ms: i64,
-    pub close_time_ms: i64,
-    pub execution_time_ms: i64,
-    pub history_length: i64,
-    /// Encoded `Memo` and `SearchAttributes`.
-    pub memo: Vec<u8>,
-    pub search_attributes: Vec<u8>,
-    pub parent_workflow_id: String,
-    pub parent_run_id: String,
-}
-
 /// How the current-run pointer of a workflow id changes.
 #[derive(Debug, Clone)]
 pub enum CurrentUpdate {
@@ -137,6 +118,8 @@ pub struct ExecutionWrite {
     pub state: StateBlob,
     pub next_event_id: i64,
     pub visibility: VisibilityFields,
+    /// The run's visibility row and values, when they changed.
+    pub listing: Option<crate::VisibilityWrite>,
     pub due: DueWork,
     /// The version the row must have now (None: the row must not exist).
     pub expected_db_version: Option<i64>,

@@ -18,6 +18,10 @@ use tokio::sync::oneshot;
 use crate::Store;
 use crate::records::*;
 use crate::schema::sqlite::MIGRATIONS;
+use crate::visibility::{
+    self, INSERT_COLUMNS, Placeholders, SqlParam, UPDATED_COLUMNS, VisibilityCursor, VisibilityRow,
+    VisibilityStore, VisibilityWrite,
+};
 
 const READ_CONNECTIONS: usize = 4;
 const MAX_GROUP: usize = 512;
@@ -382,6 +386,9 @@ fn apply_execution_write(
                 return Err(Error::Conflict("execution version changed".into()));
             }
         }
+    }
+    if let Some(listing) = &write.listing {
+        write_visibility(connection, write, listing)?;
     }
     if let (Some(first), Some(last)) = (write.events.first(), write.events.last()) {
         let data = History {
@@ -777,58 +784,177 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn list_executions(
+fn sqlite_param(param: &SqlParam) -> rusqlite::types::Value {
+    match param {
+        SqlParam::Int(int) => rusqlite::types::Value::Integer(*int),
+        SqlParam::Double(float) => rusqlite::types::Value::Real(*float),
+        SqlParam::Text(text) => rusqlite::types::Value::Text(text.clone()),
+    }
+}
+
+/// Upserts a run's visibility row and, when they changed, replaces its values.
+fn write_visibility(
+    connection: &Connection,
+    write: &ExecutionWrite,
+    listing: &VisibilityWrite,
+) -> Result<()> {
+    let row = &listing.row;
+    let placeholders: Vec<String> = (1..=20).map(|n| format!("?{n}")).collect();
+    let updates: Vec<String> = UPDATED_COLUMNS
+        .iter()
+        .map(|column| format!("{column} = excluded.{column}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO executions_visibility ({INSERT_COLUMNS}) VALUES ({}) \
+         ON CONFLICT (namespace_id, run_id) DO UPDATE SET {}",
+        placeholders.join(", "),
+        updates.join(", ")
+    );
+    connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement.execute(params![
+                write.namespace_id,
+                row.sort_time(),
+                row.workflow_id,
+                row.run_id,
+                row.workflow_type,
+                row.task_queue,
+                row.status,
+                row.start_time,
+                row.execution_time,
+                row.close_time,
+                row.execution_duration,
+                row.history_length,
+                row.history_size_bytes,
+                row.state_transition_count,
+                row.parent_workflow_id,
+                row.parent_run_id,
+                row.root_workflow_id,
+                row.root_run_id,
+                row.memo,
+                row.search_attributes,
+            ])
+        })
+        .map_err(db_error)?;
+    let Some(values) = &listing.values else {
+        return Ok(());
+    };
+    if write.expected_db_version.is_some() {
+        connection
+            .prepare_cached(
+                "DELETE FROM executions_visibility_values WHERE namespace_id = ?1 AND run_id = ?2",
+            )
+            .and_then(|mut statement| statement.execute(params![write.namespace_id, write.run_id]))
+            .map_err(db_error)?;
+    }
+    for value in values {
+        connection
+            .prepare_cached(
+                "INSERT INTO executions_visibility_values (namespace_id, run_id, name, token, value_text, value_int, value_double) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    write.namespace_id,
+                    write.run_id,
+                    value.name,
+                    i64::from(value.token),
+                    value.text,
+                    value.int,
+                    value.double,
+                ])
+            })
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+fn visibility_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VisibilityRow> {
+    Ok(VisibilityRow {
+        workflow_id: row.get(0)?,
+        run_id: row.get(1)?,
+        workflow_type: row.get(2)?,
+        task_queue: row.get(3)?,
+        status: row.get(4)?,
+        start_time: row.get(5)?,
+        execution_time: row.get(6)?,
+        close_time: row.get(7)?,
+        execution_duration: row.get(8)?,
+        history_length: row.get(9)?,
+        history_size_bytes: row.get(10)?,
+        state_transition_count: row.get(11)?,
+        parent_workflow_id: row.get(12)?,
+        parent_run_id: row.get(13)?,
+        root_workflow_id: row.get(14)?,
+        root_run_id: row.get(15)?,
+        memo: row.get(16)?,
+        search_attributes: row.get(17)?,
+    })
+}
+
+#[async_trait]
+impl VisibilityStore for SqliteStore {
+    async fn list_visibility(
         &self,
         namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+        after: Option<VisibilityCursor>,
         page_size: usize,
-        after: Option<(i64, String)>,
-    ) -> Result<Vec<VisibilityRecord>> {
-        let namespace_id = namespace_id.to_string();
+    ) -> Result<Vec<VisibilityRow>> {
+        let sql = visibility::list_sql(
+            Placeholders::Question,
+            namespace_id,
+            filter,
+            after.as_ref(),
+            page_size,
+        );
         self.read(move |connection| {
-            let (after_time, after_run) = after.unwrap_or((i64::MAX, String::new()));
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT namespace_id, workflow_id, run_id, workflow_type, task_queue, status, start_time, close_time,
-                        execution_time, next_event_id, memo, search_attributes, parent_workflow_id, parent_run_id
-                     FROM executions WHERE namespace_id = ?1 AND (start_time < ?2 OR (start_time = ?2 AND run_id < ?3))
-                     ORDER BY start_time DESC, run_id DESC LIMIT ?4",
-                )
-                .map_err(db_error)?;
+            let mut statement = connection.prepare(&sql.text).map_err(db_error)?;
+            let params: Vec<_> = sql.params.iter().map(sqlite_param).collect();
             let rows = statement
-                .query_map(params![namespace_id, after_time, after_run, page_size as i64], |row| {
-                    Ok(VisibilityRecord {
-                        namespace_id: row.get(0)?,
-                        workflow_id: row.get(1)?,
-                        run_id: row.get(2)?,
-                        workflow_type: row.get(3)?,
-                        task_queue: row.get(4)?,
-                        status: row.get(5)?,
-                        start_time_ms: row.get(6)?,
-                        close_time_ms: row.get(7)?,
-                        execution_time_ms: row.get(8)?,
-                        history_length: row.get::<_, i64>(9)? - 1,
-                        memo: row.get::<_, Option<Vec<u8>>>(10)?.unwrap_or_default(),
-                        search_attributes: row.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default(),
-                        parent_workflow_id: row.get(12)?,
-                        parent_run_id: row.get(13)?,
-                    })
-                })
+                .query_map(rusqlite::params_from_iter(params), visibility_row)
                 .map_err(db_error)?;
-            rows.collect::<std::result::Result<Vec<_>, _>>().map_err(db_error)
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(db_error)
         })
         .await
     }
 
-    async fn count_executions(&self, namespace_id: &str) -> Result<i64> {
-        let namespace_id = namespace_id.to_string();
+    async fn count_visibility(
+        &self,
+        namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+    ) -> Result<i64> {
+        let sql = visibility::count_sql(Placeholders::Question, namespace_id, filter, false);
         self.read(move |connection| {
+            let params: Vec<_> = sql.params.iter().map(sqlite_param).collect();
             connection
-                .query_row(
-                    "SELECT COUNT(*) FROM executions WHERE namespace_id = ?1",
-                    params![namespace_id],
-                    |row| row.get(0),
-                )
+                .query_row(&sql.text, rusqlite::params_from_iter(params), |row| {
+                    row.get(0)
+                })
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn count_visibility_by_status(
+        &self,
+        namespace_id: &str,
+        filter: &sundial_visibility::Filter,
+    ) -> Result<Vec<(i64, i64)>> {
+        let sql = visibility::count_sql(Placeholders::Question, namespace_id, filter, true);
+        self.read(move |connection| {
+            let mut statement = connection.prepare(&sql.text).map_err(db_error)?;
+            let params: Vec<_> = sql.params.iter().map(sqlite_param).collect();
+            let rows = statement
+                .query_map(rusqlite::params_from_iter(params), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .map_err(db_error)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(db_error)
         })
         .await

@@ -321,13 +321,6 @@ pub trait HistoryApi: Send + Sync + 'static {
         activity_id: &str,
     ) -> Result<TaskToken>;
 
-    async fn list_workflow_executions(
-        &self,
-        namespace: &NamespaceRef,
-        request: ws::ListWorkflowExecutionsRequest,
-    ) -> Result<ws::ListWorkflowExecutionsResponse>;
-    async fn count_workflow_executions(&self, namespace: &NamespaceRef) -> Result<i64>;
-
     // Cross-run work: a run's transfer queue asks the owner of another run's shard (which may
     // be another host). Each is idempotent for the request id the caller derives from its
     // initiating event, so a retry after a lost answer changes nothing.

@@ -14,5 +14,6 @@ mod api {
     pub mod matching_faults;
     pub mod restart;
     pub mod shards;
+    pub mod visibility;
     pub mod workflow_tasks;
 }

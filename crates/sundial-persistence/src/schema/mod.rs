@@ -84,11 +84,18 @@ pub static POSTGRES_MAIN: SchemaSet = SchemaSet {
     name: "postgresql/v12/temporal",
     plugin: SqlPlugin::Postgres,
     kind: "main",
-    migrations: &[Migration {
-        version: Version(1, 0),
-        description: "Sundial's initial schema: executions with the due-work index, history, transfer tasks, shards, namespaces",
-        sql: include_str!("postgresql/v12/temporal/v1.0.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: Version(1, 0),
+            description: "Sundial's initial schema: executions with the due-work index, history, transfer tasks, shards, namespaces",
+            sql: include_str!("postgresql/v12/temporal/v1.0.sql"),
+        },
+        Migration {
+            version: Version(1, 1),
+            description: "visibility's own tables: a row per run and its search attributes' values",
+            sql: include_str!("postgresql/v12/temporal/v1.1.sql"),
+        },
+    ],
 };
 
 pub static POSTGRES_VISIBILITY: SchemaSet = SchemaSet {
@@ -106,11 +113,18 @@ pub static MYSQL_MAIN: SchemaSet = SchemaSet {
     name: "mysql/v8/temporal",
     plugin: SqlPlugin::Mysql,
     kind: "main",
-    migrations: &[Migration {
-        version: Version(1, 0),
-        description: "Sundial's initial schema: executions with the due-work index, history, transfer tasks, shards, namespaces",
-        sql: include_str!("mysql/v8/temporal/v1.0.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: Version(1, 0),
+            description: "Sundial's initial schema: executions with the due-work index, history, transfer tasks, shards, namespaces",
+            sql: include_str!("mysql/v8/temporal/v1.0.sql"),
+        },
+        Migration {
+            version: Version(1, 1),
+            description: "visibility's own tables: a row per run and its search attributes' values",
+            sql: include_str!("mysql/v8/temporal/v1.1.sql"),
+        },
+    ],
 };
 
 pub static MYSQL_VISIBILITY: SchemaSet = SchemaSet {

@@ -77,4 +77,59 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX executions_dispatch_pending ON executions (shard_id, namespace_id, workflow_id, run_id)
         WHERE dispatch_pending = 1;
     "#,
+    // 3: visibility's own tables (the PostgreSQL schema's version 1.1 says what they hold).
+    r#"
+    CREATE TABLE executions_visibility (
+        namespace_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        sort_time INTEGER NOT NULL,
+        workflow_id TEXT NOT NULL,
+        workflow_type TEXT NOT NULL,
+        task_queue TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        start_time INTEGER NOT NULL,
+        execution_time INTEGER NOT NULL,
+        close_time INTEGER,
+        execution_duration INTEGER,
+        history_length INTEGER,
+        history_size_bytes INTEGER,
+        state_transition_count INTEGER,
+        parent_workflow_id TEXT,
+        parent_run_id TEXT,
+        root_workflow_id TEXT NOT NULL,
+        root_run_id TEXT NOT NULL,
+        memo BLOB NOT NULL,
+        search_attributes BLOB NOT NULL,
+        PRIMARY KEY (namespace_id, run_id)
+    );
+    CREATE INDEX executions_visibility_by_order ON executions_visibility (namespace_id, sort_time DESC, start_time DESC, run_id);
+    CREATE INDEX executions_visibility_by_workflow_id ON executions_visibility (namespace_id, workflow_id);
+    CREATE INDEX executions_visibility_by_type ON executions_visibility (namespace_id, workflow_type, sort_time DESC, start_time DESC, run_id);
+    CREATE INDEX executions_visibility_by_status ON executions_visibility (namespace_id, status, sort_time DESC, start_time DESC, run_id);
+
+    CREATE TABLE executions_visibility_values (
+        namespace_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        value_text TEXT,
+        value_int INTEGER,
+        value_double REAL
+    );
+    CREATE INDEX executions_visibility_values_by_run ON executions_visibility_values (namespace_id, run_id);
+    CREATE INDEX executions_visibility_values_by_text ON executions_visibility_values (namespace_id, name, token, value_text);
+    CREATE INDEX executions_visibility_values_by_int ON executions_visibility_values (namespace_id, name, value_int);
+    CREATE INDEX executions_visibility_values_by_double ON executions_visibility_values (namespace_id, name, value_double);
+
+    INSERT INTO executions_visibility
+        SELECT namespace_id, run_id,
+            CASE WHEN status = 1 THEN 9223372036854775807 ELSE close_time * 1000000 END,
+            workflow_id, workflow_type, task_queue, status, start_time * 1000000, execution_time * 1000000,
+            CASE WHEN status = 1 THEN NULL ELSE close_time * 1000000 END,
+            CASE WHEN status = 1 THEN NULL ELSE (close_time - execution_time) * 1000000 END,
+            CASE WHEN status = 1 THEN NULL ELSE next_event_id - 1 END,
+            NULL, NULL, NULLIF(parent_workflow_id, ''), NULLIF(parent_run_id, ''), workflow_id, run_id,
+            COALESCE(memo, x''), COALESCE(search_attributes, x'')
+        FROM executions;
+    "#,
 ];

@@ -347,18 +347,6 @@ impl HistoryApi for FlakyPeer {
             .activity_token_by_id(namespace, workflow_id, run_id, activity_id)
             .await
     }
-    async fn list_workflow_executions(
-        &self,
-        namespace: &NamespaceRef,
-        request: ws::ListWorkflowExecutionsRequest,
-    ) -> Result<ws::ListWorkflowExecutionsResponse> {
-        self.inner
-            .list_workflow_executions(namespace, request)
-            .await
-    }
-    async fn count_workflow_executions(&self, namespace: &NamespaceRef) -> Result<i64> {
-        self.inner.count_workflow_executions(namespace).await
-    }
     async fn start_child_workflow_execution(
         &self,
         namespace: &NamespaceRef,
