@@ -131,3 +131,18 @@ def test_task_queue_partitions(server):
     described = cli_json(server, "task-queue", "describe", "--task-queue", queue)
     by_type = {s["taskQueueType"]: s["approximateBacklogCount"] for s in described["stats"]}
     assert by_type == {"workflow": 8, "activity": 0}, described
+
+
+def test_workflow_list_and_count_with_a_query(server):
+    wid = "cli-list-" + uuid.uuid4().hex[:8]
+    for n in range(2):
+        cli(server, "workflow", "start", "--type", "ListedWorkflow", "--task-queue", "cli-list-tq",
+            "--workflow-id", f"{wid}-{n}")
+    rows = cli_json(server, "workflow", "list", "--query", f"WorkflowId STARTS_WITH '{wid}-' AND WorkflowType = 'ListedWorkflow'")
+    rows = rows if isinstance(rows, list) else [rows]
+    assert sorted(r["execution"]["workflowId"] for r in rows) == [f"{wid}-0", f"{wid}-1"], rows
+    p = cli(server, "workflow", "count", "--query", f"WorkflowId STARTS_WITH '{wid}-' GROUP BY ExecutionStatus")
+    assert "Total: 2" in p.stdout, p.stdout
+    assert "Running" in p.stdout, p.stdout
+    bad = cli(server, "workflow", "list", "--query", "Nope = 1", check=False)
+    assert bad.returncode != 0 and "invalid search attribute: Nope" in (bad.stdout + bad.stderr), bad

@@ -236,6 +236,39 @@ def test_describe(env, wid):
     env.run(go())
 
 
+def test_list_and_count_with_queries(env, wid):
+    async def go():
+        done = await env.client.start_workflow(HelloWorkflow.run, "list", id=wid + "-done", task_queue=TQ)
+        await done.result()
+        waiting = await env.client.start_workflow(WaitSignalWorkflow.run, 0, id=wid + "-wait", task_queue=TQ)
+        prefix = f"WorkflowId STARTS_WITH '{wid}-'"
+        # A list issued after the start returned sees the run: no waiting for visibility.
+        running = [w.id async for w in env.client.list_workflows(f"{prefix} AND ExecutionStatus = 'Running'")]
+        assert running == [wid + "-wait"], running
+        rows = [w async for w in env.client.list_workflows(prefix, page_size=1)]
+        assert [w.id for w in rows] == [wid + "-wait", wid + "-done"]
+        assert rows[1].status == WorkflowExecutionStatus.COMPLETED and rows[1].close_time is not None
+        assert rows[0].workflow_type == "WaitSignalWorkflow" and rows[0].task_queue == TQ
+        by_type = [w.id async for w in env.client.list_workflows(f"{prefix} AND WorkflowType = 'HelloWorkflow'")]
+        assert by_type == [wid + "-done"]
+        count = await env.client.count_workflows(f"{prefix} GROUP BY ExecutionStatus")
+        assert count.count == 2
+        groups = sorted((g.group_values[0], g.count) for g in count.groups)
+        assert groups == [("Completed", 1), ("Running", 1)], groups
+        assert (await env.client.count_workflows(prefix)).count == 2
+        try:
+            [w async for w in env.client.list_workflows("NoSuchAttribute = 'x'")]
+            raise AssertionError("an unknown attribute was accepted")
+        except RPCError as error:
+            assert error.status == RPCStatusCode.INVALID_ARGUMENT
+            assert "invalid search attribute: NoSuchAttribute" in error.message
+        await waiting.signal(WaitSignalWorkflow.finish)
+        await waiting.result()
+        closed = [w.id async for w in env.client.list_workflows(f"{prefix} AND CloseTime IS NOT NULL")]
+        assert sorted(closed) == [wid + "-done", wid + "-wait"]
+    env.run(go())
+
+
 def test_terminate(env, wid):
     async def go():
         h = await env.client.start_workflow(WaitSignalWorkflow.run, 0, id=wid, task_queue=TQ)
