@@ -227,7 +227,12 @@ mod tests {
             .migrations_between(Version(0, 0), set.latest())
             .map(|migration| migration.version)
             .collect();
-        assert_eq!(all, vec![Version(1, 0)]);
+        assert_eq!(all, vec![Version(1, 0), Version(1, 1)]);
+        let from_first: Vec<_> = set
+            .migrations_between(Version(1, 0), set.latest())
+            .map(|migration| migration.version)
+            .collect();
+        assert_eq!(from_first, vec![Version(1, 1)]);
         assert_eq!(
             set.migrations_between(set.latest(), set.latest()).count(),
             0
