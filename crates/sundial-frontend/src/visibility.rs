@@ -228,13 +228,7 @@ fn legacy_filter(
             Test::Cmp(CmpOp::Eq, Value::Text(workflow_type.to_string())),
         ));
     }
-    parts.push(Filter::Atom(Atom {
-        field: Field::Attribute {
-            name: "TemporalNamespaceDivision".into(),
-            ty: SaType::Keyword,
-        },
-        test: Test::Null { negated: false },
-    }));
+    parts.push(Filter::no_namespace_division());
     Filter::And(parts)
 }
 

@@ -136,6 +136,20 @@ pub enum Filter {
     Atom(Atom),
 }
 
+impl Filter {
+    /// `TemporalNamespaceDivision IS NULL`: what hides the system's own runs (schedulers',
+    /// batch jobs') from ordinary lists.
+    pub fn no_namespace_division() -> Filter {
+        Filter::Atom(Atom {
+            field: Field::Attribute {
+                name: "TemporalNamespaceDivision".into(),
+                ty: SaType::Keyword,
+            },
+            test: Test::Null { negated: false },
+        })
+    }
+}
+
 /// A parsed list or count query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
@@ -196,13 +210,7 @@ pub fn parse_query(query: &str, custom: &HashMap<String, SaType>) -> Result<Quer
         .map(|name| resolver.field(name))
         .collect::<Result<Vec<_>, _>>()?;
     if !resolver.division_named {
-        let hidden = Filter::Atom(Atom {
-            field: Field::Attribute {
-                name: "TemporalNamespaceDivision".into(),
-                ty: SaType::Keyword,
-            },
-            test: Test::Null { negated: false },
-        });
+        let hidden = Filter::no_namespace_division();
         filter = match filter {
             Filter::All => hidden,
             Filter::And(mut parts) => {
