@@ -2,14 +2,18 @@
 //! body, as its SQL visibility reads them) are parsed once into a typed [`Filter`], checked
 //! against the system attributes and a namespace's custom ones, with Temporal's error
 //! messages. The stores translate a `Filter` into their own SQL; [`index`] turns a run's
-//! search attributes into the plain values they store and match.
+//! search attributes into the plain values they store and match. [`custom`] keeps a namespace's
+//! own attributes in typed slots; [`validate`] checks the attributes a run is given and
+//! annotates the ones it shows.
 
 mod attributes;
+pub mod custom;
 pub mod index;
 mod lexer;
 mod parse;
 mod resolve;
 pub mod time;
+pub mod validate;
 
 pub use attributes::{Column, SaType, custom_attribute_limit, is_reserved, system_attributes};
 pub use resolve::{Atom, CmpOp, Field, Filter, Query, Test, Value, parse_query, status_name};
