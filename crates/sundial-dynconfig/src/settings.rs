@@ -202,6 +202,30 @@ pub static FRONTEND_GLOBAL_NAMESPACE_RPS: Setting<i64> = Setting::new(
     "Cluster-wide per-namespace rate limit, split across frontends; when non-zero it replaces frontend.namespaceRPS.",
 );
 
+/// Most search attributes one run may set.
+pub static FRONTEND_SEARCH_ATTRIBUTES_NUMBER_OF_KEYS_LIMIT: Setting<i64> = Setting::new(
+    "frontend.searchAttributesNumberOfKeysLimit",
+    Kind::Namespace,
+    || 100,
+    "Most search attributes one run may set.",
+);
+
+/// Largest search attribute value, in bytes.
+pub static FRONTEND_SEARCH_ATTRIBUTES_SIZE_OF_VALUE_LIMIT: Setting<i64> = Setting::new(
+    "frontend.searchAttributesSizeOfValueLimit",
+    Kind::Namespace,
+    || 2 * 1024,
+    "Largest search attribute value, in bytes.",
+);
+
+/// Largest encoded map of a run's search attributes, in bytes.
+pub static FRONTEND_SEARCH_ATTRIBUTES_TOTAL_SIZE_LIMIT: Setting<i64> = Setting::new(
+    "frontend.searchAttributesTotalSizeLimit",
+    Kind::Namespace,
+    || 40 * 1024,
+    "Largest encoded map of a run's search attributes, in bytes.",
+);
+
 /// Per-instance visibility request rate limit for one namespace.
 pub static FRONTEND_NAMESPACE_RPS_VISIBILITY: Setting<i64> = Setting::new(
     "frontend.namespaceRPS.visibility",
@@ -722,6 +746,9 @@ pub static ALL: &[&dyn AnySetting] = &[
     &FRONTEND_NAMESPACE_RPS,
     &FRONTEND_GLOBAL_NAMESPACE_RPS,
     &FRONTEND_NAMESPACE_RPS_VISIBILITY,
+    &FRONTEND_SEARCH_ATTRIBUTES_NUMBER_OF_KEYS_LIMIT,
+    &FRONTEND_SEARCH_ATTRIBUTES_SIZE_OF_VALUE_LIMIT,
+    &FRONTEND_SEARCH_ATTRIBUTES_TOTAL_SIZE_LIMIT,
     &FRONTEND_GLOBAL_NAMESPACE_RPS_VISIBILITY,
     &FRONTEND_NAMESPACE_COUNT,
     &FRONTEND_GLOBAL_NAMESPACE_COUNT,

@@ -11,6 +11,7 @@ mod handed_out;
 mod namespaces;
 mod operator;
 pub mod rate_limit;
+mod search_attributes;
 mod validate;
 mod visibility;
 mod workflow_service;

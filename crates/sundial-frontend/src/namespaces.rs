@@ -16,12 +16,16 @@ use sundial_proto::api::replication::v1::{ClusterReplicationConfig, NamespaceRep
 use sundial_proto::api::workflowservice::v1::DescribeNamespaceResponse;
 use sundial_proto::prost_types::Duration;
 use sundial_rpc::NamespaceRef;
+use sundial_visibility::SaType;
+use sundial_visibility::custom::{add_custom, custom_attributes};
 
 pub const CLUSTER_NAME: &str = "active";
 
 pub struct Namespaces {
     store: Arc<dyn Store>,
     by_name: RwLock<HashMap<String, DescribeNamespaceResponse>>,
+    /// Serializes read-modify-write changes ([`Namespaces::modify`]) so none is lost.
+    changes: tokio::sync::Mutex<()>,
 }
 
 /// What Sundial supports, as the flags SDKs read from DescribeNamespace.
@@ -105,6 +109,7 @@ impl Namespaces {
         Ok(Namespaces {
             store,
             by_name: RwLock::new(by_name),
+            changes: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -141,6 +146,51 @@ impl Namespaces {
             id: info.id.clone(),
             name: name.to_string(),
         })
+    }
+
+    /// The namespace's custom search attributes (name -> type); empty for an unknown namespace.
+    pub fn custom_attributes(&self, name: &str) -> HashMap<String, SaType> {
+        self.by_name
+            .read()
+            .get(name)
+            .and_then(|description| description.config.as_ref())
+            .map(|config| custom_attributes(&config.custom_search_attribute_aliases))
+            .unwrap_or_default()
+    }
+
+    /// Changes a namespace with `change`, which sees its current description and says whether
+    /// it changed anything; changes to namespaces are applied one at a time.
+    pub async fn modify(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut DescribeNamespaceResponse) -> Result<bool>,
+    ) -> Result<DescribeNamespaceResponse> {
+        let _one_at_a_time = self.changes.lock().await;
+        let mut description = self.describe(name, "")?;
+        if change(&mut description)? {
+            self.update(description.clone()).await?;
+        }
+        Ok(description)
+    }
+
+    /// Registers custom search attributes (name -> `IndexedValueType`) in a namespace, as
+    /// `AddSearchAttributes` does: names it has are skipped, and a type without a free slot
+    /// fails the whole request.
+    pub async fn add_search_attributes(
+        &self,
+        name: &str,
+        requested: &HashMap<String, i32>,
+    ) -> Result<()> {
+        self.modify(name, |description| {
+            let config = description.config.get_or_insert_with(Default::default);
+            let added = add_custom(&config.custom_search_attribute_aliases, requested)
+                .map_err(Error::invalid)?;
+            let changed = !added.is_empty();
+            config.custom_search_attribute_aliases.extend(added);
+            Ok(changed)
+        })
+        .await
+        .map(|_| ())
     }
 
     pub fn describe(&self, name: &str, id: &str) -> Result<DescribeNamespaceResponse> {

@@ -1,9 +1,9 @@
-//! `OperatorService` (search attributes and namespace deletion) and `grpc.health.v1.Health`.
+//! `OperatorService` (custom search attributes and namespace deletion) and `grpc.health.v1.Health`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sundial_proto::api::enums::v1::{IndexedValueType, NamespaceState};
+use sundial_proto::api::enums::v1::NamespaceState;
 use sundial_proto::api::operatorservice::v1 as os;
 use sundial_proto::health::health_server::Health;
 use sundial_proto::health::{
@@ -12,33 +12,18 @@ use sundial_proto::health::{
 use sundial_proto::operatorservice::operator_service_server::OperatorService;
 use tonic::{Request, Response, Status};
 
+use sundial_common::Error;
+use sundial_visibility::custom::{check_new, remove_custom};
+
 use crate::Frontend;
 use crate::errors::to_status;
 
-/// Search attributes every namespace has. Custom attributes are not supported yet.
+/// Search attributes every namespace has, as `ListSearchAttributes` reports them.
 pub fn system_search_attributes() -> HashMap<String, i32> {
-    let keyword = IndexedValueType::Keyword as i32;
-    let datetime = IndexedValueType::Datetime as i32;
-    let int = IndexedValueType::Int as i32;
-    [
-        ("WorkflowId", keyword),
-        ("RunId", keyword),
-        ("WorkflowType", keyword),
-        ("ExecutionStatus", keyword),
-        ("TaskQueue", keyword),
-        ("StartTime", datetime),
-        ("CloseTime", datetime),
-        ("ExecutionTime", datetime),
-        ("HistoryLength", int),
-        (
-            "TemporalChangeVersion",
-            IndexedValueType::KeywordList as i32,
-        ),
-        ("BinaryChecksums", IndexedValueType::KeywordList as i32),
-    ]
-    .into_iter()
-    .map(|(name, kind)| (name.to_string(), kind))
-    .collect()
+    sundial_visibility::system_attributes()
+        .into_iter()
+        .map(|(name, ty)| (name.to_string(), ty.indexed() as i32))
+        .collect()
 }
 
 #[derive(Clone)]
@@ -46,21 +31,94 @@ pub struct OperatorHandler {
     pub frontend: Arc<Frontend>,
 }
 
+impl OperatorHandler {
+    /// The namespace a search-attribute request names, with Temporal's messages: its operator
+    /// handler asks the frontend for the namespace and reports a failure as unavailable.
+    fn namespace(&self, name: &str) -> Result<String, Status> {
+        if name.is_empty() {
+            return Err(Status::invalid_argument("Namespace is not set on request."));
+        }
+        self.frontend
+            .namespaces
+            .resolve(name)
+            .map(|namespace| namespace.name)
+            .map_err(|error| {
+                Status::unavailable(format!(
+                    "Unable to get namespace {name} info with error: {}",
+                    to_status(error).message()
+                ))
+            })
+    }
+}
+
 #[tonic::async_trait]
 impl OperatorService for OperatorHandler {
+    async fn add_search_attributes(
+        &self,
+        request: Request<os::AddSearchAttributesRequest>,
+    ) -> Result<Response<os::AddSearchAttributesResponse>, Status> {
+        let request = request.into_inner();
+        if request.search_attributes.is_empty() {
+            return Err(Status::invalid_argument(
+                "SearchAttributes are not set on request.",
+            ));
+        }
+        // Checks that need no namespace come first, as in Temporal.
+        check_new(&request.search_attributes).map_err(Status::invalid_argument)?;
+        let namespace = self.namespace(&request.namespace)?;
+        self.frontend
+            .namespaces
+            .add_search_attributes(&namespace, &request.search_attributes)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(os::AddSearchAttributesResponse {}))
+    }
+
+    async fn remove_search_attributes(
+        &self,
+        request: Request<os::RemoveSearchAttributesRequest>,
+    ) -> Result<Response<os::RemoveSearchAttributesResponse>, Status> {
+        let request = request.into_inner();
+        if request.search_attributes.is_empty() {
+            return Err(Status::invalid_argument(
+                "SearchAttributes are not set on request.",
+            ));
+        }
+        let namespace = self.namespace(&request.namespace)?;
+        self.frontend
+            .namespaces
+            .modify(&namespace, |description| {
+                let config = description.config.get_or_insert_with(Default::default);
+                let freed = remove_custom(
+                    &config.custom_search_attribute_aliases,
+                    &request.search_attributes,
+                )
+                .map_err(Error::invalid)?;
+                for slot in &freed {
+                    config.custom_search_attribute_aliases.remove(slot);
+                }
+                Ok(!freed.is_empty())
+            })
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(os::RemoveSearchAttributesResponse {}))
+    }
+
     async fn list_search_attributes(
         &self,
         request: Request<os::ListSearchAttributesRequest>,
     ) -> Result<Response<os::ListSearchAttributesResponse>, Status> {
         let request = request.into_inner();
-        if !request.namespace.is_empty() {
-            self.frontend
-                .namespaces
-                .resolve(&request.namespace)
-                .map_err(to_status)?;
-        }
+        let namespace = self.namespace(&request.namespace)?;
+        let custom_attributes = self
+            .frontend
+            .namespaces
+            .custom_attributes(&namespace)
+            .into_iter()
+            .map(|(name, ty)| (name, ty.indexed() as i32))
+            .collect();
         Ok(Response::new(os::ListSearchAttributesResponse {
-            custom_attributes: HashMap::new(),
+            custom_attributes,
             system_attributes: system_search_attributes(),
             storage_schema: HashMap::new(),
         }))

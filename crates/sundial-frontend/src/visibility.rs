@@ -15,6 +15,7 @@ use sundial_proto::api::enums::v1::WorkflowExecutionStatus;
 use sundial_proto::api::workflow::v1::WorkflowExecutionInfo;
 use sundial_proto::api::workflowservice::v1 as ws;
 use sundial_rpc::NamespaceRef;
+use sundial_visibility::validate::annotate;
 use sundial_visibility::{Atom, CmpOp, Column, Field, Filter, SaType, Test, Value, parse_query};
 
 /// Temporal's `frontend.visibilityMaxPageSize`: the page size when none is asked, and the most
@@ -54,19 +55,20 @@ fn cursor(token: &[u8]) -> Result<Option<VisibilityCursor>> {
     }))
 }
 
-/// The custom search attributes of a namespace, by name. None can be registered yet.
-fn custom_attributes(_namespace: &NamespaceRef) -> HashMap<String, SaType> {
-    HashMap::new()
+/// The namespace a list runs in, with its custom search attributes (name -> type).
+pub(crate) struct Scope<'a> {
+    pub namespace: &'a NamespaceRef,
+    pub custom: HashMap<String, SaType>,
 }
 
-fn parse(namespace: &NamespaceRef, query: &str) -> Result<sundial_visibility::Query> {
-    parse_query(query, &custom_attributes(namespace)).map_err(|error| Error::invalid(error.0))
+fn parse(scope: &Scope, query: &str) -> Result<sundial_visibility::Query> {
+    parse_query(query, &scope.custom).map_err(|error| Error::invalid(error.0))
 }
 
 /// One page of the runs `filter` matches; the token is set whenever the page is full.
 async fn page(
     store: &dyn VisibilityStore,
-    namespace: &NamespaceRef,
+    scope: &Scope<'_>,
     filter: &Filter,
     asked_page_size: i32,
     token: &[u8],
@@ -74,7 +76,7 @@ async fn page(
     let page_size = page_size(asked_page_size);
     let after = cursor(token)?;
     let rows = store
-        .list_visibility(&namespace.id, filter, after, page_size)
+        .list_visibility(&scope.namespace.id, filter, after, page_size)
         .await?;
     let next_page_token = match rows.last() {
         Some(last) if rows.len() == page_size => {
@@ -90,7 +92,7 @@ async fn page(
     };
     Ok((
         rows.into_iter()
-            .map(|row| info(&namespace.id, row))
+            .map(|row| info(&scope.namespace.id, &scope.custom, row))
             .collect(),
         next_page_token,
     ))
@@ -98,13 +100,13 @@ async fn page(
 
 pub(crate) async fn list(
     store: &dyn VisibilityStore,
-    namespace: &NamespaceRef,
+    scope: &Scope<'_>,
     request: &ws::ListWorkflowExecutionsRequest,
 ) -> Result<ws::ListWorkflowExecutionsResponse> {
-    let query = parse(namespace, &request.query)?;
+    let query = parse(scope, &request.query)?;
     let (executions, next_page_token) = page(
         store,
-        namespace,
+        scope,
         &query.filter,
         request.page_size,
         &request.next_page_token,
@@ -118,23 +120,25 @@ pub(crate) async fn list(
 
 pub(crate) async fn count(
     store: &dyn VisibilityStore,
-    namespace: &NamespaceRef,
+    scope: &Scope<'_>,
     request: &ws::CountWorkflowExecutionsRequest,
 ) -> Result<ws::CountWorkflowExecutionsResponse> {
     use ws::count_workflow_executions_response::AggregationGroup;
-    let query = parse(namespace, &request.query)?;
+    let query = parse(scope, &request.query)?;
     let by_status = query
         .group_by_status()
         .map_err(|error| Error::invalid(error.0))?;
     if !by_status {
-        let count = store.count_visibility(&namespace.id, &query.filter).await?;
+        let count = store
+            .count_visibility(&scope.namespace.id, &query.filter)
+            .await?;
         return Ok(ws::CountWorkflowExecutionsResponse {
             count,
             groups: Vec::new(),
         });
     }
     let counts = store
-        .count_visibility_by_status(&namespace.id, &query.filter)
+        .count_visibility_by_status(&scope.namespace.id, &query.filter)
         .await?;
     let groups = counts
         .iter()
@@ -234,7 +238,7 @@ fn legacy_filter(
 
 pub(crate) async fn list_open(
     store: &dyn VisibilityStore,
-    namespace: &NamespaceRef,
+    scope: &Scope<'_>,
     request: &ws::ListOpenWorkflowExecutionsRequest,
 ) -> Result<ws::ListOpenWorkflowExecutionsResponse> {
     use ws::list_open_workflow_executions_request::Filters;
@@ -252,7 +256,7 @@ pub(crate) async fn list_open(
     );
     let (executions, next_page_token) = page(
         store,
-        namespace,
+        scope,
         &filter,
         request.maximum_page_size,
         &request.next_page_token,
@@ -266,7 +270,7 @@ pub(crate) async fn list_open(
 
 pub(crate) async fn list_closed(
     store: &dyn VisibilityStore,
-    namespace: &NamespaceRef,
+    scope: &Scope<'_>,
     request: &ws::ListClosedWorkflowExecutionsRequest,
 ) -> Result<ws::ListClosedWorkflowExecutionsResponse> {
     use ws::list_closed_workflow_executions_request::Filters;
@@ -294,7 +298,7 @@ pub(crate) async fn list_closed(
     );
     let (executions, next_page_token) = page(
         store,
-        namespace,
+        scope,
         &filter,
         request.maximum_page_size,
         &request.next_page_token,
@@ -322,11 +326,17 @@ fn duration(nanos: i64) -> Option<Duration> {
 
 /// A listed run as Temporal shows it: the close fields only once closed, the memo always, the
 /// search attributes.
-fn info(namespace_id: &str, row: VisibilityRow) -> WorkflowExecutionInfo {
+fn info(
+    namespace_id: &str,
+    custom: &HashMap<String, SaType>,
+    row: VisibilityRow,
+) -> WorkflowExecutionInfo {
     let closed = row.close_time.is_some();
     // Present even when empty, as earlier Sundial builds listed them (and SDKs accept).
-    let search_attributes =
-        Some(SearchAttributes::decode(row.search_attributes.as_slice()).unwrap_or_default());
+    let mut search_attributes =
+        SearchAttributes::decode(row.search_attributes.as_slice()).unwrap_or_default();
+    annotate(&mut search_attributes, custom);
+    let search_attributes = Some(search_attributes);
     let parent_namespace_id = if row.parent_workflow_id.is_some() {
         namespace_id.to_string()
     } else {

@@ -12,12 +12,13 @@ use sundial_rpc::{
     QueryAnswer, TOKEN_ACTIVITY_TASK, TOKEN_QUERY_TASK, TOKEN_WORKFLOW_TASK, TaskToken,
     WorkflowTaskMatch,
 };
+use sundial_visibility::validate::annotate;
 use tonic::{Request, Response, Status};
 
 use crate::errors::to_status;
 use crate::handed_out::{HandedOut, QueueKind};
 use crate::namespaces::{self, CLUSTER_NAME};
-use crate::{WorkflowHandler, validate, visibility};
+use crate::{WorkflowHandler, search_attributes, validate, visibility};
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -45,6 +46,20 @@ fn token(bytes: &[u8], kind: i32) -> Result<TaskToken, Status> {
 
 impl WorkflowHandler {
     /// Resolves the namespace of a request and admits the request under the rate limits.
+    fn custom_attributes(
+        &self,
+        namespace: &sundial_rpc::NamespaceRef,
+    ) -> HashMap<String, sundial_visibility::SaType> {
+        self.frontend.namespaces.custom_attributes(&namespace.name)
+    }
+
+    fn scope<'a>(&self, namespace: &'a sundial_rpc::NamespaceRef) -> visibility::Scope<'a> {
+        visibility::Scope {
+            namespace,
+            custom: self.custom_attributes(namespace),
+        }
+    }
+
     fn namespace(&self, name: &str) -> Result<sundial_rpc::NamespaceRef, Status> {
         let namespace = self.frontend.namespaces.resolve(name).map_err(to_status)?;
         self.frontend
@@ -190,42 +205,46 @@ impl WorkflowService for WorkflowHandler {
         request: Request<ws::UpdateNamespaceRequest>,
     ) -> Reply<ws::UpdateNamespaceResponse> {
         let request = request.into_inner();
-        let mut description = self
+        let description = self
             .frontend
             .namespaces
-            .describe(&request.namespace, "")
-            .map_err(to_status)?;
-        let info = description
-            .namespace_info
-            .as_mut()
-            .expect("namespaces have info");
-        if let Some(update) = request.update_info {
-            if !update.description.is_empty() {
-                info.description = update.description;
-            }
-            if !update.owner_email.is_empty() {
-                info.owner_email = update.owner_email;
-            }
-            info.data.extend(update.data);
-            if update.state != 0 {
-                info.state = update.state;
-            }
-        }
-        if let Some(config) = request.config {
-            let current = description.config.get_or_insert_with(Default::default);
-            if config.workflow_execution_retention_ttl.is_some() {
-                current.workflow_execution_retention_ttl = config.workflow_execution_retention_ttl;
-            }
-            if config.bad_binaries.is_some() {
-                current.bad_binaries = config.bad_binaries;
-            }
-            current
-                .custom_search_attribute_aliases
-                .extend(config.custom_search_attribute_aliases);
-        }
-        self.frontend
-            .namespaces
-            .update(description.clone())
+            .modify(&request.namespace, |description| {
+                let info = description
+                    .namespace_info
+                    .as_mut()
+                    .expect("namespaces have info");
+                if let Some(update) = request.update_info {
+                    if !update.description.is_empty() {
+                        info.description = update.description;
+                    }
+                    if !update.owner_email.is_empty() {
+                        info.owner_email = update.owner_email;
+                    }
+                    info.data.extend(update.data);
+                    if update.state != 0 {
+                        info.state = update.state;
+                    }
+                }
+                if let Some(config) = request.config {
+                    let current = description.config.get_or_insert_with(Default::default);
+                    if config.workflow_execution_retention_ttl.is_some() {
+                        current.workflow_execution_retention_ttl =
+                            config.workflow_execution_retention_ttl;
+                    }
+                    if config.bad_binaries.is_some() {
+                        current.bad_binaries = config.bad_binaries;
+                    }
+                    // As in Temporal, an empty alias frees its slot.
+                    for (slot, alias) in config.custom_search_attribute_aliases {
+                        if alias.is_empty() {
+                            current.custom_search_attribute_aliases.remove(&slot);
+                        } else {
+                            current.custom_search_attribute_aliases.insert(slot, alias);
+                        }
+                    }
+                }
+                Ok(true)
+            })
             .await
             .map_err(to_status)?;
         ok(ws::UpdateNamespaceResponse {
@@ -274,7 +293,13 @@ impl WorkflowService for WorkflowHandler {
                 request.workflow_id_reuse_policy,
                 request.workflow_id_conflict_policy,
             )?;
-            validate::payloads(request.input.as_ref(), &limits)
+            validate::payloads(request.input.as_ref(), &limits)?;
+            search_attributes::check_start(
+                request.search_attributes.as_ref(),
+                &namespace.name,
+                &self.frontend.namespaces,
+                &limits,
+            )
         })()
         .map_err(to_status)?;
         ok(self
@@ -306,7 +331,8 @@ impl WorkflowService for WorkflowHandler {
                 return Err(Error::invalid("SignalWithStartWorkflowExecution does not support WorkflowIdConflictPolicy FAIL."));
             }
             validate::payloads(request.input.as_ref(), &limits)?;
-            validate::payloads(request.signal_input.as_ref(), &limits)
+            validate::payloads(request.signal_input.as_ref(), &limits)?;
+            search_attributes::check_start(request.search_attributes.as_ref(), &namespace.name, &self.frontend.namespaces, &limits)
         })()
         .map_err(to_status)?;
         ok(self
@@ -386,12 +412,20 @@ impl WorkflowService for WorkflowHandler {
         let namespace = self.namespace(&request.namespace)?;
         validate::execution(request.execution.as_ref(), &self.frontend.limits())
             .map_err(to_status)?;
-        ok(self
+        let mut response = self
             .frontend
             .history
             .describe_workflow_execution(&namespace, request)
             .await
-            .map_err(to_status)?)
+            .map_err(to_status)?;
+        if let Some(attributes) = response
+            .workflow_execution_info
+            .as_mut()
+            .and_then(|info| info.search_attributes.as_mut())
+        {
+            annotate(attributes, &self.custom_attributes(&namespace));
+        }
+        ok(response)
     }
 
     async fn get_workflow_execution_history(
@@ -403,12 +437,17 @@ impl WorkflowService for WorkflowHandler {
         let namespace = self.namespace(&request.namespace)?;
         validate::execution(request.execution.as_ref(), &self.frontend.limits())
             .map_err(to_status)?;
-        ok(self
+        let mut response = self
             .frontend
             .history
             .get_workflow_execution_history(&namespace, request, deadline)
             .await
-            .map_err(to_status)?)
+            .map_err(to_status)?;
+        search_attributes::annotate_history(
+            response.history.as_mut(),
+            &self.custom_attributes(&namespace),
+        );
+        ok(response)
     }
 
     async fn query_workflow(
@@ -468,7 +507,11 @@ impl WorkflowService for WorkflowHandler {
                         .history
                         .record_workflow_task_started(&namespace, &task, &request)
                         .await;
-                    if let Some(response) = handed.settle(recorded) {
+                    if let Some(mut response) = handed.settle(recorded) {
+                        search_attributes::annotate_history(
+                            response.history.as_mut(),
+                            &self.custom_attributes(&namespace),
+                        );
                         return ok(response);
                     }
                 }
@@ -514,12 +557,19 @@ impl WorkflowService for WorkflowHandler {
             };
             let _ = self.frontend.matching.respond_query(query_id, answer).await;
         }
-        ok(self
+        let mut response = self
             .frontend
             .history
             .respond_workflow_task_completed(&namespace, token, request)
             .await
-            .map_err(to_status)?)
+            .map_err(to_status)?;
+        if let Some(task) = response.workflow_task.as_mut() {
+            search_attributes::annotate_history(
+                task.history.as_mut(),
+                &self.custom_attributes(&namespace),
+            );
+        }
+        ok(response)
     }
 
     async fn respond_workflow_task_failed(
@@ -821,7 +871,7 @@ impl WorkflowService for WorkflowHandler {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let store = self.frontend.store.as_ref();
-        ok(visibility::list(store, &namespace, &request)
+        ok(visibility::list(store, &self.scope(&namespace), &request)
             .await
             .map_err(to_status)?)
     }
@@ -839,7 +889,7 @@ impl WorkflowService for WorkflowHandler {
             query: request.query,
         };
         let store = self.frontend.store.as_ref();
-        let page = visibility::list(store, &namespace, &list)
+        let page = visibility::list(store, &self.scope(&namespace), &list)
             .await
             .map_err(to_status)?;
         ok(ws::ScanWorkflowExecutionsResponse {
@@ -855,7 +905,7 @@ impl WorkflowService for WorkflowHandler {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let store = self.frontend.store.as_ref();
-        ok(visibility::count(store, &namespace, &request)
+        ok(visibility::count(store, &self.scope(&namespace), &request)
             .await
             .map_err(to_status)?)
     }
@@ -867,9 +917,11 @@ impl WorkflowService for WorkflowHandler {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let store = self.frontend.store.as_ref();
-        ok(visibility::list_open(store, &namespace, &request)
-            .await
-            .map_err(to_status)?)
+        ok(
+            visibility::list_open(store, &self.scope(&namespace), &request)
+                .await
+                .map_err(to_status)?,
+        )
     }
 
     async fn list_closed_workflow_executions(
@@ -879,9 +931,11 @@ impl WorkflowService for WorkflowHandler {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
         let store = self.frontend.store.as_ref();
-        ok(visibility::list_closed(store, &namespace, &request)
-            .await
-            .map_err(to_status)?)
+        ok(
+            visibility::list_closed(store, &self.scope(&namespace), &request)
+                .await
+                .map_err(to_status)?,
+        )
     }
 
     async fn describe_task_queue(

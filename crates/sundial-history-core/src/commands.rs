@@ -2,9 +2,13 @@
 //! events and tasks, and fails the workflow task (or terminates the run) on a bad command, with
 //! Temporal's rules for which failures are recorded.
 
+use std::collections::HashMap;
+
 use sundial_common::{Error, Result};
 use sundial_proto::api::command::v1::{Command, command::Attributes as C};
-use sundial_proto::api::common::v1::{MeteringMetadata, Payload, Payloads, WorkerVersionStamp};
+use sundial_proto::api::common::v1::{
+    MeteringMetadata, Payload, Payloads, SearchAttributes, WorkerVersionStamp,
+};
 use sundial_proto::api::deployment::v1::WorkerDeploymentVersion;
 use sundial_proto::api::enums::v1::{
     ContinueAsNewInitiator, ParentClosePolicy, RetryState, TaskQueueKind, TimeoutType,
@@ -14,6 +18,8 @@ use sundial_proto::api::history::v1::history_event::Attributes as A;
 use sundial_proto::api::history::v1::*;
 use sundial_proto::api::sdk::v1::WorkflowTaskCompletedMetadata;
 use sundial_proto::api::taskqueue::v1::TaskQueue;
+use sundial_visibility::SaType;
+use sundial_visibility::validate as sa_check;
 
 use crate::activity::schedule_attempt_tasks;
 use crate::ctx::{Env, Mutation, Transition};
@@ -40,6 +46,8 @@ pub struct CompleteWorkflowTask {
     pub force_create_new_workflow_task: bool,
     /// Name and id of the run's namespace: commands may only target it.
     pub namespace: String,
+    /// The namespace's custom search attributes (name -> type), which commands may set.
+    pub custom_search_attributes: HashMap<String, SaType>,
     /// The worker's sticky queue and its schedule-to-start timeout; `None` turns stickiness off.
     pub sticky: Option<(String, i64)>,
     /// Whether activities scheduled with `request_eager_execution` are started at once and
@@ -90,6 +98,35 @@ fn too_large(cause: WorkflowTaskFailedCause) -> CommandError {
         message: "Blob data size exceeds limit.".into(),
         terminate: true,
     }
+}
+
+/// The search attributes a command sets, checked in the order of Temporal's workflow-task
+/// handler: every name known (else the task fails with `BAD_SEARCH_ATTRIBUTES`), each value of
+/// its type (the task fails with `cause`, the message wrapped by `context`), and the sizes (the
+/// run is terminated with `cause`). `merged` is the run's map after the command, for upserts.
+fn check_search_attributes(
+    request: &CompleteWorkflowTask,
+    limits: &crate::Limits,
+    attributes: Option<&SearchAttributes>,
+    merged: Option<&SearchAttributes>,
+    cause: WorkflowTaskFailedCause,
+    context: impl Fn(String) -> String,
+) -> std::result::Result<(), CommandError> {
+    let Some(attributes) = attributes else {
+        return Ok(());
+    };
+    let custom = &request.custom_search_attributes;
+    sa_check::check_names(attributes, &request.namespace, custom)
+        .map_err(|message| bad(WorkflowTaskFailedCause::BadSearchAttributes, message))?;
+    sa_check::check_values(attributes, custom, &limits.search_attributes)
+        .map_err(|message| bad(cause, context(message)))?;
+    sa_check::check_size(merged.unwrap_or(attributes), &limits.search_attributes).map_err(
+        |message| CommandError {
+            cause,
+            message,
+            terminate: true,
+        },
+    )
 }
 
 /// Temporal's Go-style name of a cause: `BadStartTimerAttributes`.
@@ -483,7 +520,7 @@ fn apply_command(
             );
         }
         Some(C::ContinueAsNewWorkflowExecutionCommandAttributes(attributes)) => {
-            continue_as_new(mutation, attributes, completed_id)?;
+            continue_as_new(mutation, request, attributes, completed_id)?;
         }
         Some(C::StartChildWorkflowExecutionCommandAttributes(attributes)) => {
             start_child(mutation, request, attributes, completed_id)?;
@@ -612,10 +649,31 @@ fn apply_command(
                 .unwrap_or(0);
             if fields == 0 {
                 return Err(bad(
-                    Cause::BadSearchAttributes,
+                    WorkflowTaskFailedCause::BadSearchAttributes,
                     "IndexedFields is empty on command.",
                 ));
             }
+            let mut merged = mutation
+                .state
+                .info()
+                .search_attributes
+                .clone()
+                .unwrap_or_default();
+            crate::workflow::merge_search_attributes(
+                &mut merged,
+                attributes
+                    .search_attributes
+                    .as_ref()
+                    .expect("checked above"),
+            );
+            check_search_attributes(
+                request,
+                limits,
+                attributes.search_attributes.as_ref(),
+                Some(&merged),
+                WorkflowTaskFailedCause::BadSearchAttributes,
+                |message| message,
+            )?;
             mutation.add(A::UpsertWorkflowSearchAttributesEventAttributes(
                 UpsertWorkflowSearchAttributesEventAttributes {
                     workflow_task_completed_event_id: completed_id,
@@ -851,6 +909,7 @@ fn cancel_timer(
 
 fn continue_as_new(
     mutation: &mut Mutation,
+    request: &CompleteWorkflowTask,
     attributes: &sundial_proto::api::command::v1::ContinueAsNewWorkflowExecutionCommandAttributes,
     completed_id: i64,
 ) -> std::result::Result<(), CommandError> {
@@ -863,6 +922,34 @@ fn continue_as_new(
         retry::validate(policy).map_err(|message| bad(cause, message))?;
     }
     let info = mutation.state.info().clone();
+    check_search_attributes(
+        request,
+        limits,
+        attributes.search_attributes.as_ref(),
+        None,
+        cause,
+        |message| {
+            let queue = attributes.task_queue.as_ref().map(|q| q.name.as_str());
+            format!(
+                "invalid SearchAttributes on ContinueAsNewWorkflowExecutionCommand: {message}. \
+                 WorkflowType={} TaskQueue={}",
+                attributes
+                    .workflow_type
+                    .as_ref()
+                    .map(|t| t.name.as_str())
+                    .unwrap_or(""),
+                queue.unwrap_or(""),
+            )
+        },
+    )
+    .map_err(|error| CommandError {
+        cause: if error.terminate {
+            error.cause
+        } else {
+            WorkflowTaskFailedCause::BadSearchAttributes
+        },
+        ..error
+    })?;
     let started = info.started.clone().unwrap_or_default();
     let workflow_type = attributes
         .workflow_type
@@ -987,6 +1074,28 @@ fn start_child(
     if !attributes.namespace.is_empty() && attributes.namespace != request.namespace {
         return Err(bad(cause, "cross namespace commands are not allowed"));
     }
+    check_search_attributes(
+        request,
+        limits,
+        attributes.search_attributes.as_ref(),
+        None,
+        cause,
+        |message| {
+            format!(
+                "invalid SearchAttributes on StartChildWorkflowCommand: {message}. WorkflowId={} \
+                 WorkflowType={type_name} Namespace={}",
+                attributes.workflow_id, request.namespace
+            )
+        },
+    )
+    .map_err(|error| CommandError {
+        cause: if error.terminate {
+            error.cause
+        } else {
+            WorkflowTaskFailedCause::BadSearchAttributes
+        },
+        ..error
+    })?;
     for timeout in [
         &attributes.workflow_execution_timeout,
         &attributes.workflow_run_timeout,

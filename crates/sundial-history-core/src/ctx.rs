@@ -33,6 +33,8 @@ pub struct Limits {
     pub default_retry_backoff_coefficient: f64,
     pub default_retry_maximum_interval_factor: i64,
     pub workflow_task_retry_max_interval_ms: i64,
+    /// `frontend.searchAttributes{NumberOfKeys,SizeOfValue,TotalSize}Limit`.
+    pub search_attributes: sundial_visibility::validate::SaLimits,
 }
 
 impl Default for Limits {
@@ -57,6 +59,7 @@ impl Default for Limits {
             default_retry_backoff_coefficient: 2.0,
             default_retry_maximum_interval_factor: 100,
             workflow_task_retry_max_interval_ms: 600_000,
+            search_attributes: Default::default(),
         }
     }
 }

@@ -252,8 +252,13 @@ pub(crate) fn apply_upsert_search_attributes(
         .info_mut()
         .search_attributes
         .get_or_insert_with(SearchAttributes::default);
+    merge_search_attributes(current, upserted);
+}
+
+/// An upsert merged into a run's map key by key; JSON `null` or an empty list removes a key.
+pub(crate) fn merge_search_attributes(current: &mut SearchAttributes, upserted: &SearchAttributes) {
     for (key, value) in &upserted.indexed_fields {
-        if value.data.is_empty() || value.data == b"null" {
+        if value.data.is_empty() || value.data == b"null" || value.data == b"[]" {
             current.indexed_fields.remove(key);
         } else {
             current.indexed_fields.insert(key.clone(), value.clone());

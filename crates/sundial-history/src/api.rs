@@ -908,6 +908,7 @@ impl HistoryApi for HistoryService {
             sdk_metadata: request.sdk_metadata,
             force_create_new_workflow_task: request.force_create_new_workflow_task,
             namespace: namespace.name.clone(),
+            custom_search_attributes: (self.inner.custom_search_attributes.read())(&namespace.name),
             sticky,
             eager_activities: (self.inner.eager_activities.read())(&namespace.name),
             worker_version: request.worker_version_stamp,

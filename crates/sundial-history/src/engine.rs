@@ -175,10 +175,16 @@ pub(crate) struct Inner {
     pub(crate) query_waiters: Mutex<HashMap<String, oneshot::Sender<QueryAnswer>>>,
     /// Whether a namespace (by name) dispatches activities eagerly.
     pub(crate) eager_activities: RwLock<EagerPolicy>,
+    /// A namespace's (by name) custom search attributes, which commands may set.
+    pub(crate) custom_search_attributes: RwLock<CustomSearchAttributes>,
 }
 
 /// Decides per namespace name whether eager activity dispatch is on.
 pub type EagerPolicy = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// A namespace's custom search attributes (name -> type), by namespace name.
+pub type CustomSearchAttributes =
+    Arc<dyn Fn(&str) -> HashMap<String, sundial_visibility::SaType> + Send + Sync>;
 
 /// The history service. Cheap to clone; every clone shares the same shards.
 #[derive(Clone)]
@@ -218,6 +224,7 @@ impl HistoryService {
             attached_queries: Mutex::new(HashMap::new()),
             query_waiters: Mutex::new(HashMap::new()),
             eager_activities: RwLock::new(Arc::new(|_: &str| true)),
+            custom_search_attributes: RwLock::new(Arc::new(|_: &str| HashMap::new())),
         });
         HistoryService { inner }
     }
@@ -287,6 +294,11 @@ impl HistoryService {
     /// on everywhere until set).
     pub fn set_eager_activities(&self, policy: EagerPolicy) {
         *self.inner.eager_activities.write() = policy;
+    }
+
+    /// Sets where the namespaces' custom search attributes are read (none until set).
+    pub fn set_custom_search_attributes(&self, lookup: CustomSearchAttributes) {
+        *self.inner.custom_search_attributes.write() = lookup;
     }
 
     /// Replaces the limits used by later transitions (dynamic config).

@@ -14,5 +14,5 @@ mod shard;
 mod timers;
 mod transfer;
 
-pub use engine::{EagerPolicy, HistoryConfig, HistoryService};
+pub use engine::{CustomSearchAttributes, EagerPolicy, HistoryConfig, HistoryService};
 pub use shard::ShardOwnership;

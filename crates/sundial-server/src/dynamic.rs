@@ -36,6 +36,9 @@ pub struct Settings {
     read_partitions: Handle<i64>,
     write_partitions: Handle<i64>,
     eager_activities: Handle<bool>,
+    sa_keys: Handle<i64>,
+    sa_value_size: Handle<i64>,
+    sa_total_size: Handle<i64>,
 }
 
 impl Settings {
@@ -76,6 +79,9 @@ impl Settings {
             read_partitions: config.handle(&settings::MATCHING_NUM_TASKQUEUE_READ_PARTITIONS),
             write_partitions: config.handle(&settings::MATCHING_NUM_TASKQUEUE_WRITE_PARTITIONS),
             eager_activities: config.handle(&settings::SYSTEM_ENABLE_ACTIVITY_EAGER_EXECUTION),
+            sa_keys: config.handle(&settings::FRONTEND_SEARCH_ATTRIBUTES_NUMBER_OF_KEYS_LIMIT),
+            sa_value_size: config.handle(&settings::FRONTEND_SEARCH_ATTRIBUTES_SIZE_OF_VALUE_LIMIT),
+            sa_total_size: config.handle(&settings::FRONTEND_SEARCH_ATTRIBUTES_TOTAL_SIZE_LIMIT),
             source,
         })
     }
@@ -162,6 +168,11 @@ impl Settings {
                 .workflow_task_retry_max_interval
                 .get(&global)
                 .as_millis() as i64,
+            search_attributes: sundial_visibility::validate::SaLimits {
+                max_keys: self.sa_keys.get(&global).max(0) as usize,
+                max_value_size: self.sa_value_size.get(&global).max(0) as usize,
+                max_total_size: self.sa_total_size.get(&global).max(0) as usize,
+            },
             ..Limits::default()
         }
     }

@@ -41,6 +41,9 @@ pub struct DevServerOptions {
     /// Keep everything in this PostgreSQL or MySQL database instead of the SQLite file.
     pub database: Option<SqlOptions>,
     pub namespaces: Vec<String>,
+    /// Custom search attributes (name -> `IndexedValueType`) registered at start in every
+    /// namespace created at start (`start-dev --search-attribute`).
+    pub search_attributes: std::collections::HashMap<String, i32>,
     /// Create namespace `default` at start (`start-dev` does; Temporal's `start` does not).
     pub create_default_namespace: bool,
     pub num_shards: u32,
@@ -188,7 +191,24 @@ impl DevServer {
                 .await
                 .with_context(|| format!("create namespace {namespace}"))?;
         }
+        if !options.search_attributes.is_empty() {
+            let created = options
+                .create_default_namespace
+                .then_some("default")
+                .into_iter()
+                .chain(options.namespaces.iter().map(String::as_str));
+            for namespace in created {
+                namespaces
+                    .add_search_attributes(namespace, &options.search_attributes)
+                    .await
+                    .with_context(|| format!("register search attributes in {namespace}"))?;
+            }
+        }
         history.set_eager_activities(settings.eager_activities());
+        let registry = namespaces.clone();
+        history.set_custom_search_attributes(Arc::new(move |namespace: &str| {
+            registry.custom_attributes(namespace)
+        }));
         let mut history_client: Arc<dyn sundial_rpc::HistoryApi> = Arc::new(history.clone());
         if let Some(wrap) = &options.wrap_history {
             history_client = (wrap.0)(history_client);

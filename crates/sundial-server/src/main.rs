@@ -82,6 +82,10 @@ struct StartDevArgs {
     /// More namespaces to create at start (`default` always exists).
     #[arg(short, long = "namespace")]
     namespaces: Vec<String>,
+    /// A custom search attribute to register in every namespace created at start, as NAME=TYPE
+    /// (Text, Keyword, Int, Double, Bool, Datetime, KeywordList). Repeatable.
+    #[arg(long = "search-attribute", value_parser = parse_search_attribute)]
+    search_attributes: Vec<(String, i32)>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -95,6 +99,30 @@ struct StartDevArgs {
     /// Port for Prometheus `/metrics` and `/debug/dynconfig` (off unless given).
     #[arg(long)]
     metrics_port: Option<u16>,
+}
+
+/// `NAME=TYPE`, the type named as Temporal names it (any letter case).
+fn parse_search_attribute(text: &str) -> Result<(String, i32), String> {
+    let (name, ty) = text
+        .split_once('=')
+        .ok_or_else(|| format!("search attribute must be NAME=TYPE: {text:?}"))?;
+    let ty = [
+        "Text",
+        "Keyword",
+        "Int",
+        "Double",
+        "Bool",
+        "Datetime",
+        "KeywordList",
+    ]
+    .into_iter()
+    .find(|known| known.eq_ignore_ascii_case(ty))
+    .and_then(sundial_visibility::SaType::from_name)
+    .ok_or_else(|| format!("invalid search attribute value type {ty:?}"))?;
+    if name.is_empty() {
+        return Err(format!("search attribute must be NAME=TYPE: {text:?}"));
+    }
+    Ok((name.to_string(), ty.indexed() as i32))
 }
 
 fn default_db_path() -> PathBuf {
@@ -135,6 +163,7 @@ async fn start_dev(args: StartDevArgs) -> anyhow::Result<()> {
         durable,
         database: None,
         namespaces: args.namespaces,
+        search_attributes: args.search_attributes.into_iter().collect(),
         create_default_namespace: true,
         num_shards: args.num_shards,
         limits: sundial_history_core::Limits::default(),
@@ -236,6 +265,7 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
         durable: true,
         database,
         namespaces: Vec::new(),
+        search_attributes: Default::default(),
         create_default_namespace: false,
         num_shards: config.num_history_shards,
         limits: sundial_history_core::Limits::default(),

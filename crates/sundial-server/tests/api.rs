@@ -13,6 +13,7 @@ mod api {
     pub mod lifecycle;
     pub mod matching_faults;
     pub mod restart;
+    pub mod search_attributes;
     pub mod shards;
     pub mod visibility;
     pub mod workflow_tasks;

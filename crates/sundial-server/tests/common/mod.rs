@@ -46,6 +46,7 @@ pub fn options(db: PathBuf) -> DevServerOptions {
         durable: true,
         database: None,
         namespaces: vec!["other".into()],
+        search_attributes: Default::default(),
         create_default_namespace: true,
         num_shards: 4,
         limits: sundial_history_core::Limits::default(),
