@@ -146,3 +146,43 @@ def test_workflow_list_and_count_with_a_query(server):
     assert "Running" in p.stdout, p.stdout
     bad = cli(server, "workflow", "list", "--query", "Nope = 1", check=False)
     assert bad.returncode != 0 and "invalid search attribute: Nope" in (bad.stdout + bad.stderr), bad
+
+
+def test_operator_search_attributes_create_list_use_and_remove(server):
+    ns = "cli-sa-" + uuid.uuid4().hex[:8]
+    cli(server, "operator", "namespace", "create", namespace=ns)
+    harness.wait_namespace_settle()
+    cli(server, "operator", "search-attribute", "create", "--name", "CliRegion", "--type", "Keyword",
+        "--name", "CliScore", "--type", "Int", namespace=ns)
+    listed = cli_json(server, "operator", "search-attribute", "list", namespace=ns)
+    assert listed["customAttributes"] == {
+        "CliRegion": "INDEXED_VALUE_TYPE_KEYWORD", "CliScore": "INDEXED_VALUE_TYPE_INT"}, listed
+    assert listed["systemAttributes"]["ExecutionStatus"] == "INDEXED_VALUE_TYPE_KEYWORD", listed
+    # The attribute is usable at once: set at start and queried.
+    wid = "cli-sa-wf-" + uuid.uuid4().hex[:8]
+    deadline = time.monotonic() + 15
+    while True:
+        started = cli(server, "workflow", "start", "--type", "Listed", "--task-queue", "cli-sa-tq",
+                      "--workflow-id", wid, "--search-attribute", 'CliRegion="eu"',
+                      "--search-attribute", "CliScore=7", namespace=ns, check=False)
+        if started.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert started.returncode == 0, started.stderr
+    rows = []
+    for _ in range(50):
+        rows = cli_json(server, "workflow", "list", "--query", "CliRegion = 'eu' AND CliScore >= 7",
+                        namespace=ns)
+        rows = rows if isinstance(rows, list) else [rows]
+        if rows:
+            break
+        time.sleep(0.1)
+    assert [r["execution"]["workflowId"] for r in rows] == [wid], rows
+    # A name of the system's cannot be created nor removed.
+    bad = cli(server, "operator", "search-attribute", "create", "--name", "WorkflowId", "--type", "Keyword",
+              namespace=ns, check=False)
+    assert bad.returncode != 0 and "reserved by system" in (bad.stdout + bad.stderr), bad
+    cli(server, "operator", "search-attribute", "remove", "--name", "CliScore", "--yes", namespace=ns)
+    listed = cli_json(server, "operator", "search-attribute", "list", namespace=ns)
+    assert listed["customAttributes"] == {"CliRegion": "INDEXED_VALUE_TYPE_KEYWORD"}, listed
+    cli(server, "workflow", "terminate", "--workflow-id", wid, "--reason", "done", namespace=ns)

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -184,6 +186,19 @@ func registerNamespaces(c client.Client, namespaces []string) error {
 		if err != nil && !errors.As(err, &exists) {
 			return fmt.Errorf("register namespace %s: %w", ns, err)
 		}
+		// The custom search attributes start-dev registers with --search-attribute.
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+			Namespace: ns,
+			SearchAttributes: map[string]enumspb.IndexedValueType{
+				"CustomKeywordField": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+				"CustomIntField":     enumspb.INDEXED_VALUE_TYPE_INT,
+			},
+		})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("add search attributes in %s: %w", ns, err)
+		}
 	}
 	return nil
 }
@@ -241,7 +256,8 @@ func startServer(namespaces ...string) (*testServer, error) {
 			return nil, err
 		}
 		if store == "sqlite" {
-			args = []string{"server", "start-dev", "--port", fmt.Sprint(port), "--db-filename", db}
+			args = []string{"server", "start-dev", "--port", fmt.Sprint(port), "--db-filename", db,
+				"--search-attribute", "CustomKeywordField=Keyword", "--search-attribute", "CustomIntField=Int"}
 			break
 		}
 		if s.db, err = newServerDB(store, tmp); err != nil {

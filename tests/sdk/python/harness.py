@@ -96,6 +96,10 @@ def sundial_bin() -> str:
     return str(p)
 
 
+# The custom search attributes the tests use, registered in every namespace of a test server.
+SEARCH_ATTRIBUTES = (("CustomKeywordField", "Keyword"), ("CustomIntField", "Int"))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -149,22 +153,23 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        # Both servers accept only registered custom search attributes; start-dev registers
+        # these in every namespace it creates.
+        registered = [arg for name, kind in SEARCH_ATTRIBUTES
+                      for arg in ("--search-attribute", f"{name}={kind}")]
         if self.target == "temporal":
             cmd = [
                 temporal_cli(), "server", "start-dev", "--headless",
                 "--ip", "127.0.0.1", "--port", str(self.port),
-                "--db-filename", self.db_file, "--log-level", "error",
-                # Temporal rejects upserts of unregistered search attributes; Sundial (Tier 1)
-                # is expected to accept these names without registration.
-                "--search-attribute", "CustomKeywordField=Keyword",
-                "--search-attribute", "CustomIntField=Int",
+                "--db-filename", self.db_file, "--log-level", "error", *registered,
             ]
         elif self.target == "sundial" and self.db_settings is not None:
-            # `server start` creates no namespace: start() registers them once it answers.
+            # `server start` creates no namespace: start() registers them (and the search
+            # attributes) once it answers.
             return [sundial_bin(), "server", "start", "--config-file", self.config_path]
         elif self.target == "sundial":
             cmd = [sundial_bin(), "server", "start-dev", "--port", str(self.port),
-                   "--db-filename", self.db_file]
+                   "--db-filename", self.db_file, *registered]
         else:
             raise RuntimeError(f"unknown SUNDIAL_TEST_TARGET {self.target!r}")
         for ns in self.namespaces:
@@ -262,6 +267,19 @@ clusterMetadata:
             except RPCError as e:
                 if e.status != RPCStatusCode.ALREADY_EXISTS:
                     raise
+            from temporalio.api.enums.v1 import IndexedValueType
+            from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+            await sc.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=ns,
+                    search_attributes={
+                        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+                        for name, kind in SEARCH_ATTRIBUTES
+                    },
+                ),
+                timeout=timedelta(seconds=10),
+            )
 
     def start(self, timeout: float = 60.0) -> "Server":
         if self.db_settings is not None:

@@ -269,6 +269,78 @@ def test_list_and_count_with_queries(env, wid):
     env.run(go())
 
 
+def test_custom_search_attributes_registered_typed_and_queried(env, wid):
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+    order = SearchAttributeKey.for_keyword("PyOrderId")
+    amount = SearchAttributeKey.for_float("PyAmount")
+    tags = SearchAttributeKey.for_keyword_list("PyTags")
+    unknown = SearchAttributeKey.for_keyword("PyNeverRegistered")
+
+    async def go():
+        ops = env.client.operator_service
+        await ops.add_search_attributes(AddSearchAttributesRequest(
+            namespace="default",
+            search_attributes={
+                "PyOrderId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+                "PyAmount": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+                "PyTags": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+            },
+        ))
+        listed = await ops.list_search_attributes(ListSearchAttributesRequest(namespace="default"))
+        assert listed.custom_attributes["PyOrderId"] == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        assert listed.custom_attributes["PyTags"] == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
+        assert listed.system_attributes["WorkflowType"] == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+
+        typed = TypedSearchAttributes([
+            SearchAttributePair(order, wid + "-order"),
+            SearchAttributePair(amount, 12.5),
+            SearchAttributePair(tags, ["red", "blue"]),
+        ])
+        # A newly added attribute may take a moment to reach every frontend (Temporal's registry).
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                h = await env.client.start_workflow(
+                    WaitSignalWorkflow.run, 0, id=wid, task_queue=TQ, search_attributes=typed)
+                break
+            except RPCError as error:
+                if time.monotonic() > deadline or "no mapping" not in error.message:
+                    raise
+                await asyncio.sleep(0.2)
+
+        # The typed view needs the type of each value, which the server supplies.
+        d = await h.describe()
+        assert d.typed_search_attributes.get(order) == wid + "-order"
+        assert d.typed_search_attributes.get(amount) == 12.5
+        assert d.typed_search_attributes.get(tags) == ["red", "blue"]
+
+        query = f"PyOrderId = '{wid}-order' AND PyAmount > 10 AND PyTags = 'blue'"
+        rows = []
+        for _ in range(50):
+            rows = [w async for w in env.client.list_workflows(query)]
+            if rows:
+                break
+            await asyncio.sleep(0.1)
+        assert [w.id for w in rows] == [wid]
+        assert rows[0].typed_search_attributes.get(amount) == 12.5
+
+        with pytest.raises(RPCError) as bad:
+            await env.client.start_workflow(
+                WaitSignalWorkflow.run, 0, id=wid + "-bad", task_queue=TQ,
+                search_attributes=TypedSearchAttributes([SearchAttributePair(unknown, "x")]))
+        assert bad.value.status == RPCStatusCode.INVALID_ARGUMENT
+        assert bad.value.message == (
+            "Namespace default has no mapping defined for search attribute PyNeverRegistered")
+        await h.signal(WaitSignalWorkflow.finish)
+        await h.result()
+    env.run(go())
+
+
 def test_terminate(env, wid):
     async def go():
         h = await env.client.start_workflow(WaitSignalWorkflow.run, 0, id=wid, task_queue=TQ)

@@ -90,19 +90,22 @@ export class Server {
 
   command(): string[] {
     let cmd: string[];
+    // Both servers accept only registered custom search attributes; start-dev registers these.
+    const registered = [
+      '--search-attribute', 'CustomKeywordField=Keyword',
+      '--search-attribute', 'CustomIntField=Int',
+    ];
     if (this.target === 'temporal') {
       cmd = [
         temporalCli(), 'server', 'start-dev', '--headless',
         '--ip', '127.0.0.1', '--port', String(this.port),
-        '--db-filename', this.dbFile, '--log-level', 'error',
-        // Temporal only accepts registered custom search attributes; Sundial accepts these names as is.
-        '--search-attribute', 'CustomKeywordField=Keyword',
-        '--search-attribute', 'CustomIntField=Int',
+        '--db-filename', this.dbFile, '--log-level', 'error', ...registered,
       ];
     } else {
       cmd = [
         sundialBin(), 'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(this.port),
         '--db-filename', this.dbFile, '--log-level', process.env.SUNDIAL_TS_SERVER_LOG_LEVEL || 'warn',
+        ...registered,
       ];
     }
     for (const ns of this.namespaces) cmd.push('--namespace', ns);

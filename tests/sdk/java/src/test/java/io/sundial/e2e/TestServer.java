@@ -99,7 +99,10 @@ final class TestServer implements AutoCloseable {
         cmd.add(resolveBinary("SUNDIAL_BIN", repoRoot().resolve("target/release/sundial"),
             "sundial binary (cargo build --release -p sundial-server)"));
         cmd.addAll(List.of("server", "start-dev", "--ip", "127.0.0.1",
-            "--port", String.valueOf(port), "--db-filename", db, "--log-level", "warn"));
+            "--port", String.valueOf(port), "--db-filename", db, "--log-level", "warn",
+            // Sundial, like Temporal, only accepts registered search attributes.
+            "--search-attribute", "CustomKeywordField=Keyword",
+            "--search-attribute", "CustomIntField=Int"));
         break;
       default:
         throw new IllegalStateException("unknown SUNDIAL_TEST_TARGET " + target);
