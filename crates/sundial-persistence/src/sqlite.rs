@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::Store;
 use crate::records::*;
-use crate::schema::sqlite::MIGRATIONS;
+use crate::schema::sqlite::{MIGRATIONS, VISIBILITY_PLANNER_STATS};
 use crate::visibility::{
     self, INSERT_COLUMNS, Placeholders, SqlParam, UPDATED_COLUMNS, VisibilityCursor, VisibilityRow,
     VisibilityStore, VisibilityWrite,
@@ -102,6 +102,35 @@ fn migrate(connection: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// Tells the planner the shape of the visibility tables ([`VISIBILITY_PLANNER_STATS`]);
+/// connections opened afterwards plan with it.
+fn install_planner_stats(connection: &mut Connection) -> Result<()> {
+    // ANALYZE of a one-row table creates `sqlite_stat1` if it is missing.
+    connection
+        .execute_batch("ANALYZE schema_version")
+        .map_err(db_error)?;
+    let transaction = connection.transaction().map_err(db_error)?;
+    transaction
+        .execute(
+            "DELETE FROM sqlite_stat1 WHERE tbl IN ('executions_visibility', 'executions_visibility_values')",
+            [],
+        )
+        .map_err(db_error)?;
+    for (table, index, stat) in VISIBILITY_PLANNER_STATS {
+        transaction
+            .execute(
+                "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?1, ?2, ?3)",
+                params![table, index, stat],
+            )
+            .map_err(db_error)?;
+    }
+    transaction.commit().map_err(db_error)?;
+    // Reloads the statistics into this connection.
+    connection
+        .execute_batch("ANALYZE sqlite_schema")
+        .map_err(db_error)
+}
+
 impl SqliteStore {
     pub fn open(options: SqliteOptions) -> Result<Self> {
         if let Some(parent) = options.path.parent()
@@ -113,6 +142,7 @@ impl SqliteStore {
         let mut write_connection =
             open_connection(&options.path, options.durable, WRITER_CACHE_KIB)?;
         migrate(&mut write_connection)?;
+        install_planner_stats(&mut write_connection)?;
         let mut readers = Vec::new();
         for _ in 0..READ_CONNECTIONS {
             readers.push(open_connection(
@@ -958,5 +988,76 @@ impl VisibilityStore for SqliteStore {
                 .map_err(db_error)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use sundial_visibility::SaType;
+
+    /// The plan SQLite picks for a list query, one step per line.
+    async fn plan(store: &SqliteStore, query: &str) -> String {
+        let custom = HashMap::from([
+            ("Customer".to_string(), SaType::Keyword),
+            ("Score".to_string(), SaType::Int),
+        ]);
+        let filter = sundial_visibility::parse_query(query, &custom)
+            .unwrap()
+            .filter;
+        let sql = visibility::list_sql(Placeholders::Question, "ns", &filter, None, 100);
+        store
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
+                    .map_err(db_error)?;
+                let params: Vec<_> = sql.params.iter().map(sqlite_param).collect();
+                let steps = statement
+                    .query_map(rusqlite::params_from_iter(params), |row| {
+                        row.get::<_, String>(3)
+                    })
+                    .map_err(db_error)?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(db_error)?;
+                Ok(steps.join("\n"))
+            })
+            .await
+            .unwrap()
+    }
+
+    // Selective list queries must be answered through the index of what they select, not by
+    // walking every run in list order (which is what SQLite does without statistics).
+    #[tokio::test]
+    async fn selective_list_queries_are_planned_through_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteOptions {
+            path: dir.path().join("plan.db"),
+            durable: false,
+        })
+        .unwrap();
+        for (query, index) in [
+            ("WorkflowId = 'w'", "executions_visibility_by_workflow_id"),
+            (
+                "Customer = 'c'",
+                "sqlite_autoindex_executions_visibility_1 (namespace_id=? AND run_id=?)",
+            ),
+            (
+                "Score = 7",
+                "sqlite_autoindex_executions_visibility_1 (namespace_id=? AND run_id=?)",
+            ),
+            (
+                "StartTime BETWEEN '2026-01-01T00:00:00Z' AND '2026-01-01T00:01:00Z'",
+                "executions_visibility_by_start",
+            ),
+            ("", "executions_visibility_by_order"),
+        ] {
+            let plan = plan(&store, query).await;
+            let first = plan.lines().next().unwrap();
+            assert!(first.contains(index), "{query}: {plan}");
+            assert!(!plan.contains("SCAN"), "{query}: {plan}");
+        }
+        store.close();
     }
 }

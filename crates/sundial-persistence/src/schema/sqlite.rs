@@ -132,4 +132,72 @@ pub const MIGRATIONS: &[&str] = &[
             COALESCE(memo, x''), COALESCE(search_attributes, x'')
         FROM executions;
     "#,
+    // 4: list queries over a start-time window use an index, not a scan of the order index; the
+    // number indexes hold only the values that are numbers (most are strings).
+    r#"
+    CREATE INDEX executions_visibility_by_start ON executions_visibility (namespace_id, start_time);
+    DROP INDEX executions_visibility_values_by_int;
+    DROP INDEX executions_visibility_values_by_double;
+    CREATE INDEX executions_visibility_values_by_int ON executions_visibility_values (namespace_id, name, value_int) WHERE value_int IS NOT NULL;
+    CREATE INDEX executions_visibility_values_by_double ON executions_visibility_values (namespace_id, name, value_double) WHERE value_double IS NOT NULL;
+    "#,
+];
+
+/// What the query planner is told of the visibility tables' shape (`sqlite_stat1`), written at
+/// every open: a large namespace where a workflow id, a run id or an attribute's value picks out
+/// a handful of runs, a type or a status many. Without statistics SQLite prefers walking the
+/// order index to sorting, which turns a selective filter into a scan of every run; real
+/// statistics (`ANALYZE`) would need rerunning as the tables grow, and on a table where one
+/// attribute name covers every row they make the planner scan for a name that no run has.
+pub const VISIBILITY_PLANNER_STATS: &[(&str, &str, &str)] = &[
+    (
+        "executions_visibility",
+        "sqlite_autoindex_executions_visibility_1",
+        "1000000 1000000 1",
+    ),
+    (
+        "executions_visibility",
+        "executions_visibility_by_order",
+        "1000000 1000000 1 1 1",
+    ),
+    (
+        "executions_visibility",
+        "executions_visibility_by_workflow_id",
+        "1000000 1000000 2",
+    ),
+    (
+        "executions_visibility",
+        "executions_visibility_by_type",
+        "1000000 1000000 20000 1 1 1",
+    ),
+    (
+        "executions_visibility",
+        "executions_visibility_by_status",
+        "1000000 1000000 200000 1 1 1",
+    ),
+    (
+        "executions_visibility",
+        "executions_visibility_by_start",
+        "1000000 1000000 2",
+    ),
+    (
+        "executions_visibility_values",
+        "executions_visibility_values_by_run",
+        "3000000 3000000 3",
+    ),
+    (
+        "executions_visibility_values",
+        "executions_visibility_values_by_text",
+        "3000000 3000000 100000 50000 10",
+    ),
+    (
+        "executions_visibility_values",
+        "executions_visibility_values_by_int",
+        "3000000 3000000 100000 10",
+    ),
+    (
+        "executions_visibility_values",
+        "executions_visibility_values_by_double",
+        "3000000 3000000 100000 10",
+    ),
 ];
