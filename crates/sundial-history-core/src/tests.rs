@@ -497,6 +497,150 @@ fn bad_command_at_attempt_one_fails_the_task_and_keeps_nothing_else() {
     assert_eq!(state.workflow_task.as_ref().unwrap().attempt, 2);
 }
 
+fn json(text: &str) -> sundial_proto::api::common::v1::Payload {
+    sundial_proto::api::common::v1::Payload {
+        metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
+        data: text.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn search_attributes(
+    entries: &[(&str, &str)],
+) -> Option<sundial_proto::api::common::v1::SearchAttributes> {
+    Some(sundial_proto::api::common::v1::SearchAttributes {
+        indexed_fields: entries
+            .iter()
+            .map(|(name, value)| (name.to_string(), json(value)))
+            .collect(),
+    })
+}
+
+/// A completion in a namespace whose custom attributes are `CustInt` (Int) and `CustKw`
+/// (Keyword).
+fn complete_in_namespace(
+    state: &mut MutableState,
+    fixture: &Fixture,
+    task: (i64, i32),
+    command: Command,
+) -> WorkflowTaskCompletion {
+    let mut request = completion(task, vec![command]);
+    request.custom_search_attributes = [
+        ("CustInt".to_string(), sundial_visibility::SaType::Int),
+        ("CustKw".to_string(), sundial_visibility::SaType::Keyword),
+    ]
+    .into();
+    complete_workflow_task(state, &fixture.env(), request).unwrap()
+}
+
+#[test]
+fn commands_set_only_known_attributes_of_their_type() {
+    use sundial_proto::api::command::v1::{
+        ContinueAsNewWorkflowExecutionCommandAttributes,
+        StartChildWorkflowExecutionCommandAttributes,
+        UpsertWorkflowSearchAttributesCommandAttributes,
+    };
+    let upsert = |entries: &[(&str, &str)]| Command {
+        command_type: 14,
+        attributes: Some(C::UpsertWorkflowSearchAttributesCommandAttributes(
+            UpsertWorkflowSearchAttributesCommandAttributes {
+                search_attributes: search_attributes(entries),
+            },
+        )),
+        ..Default::default()
+    };
+    let continue_as_new = Command {
+        command_type: 9,
+        attributes: Some(C::ContinueAsNewWorkflowExecutionCommandAttributes(
+            ContinueAsNewWorkflowExecutionCommandAttributes {
+                search_attributes: search_attributes(&[("NoSuchSA", "1")]),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let child = Command {
+        command_type: 11,
+        attributes: Some(C::StartChildWorkflowExecutionCommandAttributes(
+            StartChildWorkflowExecutionCommandAttributes {
+                workflow_id: "kid".into(),
+                workflow_type: Some(WorkflowType { name: "K".into() }),
+                search_attributes: search_attributes(&[("CustInt", "\"x\"")]),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let cases: [(Command, &str, WorkflowTaskFailedCause); 4] = [
+        (
+            upsert(&[("NoSuchSA", "1")]),
+            "BadSearchAttributes: Namespace default has no mapping defined for search attribute \
+             NoSuchSA",
+            WorkflowTaskFailedCause::BadSearchAttributes,
+        ),
+        (
+            upsert(&[("CustKw", "3")]),
+            "BadSearchAttributes: invalid value for search attribute CustKw of type Keyword: 3",
+            WorkflowTaskFailedCause::BadSearchAttributes,
+        ),
+        (
+            continue_as_new,
+            "BadSearchAttributes: Namespace default has no mapping defined for search attribute \
+             NoSuchSA",
+            WorkflowTaskFailedCause::BadSearchAttributes,
+        ),
+        (
+            child,
+            "BadSearchAttributes: invalid SearchAttributes on StartChildWorkflowCommand: invalid \
+             value for search attribute CustInt of type Int: x. WorkflowId=kid WorkflowType=K \
+             Namespace=default",
+            WorkflowTaskFailedCause::BadSearchAttributes,
+        ),
+    ];
+    for (command, message, cause) in cases {
+        let fixture = Fixture::new();
+        let (mut state, mut history) = started(&fixture);
+        let task = take_task(&mut state, &fixture, &mut history);
+        let completion = complete_in_namespace(&mut state, &fixture, task, command);
+        assert_eq!(completion.error.unwrap().to_string(), message);
+        let failed = &completion.transition.events[0];
+        let Some(Attributes::WorkflowTaskFailedEventAttributes(failed)) = &failed.attributes else {
+            panic!("the task fails: {:?}", text(&completion.transition.events));
+        };
+        assert_eq!(failed.cause, cause as i32);
+    }
+
+    // A valid upsert is recorded; one that makes the run's map too large terminates it.
+    let fixture = Fixture::new();
+    let (mut state, mut history) = started(&fixture);
+    let task = take_task(&mut state, &fixture, &mut history);
+    let done = complete_in_namespace(&mut state, &fixture, task, upsert(&[("CustInt", "5")]));
+    assert!(done.error.is_none(), "{:?}", done.error);
+    assert_eq!(
+        text(&done.transition.events),
+        [
+            "WORKFLOW_TASK_COMPLETED",
+            "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"
+        ]
+    );
+    let mut fixture = Fixture::new();
+    fixture.limits.search_attributes.max_total_size = 40;
+    let (mut state, mut history) = started(&fixture);
+    let task = take_task(&mut state, &fixture, &mut history);
+    let big = format!("\"{}\"", "k".repeat(30));
+    let done = complete_in_namespace(&mut state, &fixture, task, upsert(&[("CustKw", &big)]));
+    assert!(
+        done.error
+            .unwrap()
+            .to_string()
+            .contains("total size of search attributes"),
+    );
+    assert_eq!(
+        text(&done.transition.events).last().map(String::as_str),
+        Some("WORKFLOW_EXECUTION_TERMINATED")
+    );
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Signal,
