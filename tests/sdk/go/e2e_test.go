@@ -780,3 +780,54 @@ func TestSystemInfoAndHealth(t *testing.T) {
 		t.Fatalf("health: %v", err)
 	}
 }
+
+var intKey = temporal.NewSearchAttributeKeyInt64("CustomIntField")
+
+func TestListAndCountOverCustomSearchAttributes(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	tag := "go-list-" + id
+	for i := int64(0); i < 2; i++ {
+		o := opts(fmt.Sprintf("%s-%d", id, i))
+		o.TypedSearchAttributes = temporal.NewSearchAttributes(kwKey.ValueSet(tag), intKey.ValueSet(i))
+		run, err := cl.ExecuteWorkflow(ctx, o, HelloWorkflow, "list")
+		must(t, err)
+		must(t, run.Get(ctx, nil))
+	}
+	query := fmt.Sprintf("CustomKeywordField = '%s' AND CustomIntField >= 1 AND ExecutionStatus = 'Completed'", tag)
+	var listed []string
+	for attempt := 0; attempt < 50 && len(listed) == 0; attempt++ {
+		page, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		must(t, err)
+		for _, e := range page.Executions {
+			listed = append(listed, e.Execution.WorkflowId)
+		}
+		if len(listed) == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if len(listed) != 1 || listed[0] != id+"-1" {
+		t.Fatalf("listed %v", listed)
+	}
+	count, err := cl.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("CustomKeywordField = '%s'", tag)})
+	must(t, err)
+	if count.Count != 2 {
+		t.Fatalf("count %d", count.Count)
+	}
+	// Typed views need the type the server puts on each value.
+	d, err := cl.DescribeWorkflowExecution(ctx, id+"-1", "")
+	must(t, err)
+	p := d.WorkflowExecutionInfo.SearchAttributes.GetIndexedFields()["CustomIntField"]
+	if p == nil || string(p.Metadata["type"]) != "Int" || string(p.Data) != "1" {
+		t.Fatalf("CustomIntField as described: %v", p)
+	}
+	bad := opts(id + "-bad")
+	bad.TypedSearchAttributes = temporal.NewSearchAttributes(
+		temporal.NewSearchAttributeKeyKeyword("GoNeverRegistered").ValueSet("x"))
+	_, err = cl.ExecuteWorkflow(ctx, bad, HelloWorkflow, "bad")
+	var invalid *serviceerror.InvalidArgument
+	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "no mapping defined for search attribute GoNeverRegistered") {
+		t.Fatalf("unregistered attribute: %v", err)
+	}
+}
