@@ -20,9 +20,11 @@ import {
   ApplicationFailure,
   CancelledFailure,
   ChildWorkflowFailure,
+  SearchAttributeType,
   TerminatedFailure,
   TypedSearchAttributes,
   defaultPayloadConverter,
+  defineSearchAttributeKey,
 } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -516,6 +518,47 @@ describe('search attributes and memo', () => {
     assert.deepEqual(d.searchAttributes.CustomIntField, [11]);
     await h.signal(doneSignal);
     await resultOf(h);
+  });
+
+  test('list and count over custom search attributes; an unregistered one is refused', { timeout: TEST_MS }, async () => {
+    const tag = `ts-list-${crypto.randomUUID()}`;
+    const ids: string[] = [];
+    for (const n of [1, 2]) {
+      const h = await start<typeof wf.signalCollector>('signalCollector', `list-${n}`, [], {
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: KW_KEY, value: tag },
+          { key: INT_KEY, value: n },
+        ]),
+      });
+      ids.push(h.workflowId);
+      await h.signal(doneSignal);
+      await resultOf(h);
+    }
+    const query = `CustomKeywordField = '${tag}' AND CustomIntField > 1 AND ExecutionStatus = 'Completed'`;
+    let listed: string[] = [];
+    for (let attempt = 0; attempt < 50 && listed.length === 0; attempt++) {
+      listed = [];
+      for await (const info of client.workflow.list({ query })) listed.push(info.workflowId);
+      if (listed.length === 0) await sleepMs(100);
+    }
+    assert.deepEqual(listed, [ids[1]]);
+    const counted = await client.workflow.count(`CustomKeywordField = '${tag}'`);
+    assert.equal(counted.count, 2);
+    const rows = [];
+    for await (const info of client.workflow.list({ query })) rows.push(info);
+    assert.equal(rows[0].typedSearchAttributes.get(INT_KEY), 2);
+    await assert.rejects(
+      start<typeof wf.signalCollector>('signalCollector', 'list-bad', [], {
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: defineSearchAttributeKey('TsNeverRegistered', SearchAttributeType.KEYWORD), value: 'x' },
+        ]),
+      }),
+      (error: any) => {
+        // The client wraps the gRPC status; its cause carries the server's message.
+        assert.match(String(error.cause?.message), /INVALID_ARGUMENT: Namespace default has no mapping defined for search attribute TsNeverRegistered/);
+        return true;
+      }
+    );
   });
 
   test('memo at start is visible to the workflow and in describe()', { timeout: TEST_MS }, async () => {
