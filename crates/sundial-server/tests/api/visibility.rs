@@ -49,6 +49,9 @@ async fn list_and_count_with_queries_over_upserted_attributes() {
             name: workflow_type.into(),
         });
         client.start_workflow_execution(request).await.unwrap();
+        // Start times have millisecond precision; runs started in the same millisecond are
+        // ordered by run id, so the starts are kept apart to give a known order.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     // Every run is listed at once after its start returned: open ones, newest first.
     assert_eq!(list(&mut client, "").await, vec!["vis-3", "vis-2", "vis-1"]);
