@@ -101,15 +101,15 @@ fn too_large(cause: WorkflowTaskFailedCause) -> CommandError {
 }
 
 /// The search attributes a command sets, checked in the order of Temporal's workflow-task
-/// handler: every name known (else the task fails with `BAD_SEARCH_ATTRIBUTES`), each value of
-/// its type (the task fails with `cause`, the message wrapped by `context`), and the sizes (the
-/// run is terminated with `cause`). `merged` is the run's map after the command, for upserts.
+/// handler: every name known and each value of its type (else the task fails with
+/// `BAD_SEARCH_ATTRIBUTES`, a value's message wrapped by `context`), and the sizes (else the run
+/// is terminated with `size_cause`). `merged` is the run's map after the command, for upserts.
 fn check_search_attributes(
     request: &CompleteWorkflowTask,
     limits: &crate::Limits,
     attributes: Option<&SearchAttributes>,
     merged: Option<&SearchAttributes>,
-    cause: WorkflowTaskFailedCause,
+    size_cause: WorkflowTaskFailedCause,
     context: impl Fn(String) -> String,
 ) -> std::result::Result<(), CommandError> {
     let Some(attributes) = attributes else {
@@ -118,11 +118,15 @@ fn check_search_attributes(
     let custom = &request.custom_search_attributes;
     sa_check::check_names(attributes, &request.namespace, custom)
         .map_err(|message| bad(WorkflowTaskFailedCause::BadSearchAttributes, message))?;
-    sa_check::check_values(attributes, custom, &limits.search_attributes)
-        .map_err(|message| bad(cause, context(message)))?;
+    sa_check::check_values(attributes, custom, &limits.search_attributes).map_err(|message| {
+        bad(
+            WorkflowTaskFailedCause::BadSearchAttributes,
+            context(message),
+        )
+    })?;
     sa_check::check_size(merged.unwrap_or(attributes), &limits.search_attributes).map_err(
         |message| CommandError {
-            cause,
+            cause: size_cause,
             message,
             terminate: true,
         },
@@ -941,15 +945,7 @@ fn continue_as_new(
                 queue.unwrap_or(""),
             )
         },
-    )
-    .map_err(|error| CommandError {
-        cause: if error.terminate {
-            error.cause
-        } else {
-            WorkflowTaskFailedCause::BadSearchAttributes
-        },
-        ..error
-    })?;
+    )?;
     let started = info.started.clone().unwrap_or_default();
     let workflow_type = attributes
         .workflow_type
@@ -1087,15 +1083,7 @@ fn start_child(
                 attributes.workflow_id, request.namespace
             )
         },
-    )
-    .map_err(|error| CommandError {
-        cause: if error.terminate {
-            error.cause
-        } else {
-            WorkflowTaskFailedCause::BadSearchAttributes
-        },
-        ..error
-    })?;
+    )?;
     for timeout in [
         &attributes.workflow_execution_timeout,
         &attributes.workflow_run_timeout,
