@@ -10,6 +10,7 @@ pub enum ErrorCode {
     NotFound,
     AlreadyExists,
     FailedPrecondition,
+    PermissionDenied,
     ResourceExhausted,
     Unavailable,
     DeadlineExceeded,
@@ -59,6 +60,9 @@ pub enum Error {
     },
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// An operation the server's configuration does not allow.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Another writer changed the execution or the shard first; the caller may retry.
     #[error("conditional write failed: {0}")]
     Conflict(String),
@@ -98,6 +102,7 @@ impl Error {
             }
             Error::ResourceExhausted { .. } => ErrorCode::ResourceExhausted,
             Error::DeadlineExceeded(_) => ErrorCode::DeadlineExceeded,
+            Error::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Error::Conflict(_) | Error::ShardOwnershipLost | Error::Unavailable(_) => {
                 ErrorCode::Unavailable
             }

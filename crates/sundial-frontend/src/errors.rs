@@ -23,6 +23,7 @@ fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::NotFound => Code::NotFound,
         ErrorCode::AlreadyExists => Code::AlreadyExists,
         ErrorCode::FailedPrecondition => Code::FailedPrecondition,
+        ErrorCode::PermissionDenied => Code::PermissionDenied,
         ErrorCode::ResourceExhausted => Code::ResourceExhausted,
         ErrorCode::Unavailable => Code::Unavailable,
         ErrorCode::DeadlineExceeded => Code::DeadlineExceeded,
@@ -72,6 +73,10 @@ pub fn to_status(error: Error) -> Status {
                 &details::QueryFailedFailure { failure },
             ))
         }
+        Error::PermissionDenied(_) => Some(any(
+            "PermissionDeniedFailure",
+            &details::PermissionDeniedFailure::default(),
+        )),
         Error::WorkflowNotReady(_) => Some(any(
             "WorkflowNotReadyFailure",
             &details::WorkflowNotReadyFailure {},

@@ -12,6 +12,7 @@ mod namespaces;
 mod operator;
 pub mod rate_limit;
 mod search_attributes;
+mod updates;
 mod validate;
 mod visibility;
 mod workflow_service;

@@ -470,6 +470,38 @@ impl WorkflowService for WorkflowHandler {
             .map_err(to_status)?)
     }
 
+    async fn update_workflow_execution(
+        &self,
+        request: Request<ws::UpdateWorkflowExecutionRequest>,
+    ) -> Reply<ws::UpdateWorkflowExecutionResponse> {
+        let deadline = Self::default_deadline(&request);
+        let mut request = request.into_inner();
+        crate::updates::check_update(&mut request, &self.frontend.limits()).map_err(to_status)?;
+        let namespace = self.namespace(&request.namespace)?;
+        ok(self
+            .frontend
+            .history
+            .update_workflow_execution(&namespace, request, deadline)
+            .await
+            .map_err(to_status)?)
+    }
+
+    async fn poll_workflow_execution_update(
+        &self,
+        request: Request<ws::PollWorkflowExecutionUpdateRequest>,
+    ) -> Reply<ws::PollWorkflowExecutionUpdateResponse> {
+        let deadline = Self::default_deadline(&request);
+        let request = request.into_inner();
+        crate::updates::check_poll(&request, &self.frontend.limits()).map_err(to_status)?;
+        let namespace = self.namespace(&request.namespace)?;
+        ok(self
+            .frontend
+            .history
+            .poll_workflow_execution_update(&namespace, request, deadline)
+            .await
+            .map_err(to_status)?)
+    }
+
     async fn poll_workflow_task_queue(
         &self,
         request: Request<ws::PollWorkflowTaskQueueRequest>,

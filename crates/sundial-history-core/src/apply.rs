@@ -116,6 +116,21 @@ pub fn apply_event(state: &mut MutableState, event: &HistoryEvent) {
         A::ExternalWorkflowExecutionCancelRequestedEventAttributes(a) => {
             state.cancels_out.remove(&a.initiated_event_id);
         }
+        A::WorkflowExecutionUpdateAcceptedEventAttributes(a) => {
+            state.updates.insert(
+                a.protocol_instance_id.clone(),
+                crate::state::UpdateInfo {
+                    accepted_event_id: event.event_id,
+                    completed_event_id: 0,
+                },
+            );
+        }
+        A::WorkflowExecutionUpdateCompletedEventAttributes(a) => {
+            let update_id = a.meta.as_ref().map(|meta| meta.update_id.clone());
+            if let Some(update) = update_id.and_then(|id| state.updates.get_mut(&id)) {
+                update.completed_event_id = event.event_id;
+            }
+        }
         _ => {}
     }
     if event.event_id > 0 {
@@ -190,6 +205,11 @@ pub fn event_type_of(attributes: &Attributes) -> EventType {
         }
         A::UpsertWorkflowSearchAttributesEventAttributes(_) => E::UpsertWorkflowSearchAttributes,
         A::WorkflowPropertiesModifiedEventAttributes(_) => E::WorkflowPropertiesModified,
+        A::WorkflowExecutionUpdateAcceptedEventAttributes(_) => E::WorkflowExecutionUpdateAccepted,
+        A::WorkflowExecutionUpdateCompletedEventAttributes(_) => {
+            E::WorkflowExecutionUpdateCompleted
+        }
+        A::WorkflowExecutionUpdateAdmittedEventAttributes(_) => E::WorkflowExecutionUpdateAdmitted,
         _ => E::Unspecified,
     }
 }

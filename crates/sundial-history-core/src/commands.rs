@@ -25,6 +25,7 @@ use crate::activity::schedule_attempt_tasks;
 use crate::ctx::{Env, Mutation, Transition};
 use crate::state::MutableState;
 use crate::tasks::{Task, TaskType};
+use crate::update::{BadMessage, PendingUpdate, UpdateResult, UpdateWork, only_rejections};
 use crate::util::{duration_ms, payloads_size, present_duration, server_failure, valid_duration};
 use crate::workflow::{
     StartRequest, close, retry_refusal, retry_successor, start_successor, terminate_in,
@@ -63,7 +64,17 @@ pub struct CompleteWorkflowTask {
     /// The worker asks for the next workflow task in the response (`return_new_workflow_task`):
     /// one that this completion schedules is started at once for it, as Temporal does.
     pub return_new_workflow_task: bool,
+    /// The protocol messages of the completion (update acceptances, rejections, responses).
+    pub messages: Vec<sundial_proto::api::protocol::v1::Message>,
+    /// The updates the history service holds for the run (admitted or sent, not answered).
+    pub updates: Vec<PendingUpdate>,
+    /// The worker's `discard_speculative_workflow_task_with_events` capability.
+    pub discard_speculative_with_events: bool,
 }
+
+/// Most events a speculative task may have shipped after the last completed task and still
+/// vanish (`history.discardSpeculativeWorkflowTaskMaximumEventsCount`).
+const DISCARD_SPECULATIVE_MAX_EVENTS: i64 = 10;
 
 /// The outcome: what to persist, and the error to return to the worker even though something
 /// may have been recorded (a failed workflow task is recorded and reported).
@@ -75,6 +86,12 @@ pub struct WorkflowTaskCompletion {
     pub eager_activities: Vec<crate::state::ActivityInfo>,
     /// The next workflow task, started for the worker that completed this one.
     pub new_workflow_task: Option<RecordedWorkflowTask>,
+    /// What happened to updates, in order (only when the completion was recorded).
+    pub updates: Vec<UpdateResult>,
+    /// Set when a speculative task vanished: the worker rolls its history back to this event.
+    pub reset_history_event_id: i64,
+    /// The server failed the task: the updates sent on it are aborted, not sent again.
+    pub abort_sent_updates: bool,
 }
 
 /// A command that cannot be applied: the failure cause, and whether the run is terminated.
@@ -82,6 +99,16 @@ struct CommandError {
     cause: WorkflowTaskFailedCause,
     message: String,
     terminate: bool,
+}
+
+impl From<BadMessage> for CommandError {
+    fn from(error: BadMessage) -> Self {
+        CommandError {
+            cause: WorkflowTaskFailedCause::BadUpdateWorkflowExecutionMessage,
+            message: error.message,
+            terminate: error.too_large,
+        }
+    }
 }
 
 fn bad(cause: WorkflowTaskFailedCause, message: impl Into<String>) -> CommandError {
@@ -209,20 +236,29 @@ pub fn complete_workflow_task(
         return Ok(WorkflowTaskCompletion {
             transition: mutation.finish(),
             error: Some(Error::invalid("UnhandledCommand")),
-            eager_activities: Vec::new(),
-            new_workflow_task: None,
+            ..Default::default()
         });
     }
     let snapshot = state.clone();
+    if let Some(result) = discard_speculative(state, env, &request, &task) {
+        match result {
+            Ok(completion) => return Ok(completion),
+            Err(error) => {
+                *state = snapshot;
+                return Ok(fail_completion(state, env, &request, &task, error));
+            }
+        }
+    }
     let outcome = {
         let mut mutation = Mutation::new(state, env);
-        match apply_completion(&mut mutation, &request) {
-            Ok(()) => Ok(mutation.finish()),
+        let mut work = UpdateWork::new(&request.messages, &request.updates);
+        match apply_completion(&mut mutation, &request, &mut work) {
+            Ok(()) => Ok((mutation.finish(), work.results)),
             Err(error) => Err(error),
         }
     };
     let error = match outcome {
-        Ok(mut transition) => {
+        Ok((mut transition, updates)) => {
             let eager_activities = if request.eager_activities {
                 let requested: Vec<&str> = request
                     .commands
@@ -256,12 +292,69 @@ pub fn complete_workflow_task(
                 error: None,
                 eager_activities,
                 new_workflow_task,
+                updates,
+                ..Default::default()
             });
         }
         Err(error) => error,
     };
     // A bad command throws away everything this completion did.
     *state = snapshot;
+    Ok(fail_completion(state, env, &request, &task, error))
+}
+
+/// A speculative task the worker answered with nothing but rejections (or nothing at all), no
+/// command, and no new event since the last completed task (a few with the worker's
+/// capability) vanishes: nothing is written, and the worker rolls back to the last completed
+/// task. `None` when the completion does not qualify.
+fn discard_speculative(
+    state: &mut MutableState,
+    env: &Env,
+    request: &CompleteWorkflowTask,
+    task: &crate::state::WorkflowTaskInfo,
+) -> Option<std::result::Result<WorkflowTaskCompletion, CommandError>> {
+    let last_completed = state.info().last_completed_wft_started_id;
+    let shipped = task.scheduled_event_id - (last_completed + 2);
+    let quiet = shipped == 0
+        || (request.discard_speculative_with_events
+            && (0..=DISCARD_SPECULATIVE_MAX_EVENTS).contains(&shipped));
+    if !task.speculative
+        || !request.commands.is_empty()
+        || request.force_create_new_workflow_task
+        || !state.buffered_events.is_empty()
+        || last_completed == 0
+        || !quiet
+        || !only_rejections(&request.messages)
+    {
+        return None;
+    }
+    let mut mutation = Mutation::new(state, env);
+    let mut work = UpdateWork::new(&request.messages, &request.updates);
+    let blob_limit = env.limits.blob_size_error;
+    if let Err(error) = work.process_rest(&mut mutation, blob_limit) {
+        return Some(Err(error.into()));
+    }
+    work.reject_unanswered();
+    mutation.state.workflow_task = None;
+    if work.waiting_for_a_task() {
+        workflow_task::schedule_speculative(&mut mutation);
+    }
+    Some(Ok(WorkflowTaskCompletion {
+        transition: mutation.finish(),
+        updates: work.results,
+        reset_history_event_id: last_completed,
+        ..Default::default()
+    }))
+}
+
+/// Records a completion that failed on a bad command or message.
+fn fail_completion(
+    state: &mut MutableState,
+    env: &Env,
+    request: &CompleteWorkflowTask,
+    task: &crate::state::WorkflowTaskInfo,
+    error: CommandError,
+) -> WorkflowTaskCompletion {
     // The caller's error, the failed event's failure and a termination's reason all say the
     // same, cause first, as in Temporal.
     let message = format!("{}: {}", cause_name(error.cause), error.message);
@@ -288,17 +381,18 @@ pub fn complete_workflow_task(
             request.identity.clone(),
         );
     }
-    Ok(WorkflowTaskCompletion {
+    WorkflowTaskCompletion {
         transition: mutation.finish(),
         error: Some(Error::invalid(message)),
-        eager_activities: Vec::new(),
-        new_workflow_task: None,
-    })
+        abort_sent_updates: true,
+        ..Default::default()
+    }
 }
 
 fn apply_completion(
     mutation: &mut Mutation,
     request: &CompleteWorkflowTask,
+    work: &mut UpdateWork,
 ) -> std::result::Result<(), CommandError> {
     let task = mutation
         .state
@@ -335,9 +429,14 @@ fn apply_completion(
         }
     }
     let mut need_workflow_task = request.force_create_new_workflow_task;
+    let blob_limit = mutation.env.limits.blob_size_error;
     for command in &request.commands {
         if !mutation.state.is_running() {
             break;
+        }
+        if let Some(C::ProtocolMessageCommandAttributes(attributes)) = &command.attributes {
+            work.process_by_id(mutation, &attributes.message_id, blob_limit)?;
+            continue;
         }
         // The command's metadata goes on the first event it writes.
         mutation.metadata = command.user_metadata.clone();
@@ -345,12 +444,23 @@ fn apply_completion(
         mutation.metadata = None;
     }
     if !mutation.state.is_running() {
+        // Updates still pending are aborted by the history service when the run closes.
         return Ok(());
+    }
+    work.process_rest(mutation, blob_limit)?;
+    if !mutation.state.is_running() {
+        return Ok(());
+    }
+    if !request.force_create_new_workflow_task {
+        work.reject_unanswered();
     }
     let before = mutation.out.events.len();
     mutation.flush_buffered();
     if mutation.out.events.len() > before || need_workflow_task {
         workflow_task::schedule(mutation, 1);
+    } else if work.waiting_for_a_task() {
+        // Updates arrived while this task ran: a speculative task carries them.
+        workflow_task::schedule_speculative(mutation);
     }
     Ok(())
 }
@@ -366,7 +476,7 @@ fn start_inline(
     let Some(task) = state
         .workflow_task
         .clone()
-        .filter(|task| task.started_event_id == 0 && !task.transient)
+        .filter(|task| task.started_event_id == 0 && (!task.transient || task.speculative))
     else {
         return Ok(None);
     };
@@ -705,8 +815,7 @@ fn apply_command(
             ));
         }
         Some(C::ProtocolMessageCommandAttributes(_)) => {
-            // Workflow updates are not served yet (Tier 2); their protocol messages carry nothing
-            // to record.
+            // Handled by the caller, with the message it names.
         }
         _ => {
             return Err(bad(

@@ -235,6 +235,17 @@ impl<'s, 'e> Mutation<'s, 'e> {
     /// ids without writing them. An event written now takes those ids, so the retried task is
     /// dropped and the caller schedules a fresh one (attempt 1), as Temporal does.
     fn drop_transient_scheduled_task(&mut self) {
+        if self
+            .state
+            .workflow_task
+            .as_ref()
+            .is_some_and(|task| task.speculative && task.started_event_id == 0)
+        {
+            // A speculative task becomes a normal one: its scheduled event is written first, at
+            // the id it reserved.
+            crate::workflow_task::materialize_transient(self);
+            return;
+        }
         let transient_scheduled = self
             .state
             .workflow_task

@@ -17,6 +17,7 @@ pub mod retry;
 pub mod state;
 pub mod tasks;
 mod timer;
+pub mod update;
 pub mod util;
 mod workflow;
 mod workflow_task;
@@ -36,8 +37,9 @@ pub use workflow::{
     StartRequest, backoff_fired, new_execution, request_cancel, run_timeout, signal, terminate,
 };
 pub use workflow_task::{
-    Poller, RecordedWorkflowTask, fail_workflow_task, history_suffix_for_transient,
-    record_workflow_task_started, workflow_task_timeout,
+    Poller, RecordedWorkflowTask, SPECULATIVE_SCHEDULE_TO_START_MS, fail_workflow_task,
+    history_suffix_for_transient, record_workflow_task_started, schedule_for_update,
+    workflow_task_timeout,
 };
 
 #[cfg(test)]

@@ -87,10 +87,17 @@ pub fn rebuild_tasks(state: &MutableState) -> Vec<Task> {
             dispatch.sticky = dispatch_is_sticky(workflow_task);
             dispatch.normal_task_queue = info.task_queue.clone();
             tasks.push(dispatch);
-            if dispatch_is_sticky(workflow_task) && info.sticky_schedule_to_start_ms > 0 {
+            let to_start_ms = if dispatch_is_sticky(workflow_task) {
+                info.sticky_schedule_to_start_ms
+            } else if workflow_task.speculative {
+                crate::workflow_task::SPECULATIVE_SCHEDULE_TO_START_MS
+            } else {
+                0
+            };
+            if to_start_ms > 0 {
                 let mut timeout = Task::new(
                     TaskType::WorkflowTaskTimeout,
-                    workflow_task.scheduled_time_ms + info.sticky_schedule_to_start_ms,
+                    workflow_task.scheduled_time_ms + to_start_ms,
                     workflow_task.scheduled_event_id,
                 );
                 timeout.attempt = workflow_task.attempt;

@@ -36,6 +36,19 @@ pub struct MutableState {
     /// Events that arrived while a workflow task was started; written when it finishes.
     #[prost(message, repeated, tag = "8")]
     pub buffered_events: Vec<HistoryEvent>,
+    /// Workflow updates accepted on this run (completed or not), by update id. Updates that are
+    /// only admitted live in the history service's memory; rejected ones are never stored.
+    #[prost(btree_map = "string, message", tag = "9")]
+    pub updates: BTreeMap<String, UpdateInfo>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateInfo {
+    #[prost(int64, tag = "1")]
+    pub accepted_event_id: i64,
+    /// 0 until the worker's response is written; its outcome is read from that event.
+    #[prost(int64, tag = "2")]
+    pub completed_event_id: i64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -159,6 +172,11 @@ pub struct WorkflowTaskInfo {
     /// The build id stamp of the worker that started a transient task.
     #[prost(message, optional, tag = "15")]
     pub worker_version: Option<WorkerVersionStamp>,
+    /// A task created only to carry workflow updates (with `transient`: its events are not in
+    /// history). If the worker rejects every update and sends no command, it leaves no trace;
+    /// otherwise, or when anything else happens to the run first, its events are written.
+    #[prost(bool, tag = "16")]
+    pub speculative: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

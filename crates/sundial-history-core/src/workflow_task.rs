@@ -138,6 +138,75 @@ pub(crate) fn schedule(mutation: &mut Mutation, attempt: i32) {
     }
 }
 
+/// How long a speculative task waits on a normal queue for a poller before it is written to
+/// history and timed out (Temporal's constant; a sticky queue uses the sticky timeout).
+pub const SPECULATIVE_SCHEDULE_TO_START_MS: i64 = 5_000;
+
+/// Schedules a speculative task: one that exists to carry workflow updates to the worker. Like a
+/// transient task it reserves the next event ids without writing them; unlike one, it is
+/// attempt 1 and always has a schedule-to-start timeout.
+pub(crate) fn schedule_speculative(mutation: &mut Mutation) {
+    let info = mutation.state.info();
+    let normal_queue = info.task_queue.clone();
+    let sticky = !info.sticky_task_queue.is_empty();
+    let (task_queue, kind, to_start_ms) = if sticky {
+        (
+            info.sticky_task_queue.clone(),
+            TaskQueueKind::Sticky,
+            info.sticky_schedule_to_start_ms,
+        )
+    } else {
+        (
+            normal_queue.clone(),
+            TaskQueueKind::Normal,
+            SPECULATIVE_SCHEDULE_TO_START_MS,
+        )
+    };
+    let timeout_ms = attempt_timeout_ms(info.workflow_task_timeout_ms, 1, mutation.env);
+    let scheduled_event_id = info.next_event_id;
+    let now = mutation.now();
+    mutation.state.workflow_task = Some(WorkflowTaskInfo {
+        scheduled_event_id,
+        attempt: 1,
+        scheduled_time_ms: now,
+        original_scheduled_time_ms: now,
+        task_queue: task_queue.clone(),
+        task_queue_kind: kind as i32,
+        timeout_ms,
+        transient: true,
+        speculative: true,
+        ..Default::default()
+    });
+    let mut task = Task::new(TaskType::WorkflowTask, now, scheduled_event_id);
+    task.attempt = 1;
+    task.task_queue = task_queue;
+    task.sticky = sticky;
+    task.normal_task_queue = normal_queue;
+    mutation.task(task);
+    if to_start_ms > 0 {
+        let mut timeout = Task::new(
+            TaskType::WorkflowTaskTimeout,
+            now + to_start_ms,
+            scheduled_event_id,
+        );
+        timeout.attempt = 1;
+        timeout.timeout_type = TimeoutType::ScheduleToStart as i32;
+        mutation.task(timeout);
+    }
+}
+
+/// A speculative task about to carry updates (`admit`): the run's next workflow task, created
+/// now when none is pending. Nothing is created during a first-task backoff: the update rides
+/// on the first task.
+pub fn schedule_for_update(state: &mut MutableState, env: &Env) -> Transition {
+    if !state.is_running() || state.workflow_task.is_some() || state.info().backoff_pending {
+        return Transition::default();
+    }
+    let mut mutation = Mutation::new(state, env);
+    schedule_speculative(&mut mutation);
+    mutation.finish()
+}
+
 /// The poller that takes a workflow task.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Poller<'a> {
@@ -353,9 +422,11 @@ pub(crate) fn materialize_transient(mutation: &mut Mutation) {
     else {
         return;
     };
-    let mut scheduled = scheduled_event(&task);
-    let mut started = started_event(&task);
-    for event in [&mut scheduled, &mut started] {
+    let mut events = vec![scheduled_event(&task)];
+    if task.started_event_id > 0 {
+        events.push(started_event(&task));
+    }
+    for event in &mut events {
         let info = mutation.state.info_mut();
         info.last_event_task_id += 1;
         event.task_id = info.last_event_task_id;
@@ -364,6 +435,7 @@ pub(crate) fn materialize_transient(mutation: &mut Mutation) {
     }
     if let Some(current) = mutation.state.workflow_task.as_mut() {
         current.transient = false;
+        current.speculative = false;
     }
 }
 
@@ -395,7 +467,10 @@ pub(crate) fn fail_started(
     let Some(task) = mutation.state.started_workflow_task().cloned() else {
         return;
     };
-    if task.transient {
+    if task.speculative {
+        // A failed speculative task is written to history, and then its failure.
+        materialize_transient(mutation);
+    } else if task.transient {
         mutation.state.workflow_task = None;
         return;
     }
@@ -492,12 +567,17 @@ pub fn workflow_task_timeout(
         return Ok(Transition::default());
     }
     if timeout_type == TimeoutType::ScheduleToStart {
-        if task.started_event_id > 0 || task.task_queue_kind != TaskQueueKind::Sticky as i32 {
+        let sticky = task.task_queue_kind == TaskQueueKind::Sticky as i32;
+        if task.started_event_id > 0 || !(sticky || task.speculative) {
             return Ok(Transition::default());
         }
-        // Nobody took it from the sticky queue: time it out and move the run to its normal queue.
+        // Nobody took it from the sticky queue (or took a speculative task at all): time it out
+        // and move the run to its normal queue. A speculative task is written first.
         let mut mutation = Mutation::new(state, env);
-        if !task.transient {
+        if task.speculative {
+            materialize_transient(&mut mutation);
+        }
+        if !task.transient || task.speculative {
             mutation.add(Attributes::WorkflowTaskTimedOutEventAttributes(
                 WorkflowTaskTimedOutEventAttributes {
                     scheduled_event_id: task.scheduled_event_id,
@@ -512,7 +592,10 @@ pub fn workflow_task_timeout(
         return Ok(mutation.finish());
     }
     let mut mutation = Mutation::new(state, env);
-    if !task.transient {
+    if task.speculative {
+        materialize_transient(&mut mutation);
+    }
+    if !task.transient || task.speculative {
         mutation.add(Attributes::WorkflowTaskTimedOutEventAttributes(
             WorkflowTaskTimedOutEventAttributes {
                 scheduled_event_id: task.scheduled_event_id,

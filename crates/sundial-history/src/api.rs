@@ -810,6 +810,41 @@ impl HistoryApi for HistoryService {
         }
     }
 
+    async fn update_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::UpdateWorkflowExecutionRequest,
+        deadline: Instant,
+    ) -> Result<ws::UpdateWorkflowExecutionResponse> {
+        let answer = self
+            .inner
+            .update_workflow(&namespace.id, request, deadline)
+            .await?;
+        Ok(ws::UpdateWorkflowExecutionResponse {
+            update_ref: Some(answer.update_ref()),
+            outcome: answer.outcome,
+            stage: answer.stage as i32,
+            link: None,
+        })
+    }
+
+    async fn poll_workflow_execution_update(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::PollWorkflowExecutionUpdateRequest,
+        deadline: Instant,
+    ) -> Result<ws::PollWorkflowExecutionUpdateResponse> {
+        let answer = self
+            .inner
+            .poll_update(&namespace.id, request, deadline)
+            .await?;
+        Ok(ws::PollWorkflowExecutionUpdateResponse {
+            update_ref: Some(answer.update_ref()),
+            outcome: answer.outcome,
+            stage: answer.stage as i32,
+        })
+    }
+
     async fn record_workflow_task_started(
         &self,
         namespace: &NamespaceRef,
@@ -844,16 +879,26 @@ impl HistoryApi for HistoryService {
                     },
                 )?;
                 let transition = std::mem::take(&mut recorded.transition);
-                // Queries waiting for this task ride on it (taken under the run's lock).
+                // Queries and updates waiting for this task ride on it (taken under the run's
+                // lock).
                 let queries = self.inner.take_attached_queries(&key);
-                Ok((transition, (recorded, state.clone(), queries)))
+                let messages = self.inner.updates.deliver(
+                    &key,
+                    recorded.scheduled_event_id,
+                    recorded.attempt,
+                    recorded.started_event_id,
+                );
+                Ok((transition, (recorded, state.clone(), queries, messages)))
             })
             .await?;
-        let (recorded, state, queries) = recorded;
+        let (recorded, state, queries, messages) = recorded;
         let _ = namespace;
-        self.inner
+        let mut response = self
+            .inner
             .workflow_task_response(&key, &recorded, &state, queries)
-            .await
+            .await?;
+        response.messages = messages;
+        Ok(response)
     }
 
     async fn respond_workflow_task_completed(
@@ -899,7 +944,11 @@ impl HistoryApi for HistoryService {
         });
         let (deployment_name, deployment_version, versioning_behavior) =
             completion_deployment(&request);
-        let completion = core::CompleteWorkflowTask {
+        let discard_speculative_with_events = request
+            .capabilities
+            .as_ref()
+            .is_some_and(|capabilities| capabilities.discard_speculative_workflow_task_with_events);
+        let mut completion = core::CompleteWorkflowTask {
             scheduled_event_id: token.scheduled_event_id,
             attempt: token.attempt,
             commands: request.commands,
@@ -917,15 +966,36 @@ impl HistoryApi for HistoryService {
             deployment_version,
             versioning_behavior,
             return_new_workflow_task: request.return_new_workflow_task,
+            messages: request.messages,
+            updates: Vec::new(),
+            discard_speculative_with_events,
         };
-        let (error, eager, inline) = self
+        let (error, eager, inline, notices, reset_history_event_id) = self
             .inner
             .update(&key, |state, env| {
+                completion.updates =
+                    self.inner
+                        .updates
+                        .pending(&key, token.scheduled_event_id, token.attempt);
                 let mut outcome = core::complete_workflow_task(state, env, completion)?;
-                // The next task, started for this worker, with the queries waiting for it.
+                let notices = if outcome.abort_sent_updates {
+                    self.inner
+                        .updates
+                        .abort_sent(&key, token.scheduled_event_id, token.attempt)
+                } else {
+                    self.inner.updates.apply(&key, &outcome.updates)
+                };
+                // The next task, started for this worker, with the queries and updates waiting
+                // for it.
                 let inline = outcome.new_workflow_task.take().map(|recorded| {
                     let queries = self.inner.take_attached_queries(&key);
-                    (recorded, state.clone(), queries)
+                    let messages = self.inner.updates.deliver(
+                        &key,
+                        recorded.scheduled_event_id,
+                        recorded.attempt,
+                        recorded.started_event_id,
+                    );
+                    (recorded, state.clone(), queries, messages)
                 });
                 let eager = if outcome.eager_activities.is_empty() {
                     None
@@ -936,18 +1006,31 @@ impl HistoryApi for HistoryService {
                         responses::execution(state),
                     ))
                 };
-                Ok((outcome.transition, (outcome.error, eager, inline)))
+                Ok((
+                    outcome.transition,
+                    (
+                        outcome.error,
+                        eager,
+                        inline,
+                        notices,
+                        outcome.reset_history_event_id,
+                    ),
+                ))
             })
             .await?;
+        notices.into_iter().for_each(crate::updates::Notice::send);
         if let Some(error) = error {
             return Err(error);
         }
         let workflow_task = match inline {
-            Some((recorded, state, queries)) => Some(
-                self.inner
+            Some((recorded, state, queries, messages)) => {
+                let mut response = self
+                    .inner
                     .workflow_task_response(&key, &recorded, &state, queries)
-                    .await?,
-            ),
+                    .await?;
+                response.messages = messages;
+                Some(response)
+            }
             None => None,
         };
         let activity_tasks = match eager {
@@ -968,7 +1051,7 @@ impl HistoryApi for HistoryService {
         Ok(ws::RespondWorkflowTaskCompletedResponse {
             activity_tasks,
             workflow_task,
-            ..Default::default()
+            reset_history_event_id,
         })
     }
 

@@ -177,6 +177,9 @@ pub(crate) struct Inner {
     pub(crate) eager_activities: RwLock<EagerPolicy>,
     /// A namespace's (by name) custom search attributes, which commands may set.
     pub(crate) custom_search_attributes: RwLock<CustomSearchAttributes>,
+    /// Workflow updates in flight, per run.
+    pub(crate) updates: crate::updates::Registry,
+    pub(crate) update_limits: RwLock<crate::updates::UpdateLimits>,
 }
 
 /// Decides per namespace name whether eager activity dispatch is on.
@@ -225,6 +228,8 @@ impl HistoryService {
             query_waiters: Mutex::new(HashMap::new()),
             eager_activities: RwLock::new(Arc::new(|_: &str| true)),
             custom_search_attributes: RwLock::new(Arc::new(|_: &str| HashMap::new())),
+            updates: Default::default(),
+            update_limits: RwLock::new(Default::default()),
         });
         HistoryService { inner }
     }
@@ -302,6 +307,11 @@ impl HistoryService {
     }
 
     /// Replaces the limits used by later transitions (dynamic config).
+    /// The update limits and long-poll interval (dynamic config).
+    pub fn set_update_limits(&self, limits: crate::UpdateLimits) {
+        *self.inner.update_limits.write() = limits;
+    }
+
     pub fn set_limits(&self, limits: Limits) {
         *self.inner.limits.write() = Arc::new(limits);
     }
@@ -451,6 +461,10 @@ impl Inner {
     /// Drops the cached runs (and start locks) of a shard no longer held. A request holding one
     /// of them finishes on its own copy; its write is fenced.
     pub(crate) fn forget_runs_of(&self, shard_id: u32) {
+        self.updates
+            .drop_runs(|key| self.shard_of(key) == shard_id)
+            .into_iter()
+            .for_each(crate::updates::Notice::send);
         self.slots
             .lock()
             .retain(|key, _| self.shard_of(key) != shard_id);
@@ -715,12 +729,20 @@ impl Inner {
         );
         if let Err(error) = self.store.write(batch).await {
             guard.loaded = None;
+            let notices = self.updates.drop_run(key);
             drop(guard);
+            notices.into_iter().for_each(crate::updates::Notice::send);
             self.evict(key);
             self.write_failed(&shard, &dispatch, &error);
             return Err(error);
         }
         let closed = !state.is_running();
+        let update_notices = if closed && was_running {
+            let new_run_follows = !state.info().new_execution_run_id.is_empty();
+            self.updates.close_run(key, new_run_follows)
+        } else {
+            Vec::new()
+        };
         guard.loaded = Some(Box::new(Loaded {
             state,
             db_version: db_version + 1,
@@ -729,6 +751,9 @@ impl Inner {
         }));
         guard.handed_out = Some(db_version + 1);
         drop(guard);
+        update_notices
+            .into_iter()
+            .for_each(crate::updates::Notice::send);
         if closed {
             // Closed runs are rarely read again: keep memory for the open ones.
             self.evict(key);

@@ -13,6 +13,9 @@ mod responses;
 mod shard;
 mod timers;
 mod transfer;
+mod update_api;
+mod updates;
 
 pub use engine::{CustomSearchAttributes, EagerPolicy, HistoryConfig, HistoryService};
 pub use shard::ShardOwnership;
+pub use updates::UpdateLimits;

@@ -257,6 +257,22 @@ pub trait HistoryApi: Send + Sync + 'static {
         deadline: Instant,
     ) -> Result<ws::QueryWorkflowResponse>;
 
+    /// Admits a workflow update (or joins the one with its id) and waits, at most until the
+    /// server's long-poll interval or `deadline`, for the stage the request asks for.
+    async fn update_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::UpdateWorkflowExecutionRequest,
+        deadline: Instant,
+    ) -> Result<ws::UpdateWorkflowExecutionResponse>;
+    /// Waits for an update that was admitted before, as `update_workflow_execution` waits.
+    async fn poll_workflow_execution_update(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::PollWorkflowExecutionUpdateRequest,
+        deadline: Instant,
+    ) -> Result<ws::PollWorkflowExecutionUpdateResponse>;
+
     /// A poller took this workflow task from matching: record it started and build the response.
     async fn record_workflow_task_started(
         &self,

@@ -1002,3 +1002,44 @@ def test_task_poll_with_sdk_deadline_returns_empty_before_70s(env):
         assert r.task_token == b""
         assert time.monotonic() - t0 < 69
     env.run(go(), timeout=100)
+
+
+def test_workflow_updates(env, wid):
+    """Updates through the SDK: results, a validator's rejection that leaves history as it was,
+    a failing handler, start_update + result, update-id dedupe, and an update on a closed run."""
+    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+    from temporalio.service import RPCError, RPCStatusCode
+
+    async def go():
+        h = await env.client.start_workflow(
+            wf_defs.UpdateWorkflow.run, id=wid, task_queue=env.task_queue
+        )
+        assert await h.execute_update(wf_defs.UpdateWorkflow.add, "a") == 1
+        assert await h.execute_update(wf_defs.UpdateWorkflow.add, "b", id="upd-b") == 2
+        before = await history_types(env.client, wid)
+        with pytest.raises(WorkflowUpdateFailedError) as rejected:
+            await h.execute_update(wf_defs.UpdateWorkflow.add, "bad")
+        assert "no bad items" in str(rejected.value.cause)
+        assert await history_types(env.client, wid) == before, "a rejection leaves no trace"
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await h.execute_update(wf_defs.UpdateWorkflow.boom)
+        assert failed.value.cause.type == "Boom"
+        started = await h.start_update(
+            wf_defs.UpdateWorkflow.add_later, "c", wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        assert await started.result() == 3
+        # The same update id again returns the stored outcome without running the handler.
+        assert await h.execute_update(wf_defs.UpdateWorkflow.add, "b", id="upd-b") == 2
+        assert await h.execute_update(wf_defs.UpdateWorkflow.finish) == "finished"
+        assert await h.result() == ["a", "b", "c"]
+        types = await history_types(env.client, wid)
+        assert types.count("WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 5
+        assert types.count("WORKFLOW_EXECUTION_UPDATE_COMPLETED") == 5
+        # The stored outcome is still there after the run closed; a new update is refused.
+        assert await h.execute_update(wf_defs.UpdateWorkflow.add, "b", id="upd-b") == 2
+        with pytest.raises(RPCError) as closed:
+            await h.execute_update(wf_defs.UpdateWorkflow.add, "z")
+        assert closed.value.status == RPCStatusCode.NOT_FOUND
+        assert "workflow execution already completed" in closed.value.message
+
+    env.run(go())

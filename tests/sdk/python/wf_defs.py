@@ -486,3 +486,46 @@ ALL_ACTIVITIES = [
     say_hello, flaky, always_fail, sleepy, heartbeat_then_stall, heartbeat_until_cancelled,
     heartbeat_ignoring_cancel,
 ]
+
+
+@workflow.defn
+class UpdateWorkflow:
+    """Workflow updates: a validated update that changes state, one that fails, and one that
+    lets the run finish."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> list:
+        await workflow.wait_condition(lambda: self.done)
+        return self.items
+
+    @workflow.update
+    async def add(self, item: str) -> int:
+        self.items.append(item)
+        return len(self.items)
+
+    @add.validator
+    def validate_add(self, item: str) -> None:
+        if item == "bad":
+            raise ValueError("no bad items")
+
+    @workflow.update
+    async def add_later(self, item: str) -> int:
+        await workflow.sleep(0.2)
+        self.items.append(item)
+        return len(self.items)
+
+    @workflow.update
+    async def boom(self) -> None:
+        raise ApplicationError("update failed on purpose", type="Boom", non_retryable=True)
+
+    @workflow.update
+    def finish(self) -> str:
+        self.done = True
+        return "finished"
+
+
+ALL_WORKFLOWS.append(UpdateWorkflow)

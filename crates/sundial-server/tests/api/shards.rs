@@ -173,6 +173,26 @@ fn first_fails(counter: &AtomicUsize) -> Result<()> {
 
 #[async_trait]
 impl HistoryApi for FlakyPeer {
+    async fn update_workflow_execution(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::UpdateWorkflowExecutionRequest,
+        deadline: std::time::Instant,
+    ) -> Result<ws::UpdateWorkflowExecutionResponse> {
+        self.inner
+            .update_workflow_execution(namespace, request, deadline)
+            .await
+    }
+    async fn poll_workflow_execution_update(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::PollWorkflowExecutionUpdateRequest,
+        deadline: std::time::Instant,
+    ) -> Result<ws::PollWorkflowExecutionUpdateResponse> {
+        self.inner
+            .poll_workflow_execution_update(namespace, request, deadline)
+            .await
+    }
     async fn start_workflow_execution(
         &self,
         namespace: &NamespaceRef,

@@ -1,0 +1,235 @@
+//! UpdateWorkflowExecution and PollWorkflowExecutionUpdate: admission under the run's lock,
+//! then the wait for the stage the caller asked for.
+
+use std::time::Instant;
+
+use sundial_common::{Error, Result, WorkflowKey};
+use sundial_history_core as core;
+use sundial_history_core::update::accepted_update_completed_workflow_failure;
+use sundial_proto::api::common::v1::WorkflowExecution;
+use sundial_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage as Stage;
+use sundial_proto::api::history::v1::history_event::Attributes;
+use sundial_proto::api::update::v1::{Outcome, Request, UpdateRef};
+use sundial_proto::api::workflowservice::v1 as ws;
+use tokio::sync::watch;
+
+use crate::engine::Inner;
+use crate::updates::{Admission, UpdateStatus, failure_outcome};
+
+/// Where an update stands when a call looks it up under the run's lock.
+enum Found {
+    Waiting(watch::Receiver<UpdateStatus>),
+    /// Completed: its outcome is in this event.
+    CompletedAt(i64),
+    Outcome(Box<Outcome>),
+}
+
+/// What a call answers: the stage reached and, when completed, the outcome.
+pub(crate) struct Answer {
+    pub key: WorkflowKey,
+    pub update_id: String,
+    pub stage: Stage,
+    pub outcome: Option<Outcome>,
+}
+
+impl Answer {
+    pub fn update_ref(&self) -> UpdateRef {
+        UpdateRef {
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: self.key.workflow_id.clone(),
+                run_id: self.key.run_id.clone(),
+            }),
+            update_id: self.update_id.clone(),
+        }
+    }
+}
+
+/// The stage a caller waits for: unspecified means completed.
+fn wanted_stage(stage: i32) -> Stage {
+    match Stage::try_from(stage).unwrap_or(Stage::Unspecified) {
+        Stage::Unspecified => Stage::Completed,
+        other => other,
+    }
+}
+
+impl Inner {
+    pub(crate) async fn update_workflow(
+        &self,
+        namespace_id: &str,
+        request: ws::UpdateWorkflowExecutionRequest,
+        deadline: Instant,
+    ) -> Result<Answer> {
+        let execution = request.workflow_execution.clone().unwrap_or_default();
+        let key = self.resolve(namespace_id, &execution).await?;
+        let update: Request = request.request.clone().unwrap_or_default();
+        let update_id = update
+            .meta
+            .as_ref()
+            .map(|meta| meta.update_id.clone())
+            .unwrap_or_default();
+        let wanted = wanted_stage(
+            request
+                .wait_policy
+                .as_ref()
+                .map(|policy| policy.lifecycle_stage)
+                .unwrap_or(0),
+        );
+        let limits = *self.update_limits.read();
+        let first_run = request.first_execution_run_id.clone();
+        let found = self
+            .update(&key, |state, env| {
+                if !first_run.is_empty() && first_run != state.info().first_execution_run_id {
+                    return Err(Error::not_found("workflow execution not found"));
+                }
+                if let Some(found) = self.known_update(&key, state, &update_id) {
+                    return Ok((core::Transition::default(), found));
+                }
+                if !state.is_running() {
+                    return Err(Error::not_found("workflow execution already completed"));
+                }
+                if state
+                    .workflow_task
+                    .as_ref()
+                    .is_some_and(|task| task.attempt >= 3)
+                {
+                    return Err(Error::WorkflowNotReady(
+                        "Unable to perform workflow execution update due to Workflow Task in failed state."
+                            .into(),
+                    ));
+                }
+                match self.updates.admit(&key, state, update, limits)? {
+                    Admission::Joined(receiver) => {
+                        Ok((core::Transition::default(), Found::Waiting(receiver)))
+                    }
+                    Admission::New(receiver) => Ok((
+                        core::schedule_for_update(state, env),
+                        Found::Waiting(receiver),
+                    )),
+                }
+            })
+            .await?;
+        self.answer(key, update_id, found, wanted, deadline, limits.long_poll)
+            .await
+    }
+
+    pub(crate) async fn poll_update(
+        &self,
+        namespace_id: &str,
+        request: ws::PollWorkflowExecutionUpdateRequest,
+        deadline: Instant,
+    ) -> Result<Answer> {
+        let update_ref = request.update_ref.clone().unwrap_or_default();
+        let execution = update_ref.workflow_execution.clone().unwrap_or_default();
+        let key = self.resolve(namespace_id, &execution).await?;
+        let update_id = update_ref.update_id.clone();
+        let wanted = wanted_stage(
+            request
+                .wait_policy
+                .as_ref()
+                .map(|policy| policy.lifecycle_stage)
+                .unwrap_or(0),
+        );
+        let long_poll = self.update_limits.read().long_poll;
+        let found = self
+            .update(&key, |state, _env| {
+                match self.known_update(&key, state, &update_id) {
+                    Some(found) => Ok((core::Transition::default(), found)),
+                    None => Err(Error::not_found(format!(
+                        "update \"{update_id}\" not found"
+                    ))),
+                }
+            })
+            .await?;
+        self.answer(key, update_id, found, wanted, deadline, long_poll)
+            .await
+    }
+
+    /// An update the run knows: accepted or completed in its state, or in flight here. Call
+    /// under the run's lock.
+    fn known_update(
+        &self,
+        key: &WorkflowKey,
+        state: &core::state::MutableState,
+        update_id: &str,
+    ) -> Option<Found> {
+        if let Some(info) = state.updates.get(update_id) {
+            if info.completed_event_id > 0 {
+                return Some(Found::CompletedAt(info.completed_event_id));
+            }
+            if !state.is_running() {
+                return Some(Found::Outcome(Box::new(failure_outcome(
+                    accepted_update_completed_workflow_failure(),
+                ))));
+            }
+            return Some(Found::Waiting(self.updates.follow_accepted(key, update_id)));
+        }
+        self.updates.subscribe(key, update_id).map(Found::Waiting)
+    }
+
+    async fn answer(
+        &self,
+        key: WorkflowKey,
+        update_id: String,
+        found: Found,
+        wanted: Stage,
+        deadline: Instant,
+        long_poll: std::time::Duration,
+    ) -> Result<Answer> {
+        let (stage, outcome) = match found {
+            Found::CompletedAt(event_id) => {
+                let events = self.read_events(&key, event_id, event_id + 1, 1).await?;
+                let outcome = events.into_iter().find_map(|event| match event.attributes {
+                    Some(Attributes::WorkflowExecutionUpdateCompletedEventAttributes(a)) => {
+                        a.outcome
+                    }
+                    _ => None,
+                });
+                (Stage::Completed, outcome)
+            }
+            Found::Outcome(outcome) => (Stage::Completed, Some(*outcome)),
+            Found::Waiting(receiver) => wait(receiver, wanted, deadline, long_poll).await?,
+        };
+        Ok(Answer {
+            key,
+            update_id,
+            stage,
+            outcome,
+        })
+    }
+}
+
+/// Waits until the update reaches `wanted` (or ends), the server's long poll runs out (the
+/// stage reached so far is the answer), or the caller's deadline comes first (an error, as a
+/// cancelled call).
+async fn wait(
+    mut receiver: watch::Receiver<UpdateStatus>,
+    wanted: Stage,
+    deadline: Instant,
+    long_poll: std::time::Duration,
+) -> Result<(Stage, Option<Outcome>)> {
+    let server_end = tokio::time::Instant::now() + long_poll;
+    let caller_end = tokio::time::Instant::from_std(deadline);
+    let until = server_end.min(caller_end);
+    loop {
+        let status = receiver.borrow_and_update().clone();
+        if status.reached(wanted) {
+            return match status {
+                UpdateStatus::Completed(outcome) => Ok((Stage::Completed, Some(*outcome))),
+                UpdateStatus::Aborted(error) => Err(error),
+                other => Ok((other.stage(), None)),
+            };
+        }
+        match tokio::time::timeout_at(until, receiver.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) => {
+                return Err(Error::Unavailable(
+                    "workflow update was lost; retry the request".into(),
+                ));
+            }
+            Err(_) if caller_end <= server_end => {
+                return Err(Error::DeadlineExceeded("context deadline exceeded".into()));
+            }
+            Err(_) => return Ok((status.stage(), None)),
+        }
+    }
+}
