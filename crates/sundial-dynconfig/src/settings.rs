@@ -226,6 +226,30 @@ pub static FRONTEND_SEARCH_ATTRIBUTES_TOTAL_SIZE_LIMIT: Setting<i64> = Setting::
     "Largest encoded map of a run's search attributes, in bytes.",
 );
 
+/// Most workflow updates in flight (admitted or accepted, not completed) on one run.
+pub static HISTORY_MAX_IN_FLIGHT_UPDATES: Setting<i64> = Setting::new(
+    "history.maxInFlightUpdates",
+    Kind::Namespace,
+    || 10,
+    "Most workflow updates in flight (admitted or accepted, not completed) on one run.",
+);
+
+/// Largest total size of the requests of the updates in flight on one run, in bytes.
+pub static HISTORY_MAX_IN_FLIGHT_UPDATE_PAYLOADS: Setting<i64> = Setting::new(
+    "history.maxInFlightUpdatePayloads",
+    Kind::Namespace,
+    || 20 * 1024 * 1024,
+    "Largest total size of the requests of the updates in flight on one run, in bytes.",
+);
+
+/// Most distinct workflow updates one run may have (in flight and completed).
+pub static HISTORY_MAX_TOTAL_UPDATES: Setting<i64> = Setting::new(
+    "history.maxTotalUpdates",
+    Kind::Namespace,
+    || 2000,
+    "Most distinct workflow updates one run may have (in flight and completed).",
+);
+
 /// Per-instance visibility request rate limit for one namespace.
 pub static FRONTEND_NAMESPACE_RPS_VISIBILITY: Setting<i64> = Setting::new(
     "frontend.namespaceRPS.visibility",
@@ -481,7 +505,7 @@ pub static HISTORY_LONG_POLL_EXPIRATION_INTERVAL: Setting<Duration> = Setting::n
     "history.longPollExpirationInterval",
     Kind::Namespace,
     || Duration::from_secs(20),
-    "How long a history long poll waits for new events.",
+    "How long a history long poll, and a workflow update call, waits.",
 );
 
 /// Workflow task start-to-close timeout when the request gives 0.
@@ -749,6 +773,9 @@ pub static ALL: &[&dyn AnySetting] = &[
     &FRONTEND_SEARCH_ATTRIBUTES_NUMBER_OF_KEYS_LIMIT,
     &FRONTEND_SEARCH_ATTRIBUTES_SIZE_OF_VALUE_LIMIT,
     &FRONTEND_SEARCH_ATTRIBUTES_TOTAL_SIZE_LIMIT,
+    &HISTORY_MAX_IN_FLIGHT_UPDATES,
+    &HISTORY_MAX_IN_FLIGHT_UPDATE_PAYLOADS,
+    &HISTORY_MAX_TOTAL_UPDATES,
     &FRONTEND_GLOBAL_NAMESPACE_RPS_VISIBILITY,
     &FRONTEND_NAMESPACE_COUNT,
     &FRONTEND_GLOBAL_NAMESPACE_COUNT,

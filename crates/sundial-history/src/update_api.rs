@@ -208,7 +208,11 @@ async fn wait(
     long_poll: std::time::Duration,
 ) -> Result<(Stage, Option<Outcome>)> {
     let server_end = tokio::time::Instant::now() + long_poll;
-    let caller_end = tokio::time::Instant::from_std(deadline);
+    // A little before the caller's deadline, so that the caller gets DEADLINE_EXCEEDED from
+    // here rather than the transport's cancellation.
+    let caller_end = tokio::time::Instant::from_std(deadline)
+        .checked_sub(std::time::Duration::from_millis(50))
+        .unwrap_or_else(tokio::time::Instant::now);
     let until = server_end.min(caller_end);
     loop {
         let status = receiver.borrow_and_update().clone();

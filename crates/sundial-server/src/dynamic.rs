@@ -39,6 +39,10 @@ pub struct Settings {
     sa_keys: Handle<i64>,
     sa_value_size: Handle<i64>,
     sa_total_size: Handle<i64>,
+    max_in_flight_updates: Handle<i64>,
+    max_in_flight_update_payloads: Handle<i64>,
+    max_total_updates: Handle<i64>,
+    update_long_poll: Handle<std::time::Duration>,
 }
 
 impl Settings {
@@ -82,6 +86,11 @@ impl Settings {
             sa_keys: config.handle(&settings::FRONTEND_SEARCH_ATTRIBUTES_NUMBER_OF_KEYS_LIMIT),
             sa_value_size: config.handle(&settings::FRONTEND_SEARCH_ATTRIBUTES_SIZE_OF_VALUE_LIMIT),
             sa_total_size: config.handle(&settings::FRONTEND_SEARCH_ATTRIBUTES_TOTAL_SIZE_LIMIT),
+            max_in_flight_updates: config.handle(&settings::HISTORY_MAX_IN_FLIGHT_UPDATES),
+            max_in_flight_update_payloads: config
+                .handle(&settings::HISTORY_MAX_IN_FLIGHT_UPDATE_PAYLOADS),
+            max_total_updates: config.handle(&settings::HISTORY_MAX_TOTAL_UPDATES),
+            update_long_poll: config.handle(&settings::HISTORY_LONG_POLL_EXPIRATION_INTERVAL),
             source,
         })
     }
@@ -143,6 +152,18 @@ impl Settings {
         }
         let handle = self.eager_activities.clone();
         Arc::new(move |namespace: &str| handle.get(&Filter::namespace(namespace)))
+    }
+
+    /// The per-run update limits and the update calls' server-side wait.
+    pub fn update_limits(&self) -> sundial_history::UpdateLimits {
+        let global = Filter::GLOBAL;
+        sundial_history::UpdateLimits {
+            max_in_flight: self.max_in_flight_updates.get(&global).max(0) as usize,
+            max_in_flight_payload_bytes: self.max_in_flight_update_payloads.get(&global).max(0)
+                as usize,
+            max_total: self.max_total_updates.get(&global).max(0) as usize,
+            long_poll: self.update_long_poll.get(&global),
+        }
     }
 
     pub fn history_limits(&self) -> Limits {

@@ -205,6 +205,7 @@ impl DevServer {
             }
         }
         history.set_eager_activities(settings.eager_activities());
+        history.set_update_limits(settings.update_limits());
         let registry = namespaces.clone();
         history.set_custom_search_attributes(Arc::new(move |namespace: &str| {
             registry.custom_attributes(namespace)
@@ -243,6 +244,7 @@ impl DevServer {
                 history.set_limits(limits.clone());
                 history.set_cache_capacity(settings_for_changes.cache_size());
                 history.set_eager_activities(settings_for_changes.eager_activities());
+                history.set_update_limits(settings_for_changes.update_limits());
                 *frontend.limits.write() = Arc::new(limits);
                 frontend
                     .rate_limiter

@@ -15,6 +15,7 @@ mod api {
     pub mod restart;
     pub mod search_attributes;
     pub mod shards;
+    pub mod updates;
     pub mod visibility;
     pub mod workflow_tasks;
 }
