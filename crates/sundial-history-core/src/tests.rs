@@ -19,6 +19,7 @@ use sundial_proto::api::taskqueue::v1::TaskQueue;
 
 use crate::state::MutableState;
 use crate::tasks::TaskType;
+use crate::update::{PendingUpdate, UpdateResult, unprocessed_update_failure};
 use crate::util::{duration, duration_ms};
 use crate::*;
 
@@ -1020,4 +1021,209 @@ fn due_work_follows_the_run() {
         ..state.clone()
     };
     assert_eq!(due_now(&closed, now), Due::default());
+}
+
+/// A run whose first task completed with a timer: open, idle, nothing scheduled.
+fn idle_after_first_task(fixture: &Fixture) -> (MutableState, Vec<HistoryEvent>) {
+    let (mut state, mut history) = started(fixture);
+    let task = take_task(&mut state, fixture, &mut history);
+    let completion = complete_with(&mut state, fixture, task, vec![timer("t", 60_000)]);
+    history.extend(completion.transition.events);
+    assert!(state.workflow_task.is_none());
+    (state, history)
+}
+
+fn pending_update(update_id: &str, sent_on_this_task: bool) -> PendingUpdate {
+    PendingUpdate {
+        update_id: update_id.into(),
+        request: sundial_proto::api::update::v1::Request {
+            meta: Some(sundial_proto::api::update::v1::Meta {
+                update_id: update_id.into(),
+                identity: "client".into(),
+            }),
+            input: Some(sundial_proto::api::update::v1::Input {
+                name: "u".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        sent: sent_on_this_task,
+        sent_on_this_task,
+    }
+}
+
+fn rejection(update_id: &str) -> sundial_proto::api::protocol::v1::Message {
+    use prost::Message as _;
+    let body = sundial_proto::api::update::v1::Rejection {
+        rejected_request_message_id: format!("{update_id}/request"),
+        failure: Some(sundial_proto::api::failure::v1::Failure {
+            message: "no".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    sundial_proto::api::protocol::v1::Message {
+        id: format!("{update_id}/reject"),
+        protocol_instance_id: update_id.into(),
+        body: Some(prost_types::Any {
+            type_url: "type.googleapis.com/temporal.api.update.v1.Rejection".into(),
+            value: body.encode_to_vec(),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn speculative_task_writes_nothing_until_it_times_out_to_start() {
+    let mut fixture = Fixture::new();
+    let (mut state, history) = idle_after_first_task(&fixture);
+    let next_event_id = state.info().next_event_id;
+    let scheduled = schedule_for_update(&mut state, &fixture.env());
+    assert!(
+        scheduled.events.is_empty(),
+        "a speculative task is not written"
+    );
+    let task = state.workflow_task.clone().unwrap();
+    assert!(task.speculative && task.transient);
+    assert_eq!((task.scheduled_event_id, task.attempt), (next_event_id, 1));
+    let timeout = scheduled
+        .tasks
+        .iter()
+        .find(|task| task.task_type == TaskType::WorkflowTaskTimeout as i32)
+        .expect("a schedule-to-start timeout");
+    assert_eq!(
+        timeout.fire_time_ms,
+        fixture.now_ms + SPECULATIVE_SCHEDULE_TO_START_MS
+    );
+    assert_eq!(timeout.timeout_type, TimeoutType::ScheduleToStart as i32);
+    // A second admission while it waits schedules nothing more.
+    assert_eq!(
+        schedule_for_update(&mut state, &fixture.env()).tasks.len(),
+        0
+    );
+
+    fixture.now_ms += SPECULATIVE_SCHEDULE_TO_START_MS;
+    let timed_out = workflow_task_timeout(
+        &mut state,
+        &fixture.env(),
+        task.scheduled_event_id,
+        1,
+        TimeoutType::ScheduleToStart,
+    )
+    .unwrap();
+    assert_eq!(
+        text(&timed_out.events),
+        [
+            "WORKFLOW_TASK_SCHEDULED",
+            "WORKFLOW_TASK_TIMED_OUT",
+            "WORKFLOW_TASK_SCHEDULED"
+        ],
+        "the task is written, timed out, and a normal one scheduled"
+    );
+    assert_eq!(timed_out.events[0].event_id, next_event_id);
+    let retry = state.workflow_task.clone().unwrap();
+    assert!(!retry.speculative && !retry.transient);
+    assert_eq!(retry.scheduled_event_id, next_event_id + 2);
+    assert_eq!(history.len() as i64 + 3, retry.scheduled_event_id);
+}
+
+#[test]
+fn speculative_task_started_in_time_is_not_timed_out_to_start() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = idle_after_first_task(&fixture);
+    schedule_for_update(&mut state, &fixture.env());
+    let task = take_task(&mut state, &fixture, &mut history);
+    let late = workflow_task_timeout(
+        &mut state,
+        &fixture.env(),
+        task.0,
+        task.1,
+        TimeoutType::ScheduleToStart,
+    )
+    .unwrap();
+    assert!(late.events.is_empty() && late.tasks.is_empty());
+    assert!(state.workflow_task.as_ref().unwrap().speculative);
+}
+
+#[test]
+fn speculative_task_answered_only_with_rejections_vanishes() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = idle_after_first_task(&fixture);
+    let before = state.info().next_event_id;
+    let last_completed = state.info().last_completed_wft_started_id;
+    schedule_for_update(&mut state, &fixture.env());
+    let task = take_task(&mut state, &fixture, &mut history);
+    let mut request = completion(task, vec![]);
+    request.messages = vec![rejection("u1")];
+    request.updates = vec![pending_update("u1", true)];
+    // The task shipped the timer's event again: only a worker that says it copes with that
+    // gets the task discarded (Temporal's `discard_speculative_workflow_task_with_events`).
+    let mut without = state.clone();
+    let written = complete_workflow_task(&mut without, &fixture.env(), request.clone()).unwrap();
+    assert_eq!(
+        text(&written.transition.events),
+        [
+            "WORKFLOW_TASK_SCHEDULED",
+            "WORKFLOW_TASK_STARTED",
+            "WORKFLOW_TASK_COMPLETED"
+        ]
+    );
+    request.discard_speculative_with_events = true;
+    let done = complete_workflow_task(&mut state, &fixture.env(), request).unwrap();
+    assert!(done.error.is_none());
+    assert!(done.transition.events.is_empty(), "nothing is written");
+    assert_eq!(done.reset_history_event_id, last_completed);
+    assert!(matches!(
+        done.updates.as_slice(),
+        [UpdateResult::Rejected { update_id, .. }] if update_id == "u1"
+    ));
+    assert!(state.workflow_task.is_none());
+    assert_eq!(state.info().next_event_id, before, "event ids are reused");
+}
+
+#[test]
+fn speculative_task_with_a_command_is_written() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = idle_after_first_task(&fixture);
+    let before = state.info().next_event_id;
+    schedule_for_update(&mut state, &fixture.env());
+    let task = take_task(&mut state, &fixture, &mut history);
+    let mut request = completion(task, vec![timer("t2", 1_000)]);
+    request.messages = vec![rejection("u1")];
+    request.updates = vec![pending_update("u1", true)];
+    let done = complete_workflow_task(&mut state, &fixture.env(), request).unwrap();
+    assert!(done.error.is_none());
+    assert_eq!(
+        text(&done.transition.events),
+        [
+            "WORKFLOW_TASK_SCHEDULED",
+            "WORKFLOW_TASK_STARTED",
+            "WORKFLOW_TASK_COMPLETED",
+            "TIMER_STARTED"
+        ]
+    );
+    assert_eq!(done.transition.events[0].event_id, before);
+    assert_eq!(done.reset_history_event_id, 0);
+}
+
+#[test]
+fn an_update_the_worker_ignores_is_rejected_by_the_server() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = idle_after_first_task(&fixture);
+    schedule_for_update(&mut state, &fixture.env());
+    let task = take_task(&mut state, &fixture, &mut history);
+    let mut request = completion(task, vec![]);
+    request.updates = vec![pending_update("u1", true), pending_update("u2", false)];
+    request.discard_speculative_with_events = true;
+    let done = complete_workflow_task(&mut state, &fixture.env(), request).unwrap();
+    assert!(done.transition.events.is_empty());
+    match done.updates.as_slice() {
+        [UpdateResult::Rejected { update_id, failure }] => {
+            assert_eq!(update_id, "u1");
+            assert_eq!(failure, &unprocessed_update_failure());
+        }
+        other => panic!("unexpected results {other:?}"),
+    }
+    // u2 arrived after the task was sent: it gets a new speculative task.
+    assert!(state.workflow_task.as_ref().unwrap().speculative);
 }
