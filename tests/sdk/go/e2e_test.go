@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 	w := worker.New(cl, tq, worker.Options{})
 	for _, wf := range []interface{}{HelloWorkflow, WaitSignalWorkflow, SleepWorkflow, TimerCancelWorkflow, InfoWorkflow,
 		TaskFailOnceWorkflow, ActivityScenarioWorkflow, ChildWorkflow, ParentWorkflow, ExternalWorkflow,
-		ContinueAsNewWorkflow, MarkersWorkflow, UpsertWorkflow, ManySignalsWorkflow} {
+		ContinueAsNewWorkflow, MarkersWorkflow, UpsertWorkflow, ManySignalsWorkflow, UpdatesWorkflow} {
 		w.RegisterWorkflow(wf)
 	}
 	for _, a := range []interface{}{Hello, Flaky, AlwaysFail, Sleepy, HeartbeatThenStall, HeartbeatUntilCancelled} {
@@ -465,6 +465,181 @@ func TestSignalAndCancelExternal(t *testing.T) {
 	must(t, run.Get(ctx, &r))
 	if !strings.HasPrefix(r, "failed") || !has(types(history(t, id+"-m", "")), "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED") {
 		t.Fatalf("signal to missing: %q", r)
+	}
+}
+
+// ------------------------------------------------------------------ updates
+
+// updateIDs lists, in history order, the update IDs of the history's UPDATE_ACCEPTED or
+// UPDATE_COMPLETED events (ty picks which).
+func updateIDs(evs []*historypb.HistoryEvent, ty enumspb.EventType) []string {
+	out := []string{}
+	for _, e := range evs {
+		switch {
+		case e.EventType != ty:
+		case ty == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			out = append(out, e.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest().GetMeta().GetUpdateId())
+		case ty == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+			out = append(out, e.GetWorkflowExecutionUpdateCompletedEventAttributes().GetMeta().GetUpdateId())
+		}
+	}
+	return out
+}
+
+func TestWorkflowUpdates(t *testing.T) {
+	ctx := ctxT(t)
+	id := wid(t)
+	run, err := cl.ExecuteWorkflow(ctx, opts(id), UpdatesWorkflow)
+	must(t, err)
+	rid := run.GetRunID()
+	// Each call has its own bound, well inside the test's.
+	bounded := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 20*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	update := func(updateID, name string, stage client.WorkflowUpdateStage, args ...interface{}) (client.WorkflowUpdateHandle, error) {
+		return cl.UpdateWorkflow(bounded(), client.UpdateWorkflowOptions{WorkflowID: id, RunID: rid,
+			UpdateID: updateID, UpdateName: name, Args: args, WaitForStage: stage})
+	}
+	addCalls := func() int {
+		t.Helper()
+		v, err := cl.QueryWorkflow(bounded(), id, rid, "calls")
+		must(t, err)
+		var n int
+		must(t, v.Get(&n))
+		return n
+	}
+	const (
+		accepted  = enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+		completed = enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+	)
+
+	// Completed stage: the handler's result comes back with the call.
+	h, err := update("add-1", "add", client.WorkflowUpdateStageCompleted, 5)
+	must(t, err)
+	var n int
+	must(t, h.Get(bounded(), &n))
+	if n != 5 || h.WorkflowID() != id || h.RunID() != rid || h.UpdateID() != "add-1" {
+		t.Fatalf("add-1: result %d, handle %s/%s/%s", n, h.WorkflowID(), h.RunID(), h.UpdateID())
+	}
+
+	// The validator rejects: the caller gets its error and history does not change.
+	before := strings.Join(types(history(t, id, rid)), ",")
+	h, err = update("add-neg", "add", client.WorkflowUpdateStageCompleted, -3)
+	if err == nil {
+		err = h.Get(bounded(), &n)
+	}
+	var rejected *temporal.ApplicationError
+	if !errors.As(err, &rejected) || !strings.Contains(err.Error(), "negative amount -3") {
+		t.Fatalf("rejected update: got %v (%T), want the validator's error", err, err)
+	}
+	if after := strings.Join(types(history(t, id, rid)), ","); after != before {
+		t.Fatalf("rejection changed history\nbefore %s\n after %s", before, after)
+	}
+	if c := addCalls(); c != 1 {
+		t.Fatalf("add handler ran %d times after the rejection, want 1", c)
+	}
+
+	// The handler fails: an application error with its type and details.
+	h, err = update("fail-1", "fail", client.WorkflowUpdateStageCompleted, "boom")
+	must(t, err)
+	err = h.Get(bounded(), nil)
+	var appErr *temporal.ApplicationError
+	var detail string
+	if !errors.As(err, &appErr) || appErr.Type() != "UpdateBoom" || !strings.Contains(appErr.Error(), "boom") ||
+		appErr.Details(&detail) != nil || detail != "detail" {
+		t.Fatalf("failing handler: got %v (%T), want ApplicationError UpdateBoom", err, err)
+	}
+
+	// Accepted stage: the call returns once the update is in history, before its handler ends.
+	h, err = update("wait-1", "wait", client.WorkflowUpdateStageAccepted)
+	must(t, err)
+	evs := history(t, id, rid)
+	if acc, done := updateIDs(evs, accepted), updateIDs(evs, completed); !has(acc, "wait-1") || has(done, "wait-1") {
+		t.Fatalf("after Accepted: accepted %v, completed %v", acc, done)
+	}
+	// The same ID while the update is in flight joins it.
+	h2, err := update("wait-1", "wait", client.WorkflowUpdateStageAccepted)
+	must(t, err)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	var s string
+	err = h.Get(short, &s)
+	cancel()
+	var timeoutErr *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	if !errors.As(err, &timeoutErr) {
+		t.Fatalf("polling wait-1 before the release: got %q, %v; want a timeout", s, err)
+	}
+	must(t, cl.SignalWorkflow(bounded(), id, rid, "release", nil))
+	must(t, h.Get(bounded(), &s))
+	var s2, s3 string
+	must(t, h2.Get(bounded(), &s2))
+	fresh := cl.GetWorkflowUpdateHandle(client.GetWorkflowUpdateHandleOptions{WorkflowID: id, RunID: rid, UpdateID: "wait-1"})
+	must(t, fresh.Get(bounded(), &s3))
+	if s != "released at 5" || s2 != s || s3 != s {
+		t.Fatalf("wait-1 results %q %q %q, want \"released at 5\"", s, s2, s3)
+	}
+
+	// A completed update's ID again (other args): its first outcome, the handler not run again.
+	h, err = update("add-1", "add", client.WorkflowUpdateStageCompleted, 100)
+	must(t, err)
+	must(t, h.Get(bounded(), &n))
+	if c := addCalls(); n != 5 || c != 1 {
+		t.Fatalf("repeated add-1: result %d, handler ran %d times; want 5 and 1", n, c)
+	}
+
+	// "finish" lets the run complete.
+	h, err = update("finish-1", "finish", client.WorkflowUpdateStageCompleted)
+	must(t, err)
+	must(t, h.Get(bounded(), &n))
+	var final int
+	must(t, run.Get(bounded(), &final))
+	if n != 5 || final != 5 {
+		t.Fatalf("finish %d, workflow result %d", n, final)
+	}
+	evs = history(t, id, rid)
+	want := "add-1,fail-1,wait-1,finish-1"
+	acc, done := strings.Join(updateIDs(evs, accepted), ","), strings.Join(updateIDs(evs, completed), ",")
+	if acc != want || done != want {
+		t.Fatalf("update events: accepted %s, completed %s; want %s for both", acc, done, want)
+	}
+	if last := evs[len(evs)-1].EventType; last != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED {
+		t.Fatalf("last event %v", last)
+	}
+	for _, e := range evs {
+		if e.EventType != completed {
+			continue
+		}
+		a := e.GetWorkflowExecutionUpdateCompletedEventAttributes()
+		ref := a.GetAcceptedEventId()
+		if ref < 1 || ref > int64(len(evs)) || evs[ref-1].EventType != accepted ||
+			evs[ref-1].GetWorkflowExecutionUpdateAcceptedEventAttributes().GetProtocolInstanceId() != a.GetMeta().GetUpdateId() {
+			t.Fatalf("completed event %d of %s names accepted event %d", e.EventId, a.GetMeta().GetUpdateId(), ref)
+		}
+		failure := a.GetOutcome().GetFailure()
+		if isFail := a.GetMeta().GetUpdateId() == "fail-1"; isFail != (failure != nil) ||
+			isFail && failure.GetApplicationFailureInfo().GetType() != "UpdateBoom" {
+			t.Fatalf("outcome of %s: %v", a.GetMeta().GetUpdateId(), a.GetOutcome())
+		}
+	}
+
+	// The run is closed: a new update is NotFound, while a completed one's ID still gets its
+	// outcome, and so does a poll.
+	_, err = update("late-1", "add", client.WorkflowUpdateStageCompleted, 1)
+	var nf *serviceerror.NotFound
+	if !errors.As(err, &nf) {
+		t.Fatalf("update on the closed run: got %v (%T), want NotFound", err, err)
+	}
+	h, err = update("add-1", "add", client.WorkflowUpdateStageCompleted, 1)
+	if err == nil {
+		err = h.Get(bounded(), &n)
+	}
+	if err != nil || n != 5 {
+		t.Fatalf("add-1 again on the closed run: %d, %v; want 5", n, err)
+	}
+	fresh = cl.GetWorkflowUpdateHandle(client.GetWorkflowUpdateHandleOptions{WorkflowID: id, RunID: rid, UpdateID: "fail-1"})
+	if err := fresh.Get(bounded(), nil); !errors.As(err, &appErr) || appErr.Type() != "UpdateBoom" {
+		t.Fatalf("polling fail-1 on the closed run: got %v, want ApplicationError UpdateBoom", err)
 	}
 }
 

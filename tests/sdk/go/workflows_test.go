@@ -408,3 +408,58 @@ func ManySignalsWorkflow(ctx workflow.Context, n int) (int, error) {
 	}
 	return n, nil
 }
+
+// UpdatesWorkflow keeps a counter that workflow updates change:
+//   - "add" (validated: the amount must not be negative) adds to it and returns the new value;
+//   - "fail" returns an application error of type UpdateBoom;
+//   - "wait" blocks until the "release" signal, then reports the counter;
+//   - "finish" returns the counter and lets the run complete once every handler is done.
+//
+// Query "calls" is how many times the "add" handler ran.
+func UpdatesWorkflow(ctx workflow.Context) (int, error) {
+	count, calls := 0, 0
+	released, done := false, false
+	if err := workflow.SetQueryHandler(ctx, "calls", func() (int, error) { return calls, nil }); err != nil {
+		return 0, err
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, "add", func(ctx workflow.Context, n int) (int, error) {
+		calls++
+		count += n
+		return count, nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, n int) error {
+		if n < 0 {
+			return fmt.Errorf("negative amount %d", n)
+		}
+		return nil
+	}})
+	if err != nil {
+		return 0, err
+	}
+	if err := workflow.SetUpdateHandler(ctx, "fail", func(ctx workflow.Context, msg string) (string, error) {
+		return "", temporal.NewApplicationError(msg, "UpdateBoom", "detail")
+	}); err != nil {
+		return 0, err
+	}
+	if err := workflow.SetUpdateHandler(ctx, "wait", func(ctx workflow.Context) (string, error) {
+		if err := workflow.Await(ctx, func() bool { return released }); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("released at %d", count), nil
+	}); err != nil {
+		return 0, err
+	}
+	if err := workflow.SetUpdateHandler(ctx, "finish", func(ctx workflow.Context) (int, error) {
+		done = true
+		return count, nil
+	}); err != nil {
+		return 0, err
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		workflow.GetSignalChannel(ctx, "release").Receive(ctx, nil)
+		released = true
+	})
+	if err := workflow.Await(ctx, func() bool { return done && workflow.AllHandlersFinished(ctx) }); err != nil {
+		return 0, err
+	}
+	return count, nil
+}

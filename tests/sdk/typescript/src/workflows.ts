@@ -12,6 +12,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  defineUpdate,
   executeChild,
   isCancellation,
   proxyActivities,
@@ -376,4 +377,62 @@ export async function metadataCommands(): Promise<string> {
   });
   await condition(() => done, '1h');
   return g;
+}
+
+// ------------------------------------------------------------------ updates
+
+/** Appends an item and returns how many there are; the validator refuses "bad". */
+export const addUpdate = defineUpdate<number, [string]>('add');
+/** Like add, but only once the `release` signal came. */
+export const addWhenReleasedUpdate = defineUpdate<number, [string]>('addWhenReleased');
+/** Always fails with an ApplicationFailure of type UpdateBoom. */
+export const boomUpdate = defineUpdate<void, [string]>('boom');
+/** Lets the main function return. */
+export const finishUpdate = defineUpdate<string>('finish');
+/** How many times each update handler (not validator) ran, and the items. */
+export const updateStateQuery = defineQuery<{ items: string[]; handlerRuns: Record<string, number> }>('updateState');
+
+/** Collects items through updates until `finish`, then returns them. */
+export async function updatable(): Promise<string[]> {
+  const items: string[] = [];
+  const handlerRuns: Record<string, number> = {};
+  const ran = (name: string) => {
+    handlerRuns[name] = (handlerRuns[name] ?? 0) + 1;
+  };
+  let released = false;
+  let finished = false;
+  setHandler(
+    addUpdate,
+    (item: string) => {
+      ran('add');
+      items.push(item);
+      return items.length;
+    },
+    {
+      validator: (item: string) => {
+        if (item === 'bad') throw new Error(`no bad items (got ${JSON.stringify(item)})`);
+      },
+    }
+  );
+  setHandler(addWhenReleasedUpdate, async (item: string) => {
+    ran('addWhenReleased');
+    await condition(() => released, '1h');
+    items.push(item);
+    return items.length;
+  });
+  setHandler(boomUpdate, (msg: string) => {
+    ran('boom');
+    throw ApplicationFailure.create({ type: 'UpdateBoom', message: msg, details: ['boom-detail'], nonRetryable: true });
+  });
+  setHandler(finishUpdate, () => {
+    ran('finish');
+    finished = true;
+    return 'finished';
+  });
+  setHandler(releaseSignal, () => {
+    released = true;
+  });
+  setHandler(updateStateQuery, () => ({ items: [...items], handlerRuns: { ...handlerRuns } }));
+  await condition(() => finished, '1h');
+  return items;
 }

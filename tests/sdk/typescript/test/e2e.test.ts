@@ -15,6 +15,9 @@ import {
   WorkflowFailedError,
   WorkflowHandle,
   WorkflowHandleWithFirstExecutionRunId,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
 } from '@temporalio/client';
 import {
   ApplicationFailure,
@@ -31,7 +34,21 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import * as activities from '../src/activities';
 import { Server } from '../src/harness';
 import type * as wf from '../src/workflows';
-import { INT_KEY, KW_KEY, addSignal, doneSignal, failingQuery, itemsQuery, releaseSignal, stateQuery } from '../src/workflows';
+import {
+  INT_KEY,
+  KW_KEY,
+  addSignal,
+  addUpdate,
+  addWhenReleasedUpdate,
+  boomUpdate,
+  doneSignal,
+  failingQuery,
+  finishUpdate,
+  itemsQuery,
+  releaseSignal,
+  stateQuery,
+  updateStateQuery,
+} from '../src/workflows';
 
 const TQ = 'ts-e2e';
 const RESULT_MS = 30_000; // bound on every workflow result
@@ -800,5 +817,109 @@ describe('user metadata', () => {
     const childStarted = (await history(client.workflow.getHandle(`${h.workflowId}-child`)))[0];
     assert.equal(payloadText(childStarted.userMetadata?.summary), 'child summary from the parent');
     assert.equal(payloadText(childStarted.userMetadata?.details), 'child **details** from the parent');
+  });
+});
+
+// ------------------------------------------------------------------ workflow updates
+
+describe('workflow updates', () => {
+  test('workflow updates', { timeout: TEST_MS }, async () => {
+    const UPDATE_MS = 20_000; // bound on every update call
+    const h = await start<typeof wf.updatable>('updatable', 'updates');
+    const state = () => within(h.query(updateStateQuery), 10_000, 'updateState query');
+    const bId = `upd-b-${crypto.randomUUID().slice(0, 8)}`;
+    const cId = `upd-c-${crypto.randomUUID().slice(0, 8)}`;
+
+    // executeUpdate returns the handler's result (with a generated and with a given update id).
+    assert.equal(await within(h.executeUpdate(addUpdate, { args: ['a'] }), UPDATE_MS, 'update add a'), 1);
+    assert.equal(await within(h.executeUpdate(addUpdate, { args: ['b'], updateId: bId }), UPDATE_MS, 'update add b'), 2);
+
+    // The validator's rejection reaches the caller and leaves history as it was; the handler did not run.
+    const before = await eventNames(h);
+    const rejected = await rejection(h.executeUpdate(addUpdate, { args: ['bad'] }), UPDATE_MS, 'update add bad');
+    assert.ok(rejected instanceof WorkflowUpdateFailedError, `a rejected update gave ${String(rejected)}`);
+    assert.ok(rejected.cause instanceof ApplicationFailure, `rejection cause is ${String(rejected.cause)}`);
+    assert.match(rejected.cause.message, /no bad items \(got "bad"\)/);
+    assert.deepEqual(await eventNames(h), before, 'a rejected update leaves no trace in history');
+    assert.deepEqual(await state(), { items: ['a', 'b'], handlerRuns: { add: 2 } });
+
+    // A handler's ApplicationFailure reaches the caller with its type, message and details.
+    const failed = await rejection(h.executeUpdate(boomUpdate, { args: ['kaboom'] }), UPDATE_MS, 'update boom');
+    assert.ok(failed instanceof WorkflowUpdateFailedError, `a failing update gave ${String(failed)}`);
+    const boom = failed.cause;
+    assert.ok(boom instanceof ApplicationFailure, `failure cause is ${String(boom)}`);
+    assert.equal(boom.type, 'UpdateBoom');
+    assert.equal(boom.message, 'kaboom');
+    assert.deepEqual(boom.details, ['boom-detail']);
+
+    // startUpdate returns once the update is accepted; its result comes when the handler finishes.
+    const started = await within(
+      h.startUpdate(addWhenReleasedUpdate, { args: ['c'], updateId: cId, waitForStage: WorkflowUpdateStage.ACCEPTED }),
+      UPDATE_MS,
+      'startUpdate addWhenReleased'
+    );
+    assert.equal(started.updateId, cId);
+    assert.equal(started.workflowId, h.workflowId);
+    assert.equal(started.workflowRunId, h.firstExecutionRunId);
+    const acceptedOnly = await history(h);
+    const acceptedIds = (evs: HistoryEvent[]) =>
+      evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_ACCEPTED')
+        .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId);
+    const completedIds = (evs: HistoryEvent[]) =>
+      evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_COMPLETED')
+        .map((e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId);
+    assert.ok(acceptedIds(acceptedOnly).includes(cId), `${cId} not accepted in history`);
+    assert.ok(!completedIds(acceptedOnly).includes(cId), `${cId} completed before the release signal`);
+    let settled = false;
+    const pending = started.result().finally(() => {
+      settled = true;
+    });
+    pending.catch(() => undefined);
+    await sleepMs(300);
+    assert.equal(settled, false, 'the update result came before the handler was released');
+    await h.signal(releaseSignal);
+    assert.equal(await within(pending, UPDATE_MS, 'result of addWhenReleased'), 3);
+
+    // The same update id again gives the first outcome (even with other args) and does not run the handler.
+    assert.equal(await within(h.executeUpdate(addUpdate, { args: ['b-again'], updateId: bId }), UPDATE_MS, 'update add b again'), 2);
+    assert.deepEqual(await state(), { items: ['a', 'b', 'c'], handlerRuns: { add: 2, boom: 1, addWhenReleased: 1 } });
+
+    // An update that lets the main function return.
+    assert.equal(await within(h.executeUpdate(finishUpdate), UPDATE_MS, 'update finish'), 'finished');
+    assert.deepEqual(await resultOf(h), ['a', 'b', 'c']);
+
+    const events = await history(h);
+    const names = events.map(eventName);
+    assert.equal(names[names.length - 1], 'WORKFLOW_EXECUTION_COMPLETED');
+    assert.equal(names.filter((n) => n === 'WORKFLOW_EXECUTION_UPDATE_ACCEPTED').length, 5, names.join(','));
+    assert.equal(names.filter((n) => n === 'WORKFLOW_EXECUTION_UPDATE_COMPLETED').length, 5, names.join(','));
+    const accepted = events.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_ACCEPTED');
+    assert.deepEqual(
+      accepted.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name),
+      ['add', 'add', 'boom', 'addWhenReleased', 'finish']
+    );
+    assert.equal(acceptedIds(events)[1], bId);
+    assert.equal(acceptedIds(events)[3], cId);
+    // Each completion points at its acceptance; the failing one carries the handler's failure.
+    for (const c of events.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_COMPLETED')) {
+      const attrs = c.workflowExecutionUpdateCompletedEventAttributes;
+      const acc = events.find((e) => Number(e.eventId) === Number(attrs?.acceptedEventId));
+      assert.equal(acc && eventName(acc), 'WORKFLOW_EXECUTION_UPDATE_ACCEPTED', `acceptedEventId ${attrs?.acceptedEventId}`);
+      assert.equal(acc?.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId, attrs?.meta?.updateId);
+      assert.ok(Number(c.eventId) > Number(acc?.eventId));
+      const isBoom = acc?.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'boom';
+      assert.equal(attrs?.outcome?.failure?.applicationFailureInfo?.type ?? null, isBoom ? 'UpdateBoom' : null);
+      assert.equal(!!attrs?.outcome?.success, !isBoom);
+    }
+
+    // After the run closed: a completed update's outcome can still be fetched, by handle and by id.
+    assert.equal(await within(h.getUpdateHandle<number>(bId).result(), UPDATE_MS, 'poll update b after close'), 2);
+    assert.equal(await within(h.executeUpdate(addUpdate, { args: ['b'], updateId: bId }), UPDATE_MS, 'update add b after close'), 2);
+    // A new update on the closed run is refused.
+    const closed = await rejection(h.executeUpdate(addUpdate, { args: ['z'] }), UPDATE_MS, 'update on a closed run');
+    assert.ok(closed instanceof WorkflowNotFoundError, `an update on a closed run gave ${String(closed)}`);
+    assert.equal(closed.message, 'workflow execution already completed');
+    assert.equal(closed.workflowId, h.workflowId);
+    assert.deepEqual(await eventNames(h), names, 'refused updates leave the closed history unchanged');
   });
 });

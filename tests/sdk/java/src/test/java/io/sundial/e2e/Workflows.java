@@ -18,6 +18,8 @@ import io.temporal.workflow.Promise;
 import io.temporal.workflow.QueryMethod;
 import io.temporal.workflow.SignalMethod;
 import io.temporal.workflow.TimerOptions;
+import io.temporal.workflow.UpdateMethod;
+import io.temporal.workflow.UpdateValidatorMethod;
 import io.temporal.workflow.Workflow;
 import io.temporal.workflow.WorkflowInterface;
 import io.temporal.workflow.WorkflowMethod;
@@ -39,6 +41,7 @@ public final class Workflows {
     ParentImpl.class, ChildImpl.class, SignalImpl.class, QueryImpl.class, TimerImpl.class,
     ContinueAsNewImpl.class, SearchAttrImpl.class, MemoImpl.class, BlockingImpl.class,
     FailImpl.class, MetadataImpl.class, PendingActivityImpl.class, HeartbeatDescribeImpl.class,
+    UpdateImpl.class,
   };
 
   static RetryOptions fastRetry(int maxAttempts, String... doNotRetry) {
@@ -579,6 +582,97 @@ public final class Workflows {
           .build());
       String c = child.run("double", "m");
       return a + "/" + c;
+    }
+  }
+
+  // ---- workflow updates -------------------------------------------------------------------
+
+  @WorkflowInterface
+  public interface UpdateWf {
+    /** Waits (up to 60 s) until the {@code finish} update, then returns "done:" + the log. */
+    @WorkflowMethod
+    String run();
+
+    /** Appends {@code item} to the log and returns the log so far. */
+    @UpdateMethod
+    String append(String item);
+
+    /** Rejects empty items and items starting with "bad". */
+    @UpdateValidatorMethod(updateName = "append")
+    void validateAppend(String item);
+
+    /** Accepted, then fails with ApplicationFailure of type "UpdateRefused". */
+    @UpdateMethod
+    String refuse(String why);
+
+    /** Accepted, then waits (up to 30 s) for the {@code release} signal. */
+    @UpdateMethod
+    String waitForRelease(String tag);
+
+    @SignalMethod
+    void release();
+
+    /** Lets the workflow method return; returns how many items the log holds. */
+    @UpdateMethod
+    int finish();
+
+    /** How many times the append handler (not its validator) has run. */
+    @QueryMethod
+    int appendRuns();
+  }
+
+  public static class UpdateImpl implements UpdateWf {
+    private final List<String> log = new ArrayList<>();
+    private int appendRuns;
+    private boolean released;
+    private boolean done;
+
+    @Override
+    public String run() {
+      boolean ok = Workflow.await(Duration.ofSeconds(60), () -> done);
+      return (ok ? "done:" : "timed-out:") + String.join(",", log);
+    }
+
+    @Override
+    public String append(String item) {
+      appendRuns++;
+      log.add(item);
+      return String.join(",", log);
+    }
+
+    @Override
+    public void validateAppend(String item) {
+      if (item == null || item.isEmpty() || item.startsWith("bad")) {
+        throw new IllegalArgumentException("append rejects item '" + item + "'");
+      }
+    }
+
+    @Override
+    public String refuse(String why) {
+      throw io.temporal.failure.ApplicationFailure.newFailure(
+          "update refused: " + why, "UpdateRefused", why);
+    }
+
+    @Override
+    public String waitForRelease(String tag) {
+      boolean ok = Workflow.await(Duration.ofSeconds(30), () -> released);
+      return (ok ? "released:" : "timed-out:") + tag;
+    }
+
+    @Override
+    public void release() {
+      released = true;
+    }
+
+    @Override
+    public int finish() {
+      done = true;
+      return log.size();
+    }
+
+    @Override
+    public int appendRuns() {
+      return appendRuns;
     }
   }
 }
