@@ -103,6 +103,56 @@ pub fn to_status(error: Error) -> Status {
     }
 }
 
+/// The error of an update-with-start that did not succeed: the code of the operation that
+/// failed, one status per operation in `MultiOperationExecutionFailure` (the failed one as its
+/// own RPC would have answered, the other `ABORTED`), as the SDKs unpack it.
+pub fn multi_operation_status(
+    start: sundial_rpc::OperationStatus,
+    update: sundial_rpc::OperationStatus,
+) -> Status {
+    use sundial_rpc::OperationStatus as Op;
+    let mut code = None;
+    let statuses = [start, update]
+        .into_iter()
+        .map(|operation| match operation {
+            Op::Ok => details::multi_operation_execution_failure::OperationStatus::default(),
+            Op::Aborted => details::multi_operation_execution_failure::OperationStatus {
+                code: Code::Aborted as i32,
+                message: "Operation was aborted.".into(),
+                details: vec![Any {
+                    type_url:
+                        "type.googleapis.com/temporal.api.failure.v1.MultiOperationExecutionAborted"
+                            .into(),
+                    value: Vec::new(),
+                }],
+            },
+            Op::Failed(error) => {
+                let status = to_status(error);
+                code.get_or_insert(status.code());
+                let details = google_rpc::Status::decode(status.details())
+                    .map(|decoded| decoded.details)
+                    .unwrap_or_default();
+                details::multi_operation_execution_failure::OperationStatus {
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                    details,
+                }
+            }
+        })
+        .collect();
+    let code = code.unwrap_or(Code::Internal);
+    let message = "Update-with-Start could not be executed.".to_string();
+    let status = google_rpc::Status {
+        code: code as i32,
+        message: message.clone(),
+        details: vec![any(
+            "MultiOperationExecutionFailure",
+            &details::MultiOperationExecutionFailure { statuses },
+        )],
+    };
+    Status::with_details(code, message, status.encode_to_vec().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,3 +66,50 @@ pub fn check_poll(
     }
     Ok(())
 }
+
+/// The two operations of an update-with-start, which must be exactly a start then an update.
+pub fn start_and_update(
+    operations: Vec<ws::execute_multi_operation_request::Operation>,
+) -> Result<(
+    ws::StartWorkflowExecutionRequest,
+    ws::UpdateWorkflowExecutionRequest,
+)> {
+    use ws::execute_multi_operation_request::operation::Operation;
+    let mut operations = operations.into_iter().map(|operation| operation.operation);
+    match (operations.next(), operations.next(), operations.next()) {
+        (
+            Some(Some(Operation::StartWorkflow(start))),
+            Some(Some(Operation::UpdateWorkflow(update))),
+            None,
+        ) => Ok((start, update)),
+        _ => Err(Error::invalid(
+            "Operations have to be exactly [Start, Update].",
+        )),
+    }
+}
+
+/// The update of an update-with-start: an update's checks, then what it may not name (the
+/// start decides the run).
+pub fn check_update_of_start(
+    request: &mut ws::UpdateWorkflowExecutionRequest,
+    namespace: &str,
+    limits: &sundial_history_core::Limits,
+) -> Result<()> {
+    if !request.namespace.is_empty() && request.namespace != namespace {
+        return Err(Error::invalid(
+            "Operation namespace did not match request's namespace.",
+        ));
+    }
+    check_update(request, limits)?;
+    if !request.first_execution_run_id.is_empty() {
+        return Err(Error::invalid("FirstExecutionRunId is not allowed."));
+    }
+    if request
+        .workflow_execution
+        .as_ref()
+        .is_some_and(|execution| !execution.run_id.is_empty())
+    {
+        return Err(Error::invalid("RunId is not allowed."));
+    }
+    Ok(())
+}

@@ -7,15 +7,16 @@ use std::time::{Duration, Instant};
 use sundial_common::Error;
 use sundial_proto::api::enums::v1::{QueryResultType, TaskQueueKind};
 use sundial_proto::api::workflowservice::v1 as ws;
+use sundial_proto::api::workflowservice::v1::execute_multi_operation_response as multi_response;
 use sundial_proto::workflowservice::workflow_service_server::WorkflowService;
 use sundial_rpc::{
-    QueryAnswer, TOKEN_ACTIVITY_TASK, TOKEN_QUERY_TASK, TOKEN_WORKFLOW_TASK, TaskToken,
-    WorkflowTaskMatch,
+    OperationStatus, QueryAnswer, TOKEN_ACTIVITY_TASK, TOKEN_QUERY_TASK, TOKEN_WORKFLOW_TASK,
+    TaskToken, UpdateWithStart, WorkflowTaskMatch,
 };
 use sundial_visibility::validate::annotate;
 use tonic::{Request, Response, Status};
 
-use crate::errors::to_status;
+use crate::errors::{multi_operation_status, to_status};
 use crate::handed_out::{HandedOut, QueueKind};
 use crate::namespaces::{self, CLUSTER_NAME};
 use crate::{WorkflowHandler, search_attributes, validate, visibility};
@@ -86,6 +87,86 @@ impl WorkflowHandler {
 
     fn default_deadline<T>(request: &Request<T>) -> Instant {
         validate::deadline(request).unwrap_or_else(|| Instant::now() + Duration::from_secs(30))
+    }
+
+    /// The checks of a start request, in Temporal's order.
+    fn check_start(
+        &self,
+        request: &ws::StartWorkflowExecutionRequest,
+        namespace: &sundial_rpc::NamespaceRef,
+    ) -> Result<(), Error> {
+        let limits = self.frontend.limits();
+        validate::id(&request.workflow_id, "WorkflowId", &limits)?;
+        validate::id(
+            request
+                .workflow_type
+                .as_ref()
+                .map(|t| t.name.as_str())
+                .unwrap_or(""),
+            "WorkflowType",
+            &limits,
+        )?;
+        validate::task_queue(request.task_queue.as_ref(), &limits)?;
+        validate::timeouts(&[
+            &request.workflow_execution_timeout,
+            &request.workflow_run_timeout,
+            &request.workflow_task_timeout,
+            &request.workflow_start_delay,
+        ])?;
+        if request.request_id.len() > limits.max_id_length {
+            return Err(Error::invalid("RequestId length exceeds limit."));
+        }
+        if !request.cron_schedule.is_empty() {
+            return Err(Error::invalid(
+                "cron schedules are not supported by this server yet",
+            ));
+        }
+        validate::policies(
+            request.workflow_id_reuse_policy,
+            request.workflow_id_conflict_policy,
+        )?;
+        validate::payloads(request.input.as_ref(), &limits)?;
+        search_attributes::check_start(
+            request.search_attributes.as_ref(),
+            &namespace.name,
+            &self.frontend.namespaces,
+            &limits,
+        )
+    }
+
+    /// The start of an update-with-start: a start's checks, then what update-with-start does
+    /// not allow. A missing request id is filled in, so that the SDK's retries of the call
+    /// (which send the same request) find the run this one started.
+    fn check_update_with_start(
+        &self,
+        start: &mut ws::StartWorkflowExecutionRequest,
+        namespace: &sundial_rpc::NamespaceRef,
+    ) -> Result<(), Error> {
+        if !start.namespace.is_empty() && start.namespace != namespace.name {
+            return Err(Error::invalid(
+                "Operation namespace did not match request's namespace.",
+            ));
+        }
+        // Checked before the start's own checks, which refuse any cron schedule with their
+        // own message.
+        if !start.cron_schedule.is_empty() {
+            return Err(Error::invalid("CronSchedule is not allowed."));
+        }
+        self.check_start(start, namespace)?;
+        if start.request_eager_execution {
+            return Err(Error::invalid("RequestEagerExecution is not supported."));
+        }
+        if start
+            .workflow_start_delay
+            .as_ref()
+            .is_some_and(|delay| delay.seconds > 0 || delay.nanos > 0)
+        {
+            return Err(Error::invalid("WorkflowStartDelay is not supported."));
+        }
+        if start.request_id.is_empty() {
+            start.request_id = sundial_common::new_uuid();
+        }
+        Ok(())
     }
 }
 
@@ -262,52 +343,68 @@ impl WorkflowService for WorkflowHandler {
     ) -> Reply<ws::StartWorkflowExecutionResponse> {
         let request = request.into_inner();
         let namespace = self.namespace(&request.namespace)?;
-        let limits = self.frontend.limits();
-        (|| {
-            validate::id(&request.workflow_id, "WorkflowId", &limits)?;
-            validate::id(
-                request
-                    .workflow_type
-                    .as_ref()
-                    .map(|t| t.name.as_str())
-                    .unwrap_or(""),
-                "WorkflowType",
-                &limits,
-            )?;
-            validate::task_queue(request.task_queue.as_ref(), &limits)?;
-            validate::timeouts(&[
-                &request.workflow_execution_timeout,
-                &request.workflow_run_timeout,
-                &request.workflow_task_timeout,
-                &request.workflow_start_delay,
-            ])?;
-            if request.request_id.len() > limits.max_id_length {
-                return Err(Error::invalid("RequestId length exceeds limit."));
-            }
-            if !request.cron_schedule.is_empty() {
-                return Err(Error::invalid(
-                    "cron schedules are not supported by this server yet",
-                ));
-            }
-            validate::policies(
-                request.workflow_id_reuse_policy,
-                request.workflow_id_conflict_policy,
-            )?;
-            validate::payloads(request.input.as_ref(), &limits)?;
-            search_attributes::check_start(
-                request.search_attributes.as_ref(),
-                &namespace.name,
-                &self.frontend.namespaces,
-                &limits,
-            )
-        })()
-        .map_err(to_status)?;
+        self.check_start(&request, &namespace).map_err(to_status)?;
         ok(self
             .frontend
             .history
             .start_workflow_execution(&namespace, request)
             .await
             .map_err(to_status)?)
+    }
+
+    async fn execute_multi_operation(
+        &self,
+        request: Request<ws::ExecuteMultiOperationRequest>,
+    ) -> Reply<ws::ExecuteMultiOperationResponse> {
+        let deadline = Self::default_deadline(&request);
+        let request = request.into_inner();
+        let namespace = self.namespace(&request.namespace)?;
+        let (mut start, mut update) =
+            crate::updates::start_and_update(request.operations).map_err(to_status)?;
+        let start_error = self.check_update_with_start(&mut start, &namespace).err();
+        let update_error = match crate::updates::check_update_of_start(
+            &mut update,
+            &namespace.name,
+            &self.frontend.limits(),
+        ) {
+            Err(error) => Some(error),
+            Ok(()) if start_error.is_none() => {
+                let update_id = update
+                    .workflow_execution
+                    .as_ref()
+                    .map(|execution| execution.workflow_id.as_str())
+                    .unwrap_or("");
+                (update_id != start.workflow_id).then(|| {
+                    Error::invalid("WorkflowId is not consistent with previous operation(s).")
+                })
+            }
+            Ok(()) => None,
+        };
+        if start_error.is_some() || update_error.is_some() {
+            return Err(multi_operation_status(
+                start_error.map_or(OperationStatus::Aborted, OperationStatus::Failed),
+                update_error.map_or(OperationStatus::Aborted, OperationStatus::Failed),
+            ));
+        }
+        match self
+            .frontend
+            .history
+            .update_with_start(&namespace, start, update, deadline)
+            .await
+            .map_err(to_status)?
+        {
+            UpdateWithStart::Done { start, update } => ok(ws::ExecuteMultiOperationResponse {
+                responses: vec![
+                    multi_response::Response {
+                        response: Some(multi_response::response::Response::StartWorkflow(*start)),
+                    },
+                    multi_response::Response {
+                        response: Some(multi_response::response::Response::UpdateWorkflow(*update)),
+                    },
+                ],
+            }),
+            UpdateWithStart::Failed { start, update } => Err(multi_operation_status(start, update)),
+        }
     }
 
     async fn signal_with_start_workflow_execution(

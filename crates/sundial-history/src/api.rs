@@ -52,6 +52,11 @@ impl Drop for IdLockRelease<'_> {
     }
 }
 
+/// Called with a run about to be created, before it is written (update-with-start admits its
+/// update here, so the run's first workflow task carries it).
+pub(crate) type OnCreate<'a> =
+    &'a (dyn Fn(&WorkflowKey, &core::state::MutableState) -> Result<()> + Sync);
+
 impl Inner {
     /// Starts a run, applying the request-id dedupe and the conflict and reuse policies.
     pub(crate) async fn start_workflow(
@@ -60,6 +65,19 @@ impl Inner {
         request: ws::StartWorkflowExecutionRequest,
         signal: Option<WorkflowExecutionSignaledEventAttributes>,
         parent: Option<ParentExecutionInfo>,
+    ) -> Result<ws::StartWorkflowExecutionResponse> {
+        self.start_workflow_with(namespace, request, signal, parent, None)
+            .await
+    }
+
+    /// `start_workflow`, calling `on_create` with the new run when one is created.
+    pub(crate) async fn start_workflow_with(
+        &self,
+        namespace: &NamespaceRef,
+        request: ws::StartWorkflowExecutionRequest,
+        signal: Option<WorkflowExecutionSignaledEventAttributes>,
+        parent: Option<ParentExecutionInfo>,
+        on_create: Option<OnCreate<'_>>,
     ) -> Result<ws::StartWorkflowExecutionResponse> {
         let id_lock_key = WorkflowKey::new(
             namespace.id.clone(),
@@ -159,6 +177,7 @@ impl Inner {
                                 parent,
                                 expected_current,
                                 Some(new_run_hint),
+                                on_create,
                             )
                             .await;
                     }
@@ -208,6 +227,7 @@ impl Inner {
             parent,
             expected_current,
             None,
+            on_create,
         )
         .await
     }
@@ -222,6 +242,7 @@ impl Inner {
         parent: Option<ParentExecutionInfo>,
         expected_current: Option<String>,
         run_id: Option<String>,
+        on_create: Option<OnCreate<'_>>,
     ) -> Result<ws::StartWorkflowExecutionResponse> {
         let run_id = run_id.unwrap_or_else(|| fresh_run_id(signal.is_some()));
         let limits = self.limits();
@@ -281,8 +302,19 @@ impl Inner {
             request.workflow_id.clone(),
             run_id.clone(),
         );
-        self.create_run(&key, state, transition, expected_current, &request_id)
-            .await?;
+        if let Some(on_create) = on_create {
+            on_create(&key, &state)?;
+        }
+        if let Err(error) = self
+            .create_run(&key, state, transition, expected_current, &request_id)
+            .await
+        {
+            // What `on_create` left for the run (an admitted update) goes with it.
+            for notice in self.updates.drop_run(&key) {
+                notice.send();
+            }
+            return Err(error);
+        }
         Ok(ws::StartWorkflowExecutionResponse {
             run_id,
             started: true,
@@ -826,6 +858,18 @@ impl HistoryApi for HistoryService {
             stage: answer.stage as i32,
             link: None,
         })
+    }
+
+    async fn update_with_start(
+        &self,
+        namespace: &NamespaceRef,
+        start: ws::StartWorkflowExecutionRequest,
+        update: ws::UpdateWorkflowExecutionRequest,
+        deadline: Instant,
+    ) -> Result<sundial_rpc::UpdateWithStart> {
+        self.inner
+            .update_with_start(namespace, start, update, deadline)
+            .await
     }
 
     async fn poll_workflow_execution_update(

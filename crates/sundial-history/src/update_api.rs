@@ -3,18 +3,21 @@
 
 use std::time::Instant;
 
+use parking_lot::Mutex;
 use sundial_common::{Error, Result, WorkflowKey};
 use sundial_history_core as core;
 use sundial_history_core::update::accepted_update_completed_workflow_failure;
 use sundial_proto::api::common::v1::WorkflowExecution;
 use sundial_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage as Stage;
+use sundial_proto::api::enums::v1::WorkflowIdConflictPolicy;
 use sundial_proto::api::history::v1::history_event::Attributes;
 use sundial_proto::api::update::v1::{Outcome, Request, UpdateRef};
 use sundial_proto::api::workflowservice::v1 as ws;
+use sundial_rpc::{NamespaceRef, OperationStatus, UpdateWithStart};
 use tokio::sync::watch;
 
 use crate::engine::Inner;
-use crate::updates::{Admission, UpdateStatus, failure_outcome};
+use crate::updates::{Admission, UpdateLimits, UpdateStatus, failure_outcome};
 
 /// Where an update stands when a call looks it up under the run's lock.
 enum Found {
@@ -33,6 +36,15 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
+    pub fn response(self) -> ws::UpdateWorkflowExecutionResponse {
+        ws::UpdateWorkflowExecutionResponse {
+            update_ref: Some(self.update_ref()),
+            stage: self.stage as i32,
+            outcome: self.outcome,
+            link: None,
+        }
+    }
+
     pub fn update_ref(&self) -> UpdateRef {
         UpdateRef {
             workflow_execution: Some(WorkflowExecution {
@@ -84,32 +96,192 @@ impl Inner {
                 if let Some(found) = self.known_update(&key, state, &update_id) {
                     return Ok((core::Transition::default(), found));
                 }
-                if !state.is_running() {
-                    return Err(Error::not_found("workflow execution already completed"));
-                }
-                if state
-                    .workflow_task
-                    .as_ref()
-                    .is_some_and(|task| task.attempt >= 3)
-                {
-                    return Err(Error::WorkflowNotReady(
-                        "Unable to perform workflow execution update due to Workflow Task in failed state."
-                            .into(),
-                    ));
-                }
-                match self.updates.admit(&key, state, update, limits)? {
-                    Admission::Joined(receiver) => {
-                        Ok((core::Transition::default(), Found::Waiting(receiver)))
-                    }
-                    Admission::New(receiver) => Ok((
-                        core::schedule_for_update(state, env),
-                        Found::Waiting(receiver),
-                    )),
-                }
+                self.admit(&key, state, env, update, limits)
             })
             .await?;
         self.answer(key, update_id, found, wanted, deadline, limits.long_poll)
             .await
+    }
+
+    /// Admits a new update to a run (or joins the one in flight with its id), scheduling a
+    /// speculative task for it when the run has none. Call under the run's lock.
+    fn admit(
+        &self,
+        key: &WorkflowKey,
+        state: &mut core::state::MutableState,
+        env: &core::Env,
+        update: Request,
+        limits: UpdateLimits,
+    ) -> Result<(core::Transition, Found)> {
+        if !state.is_running() {
+            return Err(Error::not_found("workflow execution already completed"));
+        }
+        if state
+            .workflow_task
+            .as_ref()
+            .is_some_and(|task| task.attempt >= 3)
+        {
+            return Err(Error::WorkflowNotReady(
+                "Unable to perform workflow execution update due to Workflow Task in failed state."
+                    .into(),
+            ));
+        }
+        match self.updates.admit(key, state, update, limits)? {
+            Admission::Joined(receiver) => {
+                Ok((core::Transition::default(), Found::Waiting(receiver)))
+            }
+            Admission::New(receiver) => Ok((
+                core::schedule_for_update(state, env),
+                Found::Waiting(receiver),
+            )),
+        }
+    }
+
+    /// Update-with-start (see `HistoryApi::update_with_start`). The per-operation outcome
+    /// follows Temporal: a failure of the start aborts the update; a failure of the update on
+    /// an existing run aborts the start; an update that fails after its run was started leaves
+    /// the start done.
+    pub(crate) async fn update_with_start(
+        &self,
+        namespace: &NamespaceRef,
+        start: ws::StartWorkflowExecutionRequest,
+        request: ws::UpdateWorkflowExecutionRequest,
+        deadline: Instant,
+    ) -> Result<UpdateWithStart> {
+        let update: Request = request.request.clone().unwrap_or_default();
+        let update_id = update
+            .meta
+            .as_ref()
+            .map(|meta| meta.update_id.clone())
+            .unwrap_or_default();
+        let wanted = wanted_stage(
+            request
+                .wait_policy
+                .as_ref()
+                .map(|policy| policy.lifecycle_stage)
+                .unwrap_or(0),
+        );
+        let limits = *self.update_limits.read();
+        let update_failed = |error: Error| UpdateWithStart::Failed {
+            start: OperationStatus::Aborted,
+            update: OperationStatus::Failed(error),
+        };
+        let start_failed = |error: Error| UpdateWithStart::Failed {
+            start: OperationStatus::Failed(error),
+            update: OperationStatus::Aborted,
+        };
+        let use_existing =
+            start.workflow_id_conflict_policy == WorkflowIdConflictPolicy::UseExisting as i32;
+        let current = match self
+            .store
+            .get_current_execution(&namespace.id, &start.workflow_id)
+            .await
+        {
+            Ok(current) => current,
+            Err(error) => return Ok(start_failed(error)),
+        };
+        if let Some(current) = current {
+            let key = WorkflowKey::new(
+                namespace.id.clone(),
+                start.workflow_id.clone(),
+                current.run_id.clone(),
+            );
+            let same_start =
+                !start.request_id.is_empty() && start.request_id == current.start_request_id;
+            // The run's answer: `None` when the start decides.
+            let looked = self
+                .update(&key, |state, env| {
+                    let status = state.info().status;
+                    if let Some(found) = self.known_update(&key, state, &update_id) {
+                        return Ok((core::Transition::default(), Some(Ok((found, status)))));
+                    }
+                    if !state.is_running() || !(same_start || use_existing) {
+                        return Ok((core::Transition::default(), None));
+                    }
+                    match self.admit(&key, state, env, update.clone(), limits) {
+                        Ok((transition, found)) => Ok((transition, Some(Ok((found, status))))),
+                        Err(error) => Ok((core::Transition::default(), Some(Err(error)))),
+                    }
+                })
+                .await;
+            match looked {
+                Ok(Some(Ok((found, status)))) => {
+                    let response = ws::StartWorkflowExecutionResponse {
+                        run_id: key.run_id.clone(),
+                        started: false,
+                        status,
+                        ..Default::default()
+                    };
+                    return Ok(
+                        match self
+                            .answer(key, update_id, found, wanted, deadline, limits.long_poll)
+                            .await
+                        {
+                            Ok(answer) => UpdateWithStart::Done {
+                                start: Box::new(response),
+                                update: Box::new(answer.response()),
+                            },
+                            Err(error) => update_failed(error),
+                        },
+                    );
+                }
+                Ok(Some(Err(error))) => return Ok(update_failed(error)),
+                // Gone since (deleted): the start decides.
+                Ok(None) | Err(Error::NotFound(_)) => {}
+                Err(error) => return Ok(start_failed(error)),
+            }
+        }
+        let admitted: Mutex<Option<(WorkflowKey, watch::Receiver<UpdateStatus>)>> =
+            Mutex::new(None);
+        let refused: Mutex<bool> = Mutex::new(false);
+        let on_create = |key: &WorkflowKey, state: &core::state::MutableState| {
+            let admission = self
+                .updates
+                .admit(key, state, update.clone(), limits)
+                .inspect_err(|_| *refused.lock() = true)?;
+            let receiver = match admission {
+                Admission::New(receiver) | Admission::Joined(receiver) => receiver,
+            };
+            *admitted.lock() = Some((key.clone(), receiver));
+            Ok(())
+        };
+        let response = match self
+            .start_workflow_with(namespace, start, None, None, Some(&on_create))
+            .await
+        {
+            Ok(response) => response,
+            Err(error) if *refused.lock() => return Ok(update_failed(error)),
+            Err(error) => return Ok(start_failed(error)),
+        };
+        let Some((key, receiver)) = admitted.lock().take() else {
+            // Another start of the same workflow won the race since the look above.
+            return Ok(start_failed(Error::Unavailable(
+                "Workflow was not started: another start of it came first; retry the request"
+                    .into(),
+            )));
+        };
+        Ok(
+            match self
+                .answer(
+                    key,
+                    update_id,
+                    Found::Waiting(receiver),
+                    wanted,
+                    deadline,
+                    limits.long_poll,
+                )
+                .await
+            {
+                Ok(answer) => UpdateWithStart::Done {
+                    start: Box::new(response),
+                    update: Box::new(answer.response()),
+                },
+                Err(error) => UpdateWithStart::Failed {
+                    start: OperationStatus::Ok,
+                    update: OperationStatus::Failed(error),
+                },
+            },
+        )
     }
 
     pub(crate) async fn poll_update(

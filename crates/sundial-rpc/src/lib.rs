@@ -212,6 +212,29 @@ pub struct ParentExecutionInfo {
     pub root: Option<WorkflowExecution>,
 }
 
+/// How one operation of an update-with-start ended when the whole did not succeed.
+#[derive(Debug, Clone)]
+pub enum OperationStatus {
+    /// It was done (the start, when only the update failed).
+    Ok,
+    /// It was not tried because the other operation failed.
+    Aborted,
+    Failed(Error),
+}
+
+/// What update-with-start (`ExecuteMultiOperation` with a start and an update) did.
+#[derive(Debug, Clone)]
+pub enum UpdateWithStart {
+    Done {
+        start: Box<ws::StartWorkflowExecutionResponse>,
+        update: Box<ws::UpdateWorkflowExecutionResponse>,
+    },
+    Failed {
+        start: OperationStatus,
+        update: OperationStatus,
+    },
+}
+
 #[async_trait]
 pub trait HistoryApi: Send + Sync + 'static {
     async fn start_workflow_execution(
@@ -265,6 +288,17 @@ pub trait HistoryApi: Send + Sync + 'static {
         request: ws::UpdateWorkflowExecutionRequest,
         deadline: Instant,
     ) -> Result<ws::UpdateWorkflowExecutionResponse>;
+    /// Update-with-start: applies the update to the workflow's running run when the start
+    /// would not make a new one (the same start request, policy USE_EXISTING, or the update
+    /// already known there), else starts a run with the update admitted before it is written.
+    /// Waits as `update_workflow_execution` waits.
+    async fn update_with_start(
+        &self,
+        namespace: &NamespaceRef,
+        start: ws::StartWorkflowExecutionRequest,
+        update: ws::UpdateWorkflowExecutionRequest,
+        deadline: Instant,
+    ) -> Result<UpdateWithStart>;
     /// Waits for an update that was admitted before, as `update_workflow_execution` waits.
     async fn poll_workflow_execution_update(
         &self,

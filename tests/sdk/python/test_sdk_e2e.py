@@ -1043,3 +1043,76 @@ def test_workflow_updates(env, wid):
         assert "workflow execution already completed" in closed.value.message
 
     env.run(go())
+
+
+def test_update_with_start(env, wid):
+    """Update-with-start: a new run started with the update in its first task, the same call on
+    the running run (USE_EXISTING) updating it without a new run, a FAIL-policy conflict
+    unpacked from the multi-operation error, a rejected update after the start succeeded, and
+    the stored outcome of a known update id."""
+    from temporalio.client import (
+        WithStartWorkflowOperation,
+        WorkflowUpdateFailedError,
+    )
+    from temporalio.common import WorkflowIDConflictPolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    def operation(policy):
+        return WithStartWorkflowOperation(
+            wf_defs.UpdateWorkflow.run,
+            id=wid,
+            task_queue=env.task_queue,
+            id_conflict_policy=policy,
+        )
+
+    async def go():
+        first = operation(WorkflowIDConflictPolicy.USE_EXISTING)
+        result = await env.client.execute_update_with_start_workflow(
+            wf_defs.UpdateWorkflow.add, "a", start_workflow_operation=first, id="uws-a"
+        )
+        assert result == 1
+        handle = await first.workflow_handle()
+        run_id = handle.result_run_id
+        types = await history_types(env.client, wid)
+        assert types[:6] == [
+            "WORKFLOW_EXECUTION_STARTED",
+            "WORKFLOW_TASK_SCHEDULED",
+            "WORKFLOW_TASK_STARTED",
+            "WORKFLOW_TASK_COMPLETED",
+            "WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+            "WORKFLOW_EXECUTION_UPDATE_COMPLETED",
+        ], "the update rode on the first workflow task"
+
+        second = operation(WorkflowIDConflictPolicy.USE_EXISTING)
+        result = await env.client.execute_update_with_start_workflow(
+            wf_defs.UpdateWorkflow.add, "b", start_workflow_operation=second
+        )
+        assert result == 2
+        assert (await second.workflow_handle()).result_run_id == run_id, "no new run"
+
+        # The same update id again returns its outcome, whatever the policy.
+        again = operation(WorkflowIDConflictPolicy.FAIL)
+        assert (
+            await env.client.execute_update_with_start_workflow(
+                wf_defs.UpdateWorkflow.add, "a", start_workflow_operation=again, id="uws-a"
+            )
+            == 1
+        )
+
+        conflict = operation(WorkflowIDConflictPolicy.FAIL)
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await env.client.execute_update_with_start_workflow(
+                wf_defs.UpdateWorkflow.add, "c", start_workflow_operation=conflict
+            )
+
+        rejected = operation(WorkflowIDConflictPolicy.USE_EXISTING)
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await env.client.execute_update_with_start_workflow(
+                wf_defs.UpdateWorkflow.add, "bad", start_workflow_operation=rejected
+            )
+        assert "no bad items" in str(failed.value.cause)
+
+        await handle.execute_update(wf_defs.UpdateWorkflow.finish)
+        assert await handle.result() == ["a", "b"]
+
+    env.run(go())

@@ -202,6 +202,17 @@ impl HistoryApi for FlakyPeer {
             .start_workflow_execution(namespace, request)
             .await
     }
+    async fn update_with_start(
+        &self,
+        namespace: &NamespaceRef,
+        start: ws::StartWorkflowExecutionRequest,
+        update: ws::UpdateWorkflowExecutionRequest,
+        deadline: std::time::Instant,
+    ) -> Result<sundial_rpc::UpdateWithStart> {
+        self.inner
+            .update_with_start(namespace, start, update, deadline)
+            .await
+    }
     async fn signal_with_start_workflow_execution(
         &self,
         namespace: &NamespaceRef,

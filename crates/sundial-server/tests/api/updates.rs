@@ -756,3 +756,253 @@ async fn waits_end_at_the_long_poll_or_the_deadline_and_limits_apply() {
         .collect();
     assert_eq!(ids, ["u8", "u9"]);
 }
+
+fn multi_request(
+    start: ws::StartWorkflowExecutionRequest,
+    update: ws::UpdateWorkflowExecutionRequest,
+) -> ws::ExecuteMultiOperationRequest {
+    use ws::execute_multi_operation_request::{Operation, operation};
+    ws::ExecuteMultiOperationRequest {
+        namespace: "default".into(),
+        operations: vec![
+            Operation {
+                operation: Some(operation::Operation::StartWorkflow(start)),
+            },
+            Operation {
+                operation: Some(operation::Operation::UpdateWorkflow(update)),
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+/// The per-operation statuses of a failed update-with-start: (code, message, detail type).
+fn operation_statuses(status: &tonic::Status) -> Vec<(i32, String, String)> {
+    use sundial_proto::api::errordetails::v1::MultiOperationExecutionFailure;
+    let decoded = sundial_proto::google_rpc::Status::decode(status.details()).unwrap();
+    assert_eq!(decoded.details.len(), 1);
+    assert!(
+        decoded.details[0]
+            .type_url
+            .ends_with("errordetails.v1.MultiOperationExecutionFailure")
+    );
+    let failure =
+        MultiOperationExecutionFailure::decode(decoded.details[0].value.as_slice()).unwrap();
+    failure
+        .statuses
+        .into_iter()
+        .map(|status| {
+            let detail = status
+                .details
+                .first()
+                .map(|any| any.type_url.rsplit('.').next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            (status.code, status.message, detail)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_with_start_puts_the_update_in_the_first_task() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    let request = multi_request(
+        start_request("wf-uws", "q-uws"),
+        update_request("wf-uws", "u-start", "arg", Stage::Completed),
+    );
+    let call = {
+        let mut client = client.clone();
+        tokio::spawn(async move {
+            client
+                .execute_multi_operation(with_timeout(request, 30))
+                .await
+                .map(|response| response.into_inner())
+        })
+    };
+    let task = poll_workflow_task(&mut client, "q-uws").await;
+    assert_eq!(task.started_event_id, 3, "a normal first task");
+    assert_eq!(task.messages.len(), 1);
+    assert_eq!(event_id_of(&task.messages[0]), 2);
+    let accept = acceptance(&task.messages[0]);
+    let done = response(&task.messages[0], "started");
+    respond(
+        &mut client,
+        &task.task_token,
+        vec![protocol_command(&accept), protocol_command(&done)],
+        vec![accept.clone(), done.clone()],
+    )
+    .await
+    .unwrap();
+    let answer = call.await.unwrap().unwrap();
+    use ws::execute_multi_operation_response::response::Response as R;
+    let (start, update) = match (
+        answer.responses[0].response.clone(),
+        answer.responses[1].response.clone(),
+    ) {
+        (Some(R::StartWorkflow(start)), Some(R::UpdateWorkflow(update))) => (start, update),
+        other => panic!("unexpected responses {other:?}"),
+    };
+    assert!(start.started);
+    assert_eq!(start.status, 1, "running");
+    assert_eq!(update.stage, Stage::Completed as i32);
+    assert_eq!(success_text(&update.outcome), "\"started\"");
+    assert_eq!(
+        update
+            .update_ref
+            .unwrap()
+            .workflow_execution
+            .unwrap()
+            .run_id,
+        start.run_id
+    );
+    let events = history(&mut client, "wf-uws", &start.run_id).await;
+    assert_eq!(
+        &types(&events)[3..],
+        &[
+            E::WorkflowTaskCompleted,
+            E::WorkflowExecutionUpdateAccepted,
+            E::WorkflowExecutionUpdateCompleted
+        ]
+    );
+
+    // Again with the same update id: its outcome, no new run, whatever the conflict policy.
+    let again = client
+        .execute_multi_operation(with_timeout(
+            multi_request(
+                start_request("wf-uws", "q-uws"),
+                update_request("wf-uws", "u-start", "arg", Stage::Completed),
+            ),
+            30,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    match (&again.responses[0].response, &again.responses[1].response) {
+        (Some(R::StartWorkflow(s)), Some(R::UpdateWorkflow(u))) => {
+            assert!(!s.started);
+            assert_eq!(s.run_id, start.run_id);
+            assert_eq!(success_text(&u.outcome), "\"started\"");
+        }
+        other => panic!("unexpected responses {other:?}"),
+    }
+
+    // A new update id under policy FAIL: the start fails, the update is aborted.
+    let conflict = client
+        .execute_multi_operation(with_timeout(
+            multi_request(
+                start_request("wf-uws", "q-uws"),
+                update_request("wf-uws", "u-other", "arg", Stage::Completed),
+            ),
+            30,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(conflict.code(), Code::AlreadyExists);
+    assert_eq!(
+        conflict.message(),
+        "Update-with-Start could not be executed."
+    );
+    let statuses = operation_statuses(&conflict);
+    assert_eq!(statuses[0].0, Code::AlreadyExists as i32);
+    assert_eq!(statuses[0].2, "WorkflowExecutionAlreadyStartedFailure");
+    assert_eq!(
+        statuses[1],
+        (
+            Code::Aborted as i32,
+            "Operation was aborted.".to_string(),
+            "MultiOperationExecutionAborted".to_string()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_with_start_checks_each_operation() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    // Not exactly [start, update]: a plain error.
+    let mut swapped = multi_request(
+        start_request("wf-uwc", "q-uwc"),
+        update_request("wf-uwc", "u", "arg", Stage::Completed),
+    );
+    swapped.operations.reverse();
+    let error = client.execute_multi_operation(swapped).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert_eq!(
+        error.message(),
+        "Operations have to be exactly [Start, Update]."
+    );
+    assert!(error.details().is_empty());
+
+    let check = |start: ws::StartWorkflowExecutionRequest,
+                 update: ws::UpdateWorkflowExecutionRequest| {
+        let mut client = client.clone();
+        async move {
+            let error = client
+                .execute_multi_operation(multi_request(start, update))
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument);
+            assert_eq!(error.message(), "Update-with-Start could not be executed.");
+            operation_statuses(&error)
+        }
+    };
+    let update = || update_request("wf-uwc", "u", "arg", Stage::Completed);
+    let mut cron = start_request("wf-uwc", "q-uwc");
+    cron.cron_schedule = "* * * * *".into();
+    let statuses = check(cron, update()).await;
+    assert_eq!(
+        (statuses[0].0, statuses[0].1.as_str()),
+        (Code::InvalidArgument as i32, "CronSchedule is not allowed.")
+    );
+    assert_eq!(statuses[1].0, Code::Aborted as i32);
+
+    let mut eager = start_request("wf-uwc", "q-uwc");
+    eager.request_eager_execution = true;
+    let statuses = check(eager, update()).await;
+    assert_eq!(statuses[0].1, "RequestEagerExecution is not supported.");
+
+    let mut with_run = update();
+    with_run.workflow_execution.as_mut().unwrap().run_id = uuid::Uuid::new_v4().to_string();
+    let statuses = check(start_request("wf-uwc", "q-uwc"), with_run).await;
+    assert_eq!(statuses[0].0, Code::Aborted as i32);
+    assert_eq!(
+        (statuses[1].0, statuses[1].1.as_str()),
+        (Code::InvalidArgument as i32, "RunId is not allowed.")
+    );
+
+    let statuses = check(
+        start_request("wf-uwc", "q-uwc"),
+        update_request("wf-other", "u", "arg", Stage::Completed),
+    )
+    .await;
+    assert_eq!(statuses[0].0, Code::Aborted as i32);
+    assert_eq!(
+        statuses[1].1,
+        "WorkflowId is not consistent with previous operation(s)."
+    );
+
+    let mut nameless = update();
+    nameless
+        .request
+        .as_mut()
+        .unwrap()
+        .input
+        .as_mut()
+        .unwrap()
+        .name = String::new();
+    let statuses = check(start_request("wf-uwc", "q-uwc"), nameless).await;
+    assert_eq!(statuses[1].1, "Update name is not set on request.");
+
+    // Nothing was started by any of them.
+    let describe = client
+        .describe_workflow_execution(ws::DescribeWorkflowExecutionRequest {
+            namespace: "default".into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "wf-uwc".into(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(describe.code(), Code::NotFound);
+}
