@@ -643,6 +643,245 @@ func TestWorkflowUpdates(t *testing.T) {
 	}
 }
 
+// ------------------------------------------------------------------ update-with-start
+
+// firstTaskUpdate is how a history begins when an update rode on the run's first workflow task.
+const firstTaskUpdate = "WORKFLOW_EXECUTION_STARTED,WORKFLOW_TASK_SCHEDULED,WORKFLOW_TASK_STARTED," +
+	"WORKFLOW_TASK_COMPLETED,WORKFLOW_EXECUTION_UPDATE_ACCEPTED,WORKFLOW_EXECUTION_UPDATE_COMPLETED"
+
+func bounded20(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// countType is how many events of type ty the history holds.
+func countType(evs []*historypb.HistoryEvent, ty enumspb.EventType) int {
+	n := 0
+	for _, e := range evs {
+		if e.EventType == ty {
+			n++
+		}
+	}
+	return n
+}
+
+// updateWithStart sends one update-with-start of UpdatesWorkflow under id (ExecuteMultiOperation
+// with [StartWorkflow, UpdateWorkflow]) that waits for the update's outcome, for at most 20 s.
+func updateWithStart(t *testing.T, id string, policy enumspb.WorkflowIdConflictPolicy, updateID, name string,
+	args ...interface{}) (client.WithStartWorkflowOperation, client.WorkflowUpdateHandle, error) {
+	o := opts(id)
+	o.WorkflowIDConflictPolicy = policy
+	op := cl.NewWithStartWorkflowOperation(o, UpdatesWorkflow)
+	h, err := cl.UpdateWithStartWorkflow(bounded20(t), client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{UpdateID: updateID, UpdateName: name, Args: args,
+			WaitForStage: client.WorkflowUpdateStageCompleted},
+	})
+	return op, h, err
+}
+
+// updateWithStartOK is updateWithStart that must succeed: the update's int result, its handle and
+// the run the start operation reports.
+func updateWithStartOK(t *testing.T, id string, policy enumspb.WorkflowIdConflictPolicy, updateID, name string,
+	args ...interface{}) (int, client.WorkflowUpdateHandle, client.WorkflowRun) {
+	t.Helper()
+	op, h, err := updateWithStart(t, id, policy, updateID, name, args...)
+	if err != nil {
+		t.Fatalf("update-with-start %s%v as %s: %v (%T)", name, args, updateID, err, err)
+	}
+	var n int
+	if err := h.Get(bounded20(t), &n); err != nil {
+		t.Fatalf("outcome of %s: %v (%T)", updateID, err, err)
+	}
+	run, err := op.Get(bounded20(t))
+	if err != nil {
+		t.Fatalf("start operation of %s: %v", updateID, err)
+	}
+	return n, h, run
+}
+
+func TestUpdateWithStart(t *testing.T) {
+	id := wid(t)
+	const (
+		useExisting = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+		accepted    = enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+		completed   = enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+		started     = enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+	)
+	addCalls := func() int {
+		t.Helper()
+		v, err := cl.QueryWorkflow(bounded20(t), id, "", "calls")
+		must(t, err)
+		var n int
+		must(t, v.Get(&n))
+		return n
+	}
+	currentRun := func() *workflowservice.DescribeWorkflowExecutionResponse {
+		t.Helper()
+		d, err := cl.DescribeWorkflowExecution(bounded20(t), id, "")
+		must(t, err)
+		return d
+	}
+
+	// A new workflow id: the run starts and the update rides on its first workflow task.
+	n, h, run := updateWithStartOK(t, id, useExisting, "uws-add-1", "add", 5)
+	rid := run.GetRunID()
+	if n != 5 || rid == "" || run.GetID() != id || h.WorkflowID() != id || h.RunID() != rid || h.UpdateID() != "uws-add-1" {
+		t.Fatalf("first call: result %d, run %s/%s, handle %s/%s/%s", n, run.GetID(), rid, h.WorkflowID(), h.RunID(), h.UpdateID())
+	}
+	if d := currentRun(); d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING ||
+		d.WorkflowExecutionInfo.Execution.RunId != rid {
+		t.Fatalf("after the first call: current run %s is %v", d.WorkflowExecutionInfo.Execution.RunId, d.WorkflowExecutionInfo.Status)
+	}
+	evs := history(t, id, rid)
+	if ty := types(evs); len(ty) < 6 || strings.Join(ty[:6], ",") != firstTaskUpdate {
+		t.Fatalf("history after the first call\n got %s\nwant %s...", strings.Join(ty, ","), firstTaskUpdate)
+	}
+	acc := evs[4].GetWorkflowExecutionUpdateAcceptedEventAttributes()
+	if acc.GetProtocolInstanceId() != "uws-add-1" || acc.GetAcceptedRequest().GetMeta().GetUpdateId() != "uws-add-1" ||
+		acc.GetAcceptedRequest().GetInput().GetName() != "add" {
+		t.Fatalf("accepted event: %v", acc)
+	}
+	done := evs[5].GetWorkflowExecutionUpdateCompletedEventAttributes()
+	if done.GetAcceptedEventId() != evs[4].EventId || done.GetMeta().GetUpdateId() != "uws-add-1" || done.GetOutcome().GetSuccess() == nil {
+		t.Fatalf("completed event: %v", done)
+	}
+
+	// USE_EXISTING on the running workflow: no new run, the update applies to it.
+	n, h, run2 := updateWithStartOK(t, id, useExisting, "uws-add-2", "add", 3)
+	if n != 8 || run2.GetRunID() != rid || h.RunID() != rid {
+		t.Fatalf("second call: result %d, run %s, handle run %s; want 8 on run %s", n, run2.GetRunID(), h.RunID(), rid)
+	}
+	if c := countType(history(t, id, rid), started); c != 1 || currentRun().WorkflowExecutionInfo.Execution.RunId != rid {
+		t.Fatalf("second call: %d WORKFLOW_EXECUTION_STARTED events, current run %s", c, currentRun().WorkflowExecutionInfo.Execution.RunId)
+	}
+
+	// The first update id again (other args): its stored outcome, the handler not run again.
+	n, _, run3 := updateWithStartOK(t, id, useExisting, "uws-add-1", "add", 100)
+	if c := addCalls(); n != 5 || c != 2 || run3.GetRunID() != rid {
+		t.Fatalf("repeated uws-add-1: result %d, handler ran %d times, run %s; want 5, 2, %s", n, c, run3.GetRunID(), rid)
+	}
+
+	// FAIL on the running workflow: the start fails with already-started, the update is not applied.
+	_, _, err := updateWithStart(t, id, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, "uws-fail", "add", 1)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if !errors.As(err, &already) || already.RunId != rid {
+		t.Fatalf("FAIL on the running workflow: got %v (%T), want WorkflowExecutionAlreadyStarted naming run %s", err, err, rid)
+	}
+	if c := addCalls(); c != 2 || has(updateIDs(history(t, id, rid), accepted), "uws-fail") {
+		t.Fatalf("the FAIL call reached the workflow: handler ran %d times", c)
+	}
+
+	// The validator rejects: the update-failed error comes back and history does not change.
+	before := strings.Join(types(history(t, id, rid)), ",")
+	_, h, err = updateWithStart(t, id, useExisting, "uws-neg", "add", -4)
+	if err == nil {
+		err = h.Get(bounded20(t), &n)
+	}
+	var rejected *temporal.ApplicationError
+	if !errors.As(err, &rejected) || !strings.Contains(err.Error(), "negative amount -4") {
+		t.Fatalf("rejected update-with-start: got %v (%T), want the validator's error", err, err)
+	}
+	if after := strings.Join(types(history(t, id, rid)), ","); after != before {
+		t.Fatalf("rejection changed history\nbefore %s\n after %s", before, after)
+	}
+	if c := addCalls(); c != 2 {
+		t.Fatalf("add handler ran %d times after the rejection, want 2", c)
+	}
+	// A rejected update is not remembered: its id can be used again.
+	if n, _, _ = updateWithStartOK(t, id, useExisting, "uws-neg", "add", 1); n != 9 {
+		t.Fatalf("uws-neg after its rejection: result %d, want 9", n)
+	}
+
+	// "finish" through update-with-start lets the run complete with the counter.
+	n, _, _ = updateWithStartOK(t, id, useExisting, "uws-finish", "finish")
+	var final int
+	must(t, run.Get(bounded20(t), &final))
+	if n != 9 || final != 9 {
+		t.Fatalf("finish %d, workflow result %d; want 9", n, final)
+	}
+	evs = history(t, id, rid)
+	want := "uws-add-1,uws-add-2,uws-neg,uws-finish"
+	if a, c := strings.Join(updateIDs(evs, accepted), ","), strings.Join(updateIDs(evs, completed), ","); a != want || c != want {
+		t.Fatalf("update events: accepted %s, completed %s; want %s for both", a, c, want)
+	}
+	if c := countType(evs, started); c != 1 || evs[len(evs)-1].EventType != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED {
+		t.Fatalf("closed run: %d WORKFLOW_EXECUTION_STARTED events, last event %v", c, evs[len(evs)-1].EventType)
+	}
+	closedTypes := strings.Join(types(evs), ",")
+
+	// The run is closed. An update id it completed still gets its outcome from that run, and no
+	// new run starts.
+	n, h, run4 := updateWithStartOK(t, id, useExisting, "uws-add-1", "add", 7)
+	if n != 5 || h.RunID() != rid || run4.GetRunID() != rid {
+		t.Fatalf("uws-add-1 after the close: result %d, handle run %s, start run %s; want 5 from run %s", n, h.RunID(), run4.GetRunID(), rid)
+	}
+	if d := currentRun(); d.WorkflowExecutionInfo.Execution.RunId != rid ||
+		d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		t.Fatalf("after uws-add-1 on the closed run: current run %s is %v", d.WorkflowExecutionInfo.Execution.RunId, d.WorkflowExecutionInfo.Status)
+	}
+	if got := strings.Join(types(history(t, id, rid)), ","); got != closedTypes {
+		t.Fatalf("the closed run's history changed\nbefore %s\n after %s", closedTypes, got)
+	}
+
+	// A new update id starts a new run (the default reuse policy allows it), the update on its
+	// first task.
+	n, h, next := updateWithStartOK(t, id, useExisting, "uws-next-1", "add", 4)
+	nrid := next.GetRunID()
+	if n != 4 || nrid == rid || nrid == "" || h.RunID() != nrid {
+		t.Fatalf("new update id after the close: result %d, run %s (closed %s), handle run %s", n, nrid, rid, h.RunID())
+	}
+	if ty := types(history(t, id, nrid)); len(ty) < 6 || strings.Join(ty[:6], ",") != firstTaskUpdate {
+		t.Fatalf("history of the new run\n got %s\nwant %s...", strings.Join(ty, ","), firstTaskUpdate)
+	}
+	n, _, _ = updateWithStartOK(t, id, useExisting, "uws-next-finish", "finish")
+	must(t, next.Get(bounded20(t), &final))
+	if n != 4 || final != 4 {
+		t.Fatalf("new run: finish %d, workflow result %d; want 4", n, final)
+	}
+}
+
+// A rejected update-with-start on a new workflow id still starts the workflow: the caller gets the
+// validator's error and the run's history holds only its first, completed workflow task.
+func TestUpdateWithStartRejectedStillStarts(t *testing.T) {
+	id := wid(t)
+	useExisting := enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	op, h, err := updateWithStart(t, id, useExisting, "uws-neg", "add", -1)
+	var n int
+	if err == nil {
+		err = h.Get(bounded20(t), &n)
+	}
+	var rejected *temporal.ApplicationError
+	if !errors.As(err, &rejected) || !strings.Contains(err.Error(), "negative amount -1") {
+		t.Fatalf("rejected update-with-start: got %v (%T), want the validator's error", err, err)
+	}
+	run, err := op.Get(bounded20(t))
+	must(t, err)
+	rid := run.GetRunID()
+	if rid == "" || h == nil || h.RunID() != rid {
+		t.Fatalf("start operation run %q, handle %v", rid, h)
+	}
+	if st := describeStatus(t, id, rid); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("status after the rejection: %v", st)
+	}
+	want := "WORKFLOW_EXECUTION_STARTED,WORKFLOW_TASK_SCHEDULED,WORKFLOW_TASK_STARTED,WORKFLOW_TASK_COMPLETED"
+	if got := strings.Join(types(history(t, id, rid)), ","); got != want {
+		t.Fatalf("history after the rejection\n got %s\nwant %s", got, want)
+	}
+
+	n, _, run2 := updateWithStartOK(t, id, useExisting, "uws-finish", "finish")
+	var final int
+	must(t, run.Get(bounded20(t), &final))
+	if n != 0 || final != 0 || run2.GetRunID() != rid {
+		t.Fatalf("finish %d on run %s, workflow result %d; want 0 on run %s", n, run2.GetRunID(), final, rid)
+	}
+	evs := history(t, id, rid)
+	if ids := strings.Join(updateIDs(evs, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED), ","); ids != "uws-finish" {
+		t.Fatalf("accepted updates %s, want only uws-finish", ids)
+	}
+}
+
 // ------------------------------------------------------------------ children
 
 func runParent(t *testing.T, scenario string) (childOutcome, []string) {

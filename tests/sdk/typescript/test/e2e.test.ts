@@ -16,6 +16,7 @@ import {
   WorkflowHandle,
   WorkflowHandleWithFirstExecutionRunId,
   WorkflowNotFoundError,
+  WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
   WorkflowUpdateStage,
 } from '@temporalio/client';
@@ -921,5 +922,216 @@ describe('workflow updates', () => {
     assert.equal(closed.message, 'workflow execution already completed');
     assert.equal(closed.workflowId, h.workflowId);
     assert.deepEqual(await eventNames(h), names, 'refused updates leave the closed history unchanged');
+  });
+});
+
+// ------------------------------------------------------------------ update with start
+
+describe('update with start', () => {
+  test('update with start', { timeout: TEST_MS }, async () => {
+    const UPDATE_MS = 20_000; // bound on every update call
+    const id = wid('update-with-start');
+    const tag = crypto.randomUUID().slice(0, 8);
+    const [aId, bId, cId, finishId] = ['a', 'b', 'c', 'finish'].map((n) => `uws-${n}-${tag}`);
+    const op = (workflowId: string, workflowIdConflictPolicy: 'USE_EXISTING' | 'FAIL') =>
+      new WithStartWorkflowOperation<typeof wf.updatable>('updatable', { workflowId, taskQueue: TQ, workflowIdConflictPolicy });
+    const handleOf = (o: WithStartWorkflowOperation<typeof wf.updatable>, what: string) =>
+      within(o.workflowHandle(), UPDATE_MS, `workflowHandle() of ${what}`);
+    const acceptedIds = (evs: HistoryEvent[]) =>
+      evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_ACCEPTED')
+        .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId);
+    const completedIds = (evs: HistoryEvent[]) =>
+      evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_COMPLETED')
+        .map((e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId);
+
+    // A new workflow id with USE_EXISTING: the workflow is started and the update's result comes back.
+    const op1 = op(id, 'USE_EXISTING');
+    assert.equal(
+      await within(client.workflow.executeUpdateWithStart(addUpdate, { args: ['a'], updateId: aId, startWorkflowOperation: op1 }), UPDATE_MS, 'update-with-start a'),
+      1
+    );
+    const h = await handleOf(op1, 'the first update-with-start');
+    assert.equal(h.workflowId, id);
+    const state = () => within(h.query(updateStateQuery), 10_000, 'updateState query');
+    const d1 = await h.describe();
+    assert.equal(d1.status.name, 'RUNNING');
+    assert.equal(d1.type, 'updatable');
+    assert.equal(d1.taskQueue, TQ);
+    const runId = d1.runId;
+    // The update rides on the first workflow task. Between its acceptance and its completion sits the
+    // timer of the main function's condition(..., '1h'), in the order the worker sent messages and commands.
+    const first = await history(h);
+    assert.deepEqual(first.map(eventName), [
+      'WORKFLOW_EXECUTION_STARTED', 'WORKFLOW_TASK_SCHEDULED', 'WORKFLOW_TASK_STARTED', 'WORKFLOW_TASK_COMPLETED',
+      'WORKFLOW_EXECUTION_UPDATE_ACCEPTED', 'TIMER_STARTED', 'WORKFLOW_EXECUTION_UPDATE_COMPLETED',
+    ]);
+    assert.equal(Number(first[5].timerStartedEventAttributes?.workflowTaskCompletedEventId), Number(first[3].eventId));
+    const startedAttrs = first[0].workflowExecutionStartedEventAttributes;
+    assert.equal(startedAttrs?.workflowType?.name, 'updatable');
+    assert.equal(startedAttrs?.taskQueue?.name, TQ);
+    assert.equal(startedAttrs?.originalExecutionRunId, runId);
+    assert.equal(startedAttrs?.firstExecutionRunId, runId);
+    const acc1 = first[4].workflowExecutionUpdateAcceptedEventAttributes;
+    assert.equal(acc1?.acceptedRequest?.meta?.updateId, aId);
+    assert.equal(acc1?.acceptedRequest?.input?.name, 'add');
+    assert.deepEqual((acc1?.acceptedRequest?.input?.args?.payloads ?? []).map(payloadText), ['a']);
+    const done1 = first[6].workflowExecutionUpdateCompletedEventAttributes;
+    assert.equal(done1?.meta?.updateId, aId);
+    assert.equal(Number(done1?.acceptedEventId), Number(first[4].eventId));
+    assert.deepEqual((done1?.outcome?.success?.payloads ?? []).map(payloadText), [1]);
+
+    // Again on the running workflow with USE_EXISTING: the same run, the update applied there.
+    const op2 = op(id, 'USE_EXISTING');
+    assert.equal(
+      await within(client.workflow.executeUpdateWithStart(addUpdate, { args: ['b'], updateId: bId, startWorkflowOperation: op2 }), UPDATE_MS, 'update-with-start b'),
+      2
+    );
+    const h2 = await handleOf(op2, 'update-with-start on the running workflow');
+    assert.equal(h2.workflowId, id);
+    assert.equal((await h2.describe()).runId, runId);
+    assert.deepEqual(await state(), { items: ['a', 'b'], handlerRuns: { add: 2 } });
+
+    // The same update id again gives the stored outcome (even with other args); the handler does not run again.
+    const op3 = op(id, 'USE_EXISTING');
+    assert.equal(
+      await within(client.workflow.executeUpdateWithStart(addUpdate, { args: ['b-again'], updateId: bId, startWorkflowOperation: op3 }), UPDATE_MS, 'update-with-start b again'),
+      2
+    );
+    assert.equal((await (await handleOf(op3, 'update-with-start b again')).describe()).runId, runId);
+    assert.deepEqual(await state(), { items: ['a', 'b'], handlerRuns: { add: 2 } });
+
+    // What the server answers to that repeat, field by field (what the SDK reads from the response).
+    const raw = await within(
+      client.workflowService.executeMultiOperation({
+        namespace: 'default',
+        operations: [
+          {
+            startWorkflow: {
+              namespace: 'default',
+              workflowId: id,
+              workflowType: { name: 'updatable' },
+              taskQueue: { name: TQ },
+              requestId: crypto.randomUUID(),
+              identity: 'ts-e2e raw',
+              workflowIdConflictPolicy: temporal.api.enums.v1.WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+            },
+          },
+          {
+            updateWorkflow: {
+              namespace: 'default',
+              workflowExecution: { workflowId: id },
+              request: {
+                meta: { updateId: bId, identity: 'ts-e2e raw' },
+                input: { name: 'add', args: { payloads: [defaultPayloadConverter.toPayload('b-raw')] } },
+              },
+              waitPolicy: { lifecycleStage: temporal.api.enums.v1.UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED },
+            },
+          },
+        ],
+      }),
+      UPDATE_MS,
+      'raw ExecuteMultiOperation'
+    );
+    assert.equal(raw.responses?.length, 2);
+    const rawStart = raw.responses?.[0]?.startWorkflow;
+    assert.equal(rawStart?.runId, runId);
+    assert.equal(rawStart?.started ?? false, false, 'USE_EXISTING on a running workflow reports started=false');
+    const rawUpdate = raw.responses?.[1]?.updateWorkflow;
+    assert.equal(rawUpdate?.updateRef?.workflowExecution?.workflowId, id);
+    assert.equal(rawUpdate?.updateRef?.workflowExecution?.runId, runId);
+    assert.equal(rawUpdate?.updateRef?.updateId, bId);
+    assert.equal(
+      rawUpdate?.stage,
+      temporal.api.enums.v1.UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
+    );
+    assert.deepEqual((rawUpdate?.outcome?.success?.payloads ?? []).map(payloadText), [2]);
+
+    // FAIL on the running workflow: WorkflowExecutionAlreadyStartedError, from the call and from workflowHandle().
+    const beforeFail = await eventNames(h);
+    const op4 = op(id, 'FAIL');
+    const dup = await rejection(
+      client.workflow.executeUpdateWithStart(addUpdate, { args: ['x'], startWorkflowOperation: op4 }), UPDATE_MS, 'update-with-start FAIL'
+    );
+    assert.ok(dup instanceof WorkflowExecutionAlreadyStartedError, `FAIL on a running workflow gave ${String(dup)}`);
+    assert.equal(dup.workflowId, id);
+    assert.equal(dup.workflowType, 'updatable');
+    const dupHandle = await rejection(op4.workflowHandle(), UPDATE_MS, 'workflowHandle() after FAIL');
+    assert.ok(dupHandle instanceof WorkflowExecutionAlreadyStartedError, `workflowHandle() after FAIL gave ${String(dupHandle)}`);
+    assert.deepEqual(await eventNames(h), beforeFail, 'a refused update-with-start leaves history unchanged');
+    assert.deepEqual(await state(), { items: ['a', 'b'], handlerRuns: { add: 2 } });
+
+    // startUpdateWithStart returns once the update is accepted; its result comes when the handler finishes.
+    const op5 = op(id, 'USE_EXISTING');
+    const started = await within(
+      client.workflow.startUpdateWithStart(addWhenReleasedUpdate, {
+        args: ['c'], updateId: cId, waitForStage: WorkflowUpdateStage.ACCEPTED, startWorkflowOperation: op5,
+      }),
+      UPDATE_MS,
+      'startUpdateWithStart addWhenReleased'
+    );
+    assert.equal(started.updateId, cId);
+    assert.equal(started.workflowId, id);
+    assert.equal(started.workflowRunId, runId);
+    assert.equal((await (await handleOf(op5, 'startUpdateWithStart')).describe()).runId, runId);
+    const acceptedOnly = await history(h);
+    assert.ok(acceptedIds(acceptedOnly).includes(cId), `${cId} not accepted in history`);
+    assert.ok(!completedIds(acceptedOnly).includes(cId), `${cId} completed before the release signal`);
+    let settled = false;
+    const pending = started.result().finally(() => {
+      settled = true;
+    });
+    pending.catch(() => undefined);
+    await sleepMs(300);
+    assert.equal(settled, false, 'the update result came before the handler was released');
+    await h.signal(releaseSignal);
+    assert.equal(await within(pending, UPDATE_MS, 'result of addWhenReleased'), 3);
+
+    // The validator's rejection reaches the caller; the workflow (already there) is untouched.
+    const beforeBad = await eventNames(h);
+    const op6 = op(id, 'USE_EXISTING');
+    const rejected = await rejection(
+      client.workflow.executeUpdateWithStart(addUpdate, { args: ['bad'], startWorkflowOperation: op6 }), UPDATE_MS, 'update-with-start bad'
+    );
+    assert.ok(rejected instanceof WorkflowUpdateFailedError, `a rejected update-with-start gave ${String(rejected)}`);
+    assert.ok(rejected.cause instanceof ApplicationFailure, `rejection cause is ${String(rejected.cause)}`);
+    assert.match(rejected.cause.message, /no bad items \(got "bad"\)/);
+    assert.equal((await (await handleOf(op6, 'rejected update-with-start')).describe()).runId, runId);
+    assert.deepEqual(await eventNames(h), beforeBad, 'a rejected update leaves no trace in history');
+
+    // A rejected update on a new workflow id: the workflow is started all the same, with no update in history.
+    const freshId = wid('update-with-start-rejected');
+    const op7 = op(freshId, 'USE_EXISTING');
+    const freshRejected = await rejection(
+      client.workflow.executeUpdateWithStart(addUpdate, { args: ['bad'], startWorkflowOperation: op7 }), UPDATE_MS, 'update-with-start bad on a new id'
+    );
+    assert.ok(freshRejected instanceof WorkflowUpdateFailedError, `a rejected update-with-start on a new id gave ${String(freshRejected)}`);
+    assert.ok(freshRejected.cause instanceof ApplicationFailure, `rejection cause is ${String(freshRejected.cause)}`);
+    assert.match(freshRejected.cause.message, /no bad items \(got "bad"\)/);
+    const fresh = await handleOf(op7, 'rejected update-with-start on a new id');
+    assert.equal(fresh.workflowId, freshId);
+    assert.equal((await fresh.describe()).status.name, 'RUNNING');
+    assert.deepEqual(await eventNames(fresh), [
+      'WORKFLOW_EXECUTION_STARTED', 'WORKFLOW_TASK_SCHEDULED', 'WORKFLOW_TASK_STARTED', 'WORKFLOW_TASK_COMPLETED', 'TIMER_STARTED',
+    ]);
+    assert.equal(await within(fresh.executeUpdate(finishUpdate), UPDATE_MS, 'finish the rejected-update workflow'), 'finished');
+    assert.deepEqual(await resultOf(fresh), []);
+
+    // Finish through update-with-start too, and check the workflow's result and the whole history.
+    const op8 = op(id, 'USE_EXISTING');
+    assert.equal(
+      await within(client.workflow.executeUpdateWithStart(finishUpdate, { updateId: finishId, startWorkflowOperation: op8 }), UPDATE_MS, 'update-with-start finish'),
+      'finished'
+    );
+    assert.deepEqual(await resultOf(h), ['a', 'b', 'c']);
+    assert.deepEqual(await state(), { items: ['a', 'b', 'c'], handlerRuns: { add: 2, addWhenReleased: 1, finish: 1 } });
+    const events = await history(h);
+    const names = events.map(eventName);
+    assert.equal(names[names.length - 1], 'WORKFLOW_EXECUTION_COMPLETED');
+    assert.equal(names.filter((n) => n === 'WORKFLOW_EXECUTION_STARTED').length, 1, names.join(','));
+    assert.deepEqual(acceptedIds(events), [aId, bId, cId, finishId]);
+    assert.deepEqual(completedIds(events).slice().sort(), [aId, bId, cId, finishId].sort());
+    const d = await h.describe();
+    assert.equal(d.status.name, 'COMPLETED');
+    assert.equal(d.runId, runId);
   });
 });

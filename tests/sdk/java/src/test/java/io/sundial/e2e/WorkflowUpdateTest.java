@@ -41,7 +41,7 @@ import org.junit.jupiter.api.TestInfo;
 /**
  * Workflow updates through the SDK: UpdateWorkflowExecution, PollWorkflowExecutionUpdate, the
  * update protocol messages in workflow tasks and speculative workflow tasks (a rejected update
- * leaves no trace in history). Update-with-start is not covered here.
+ * leaves no trace in history). Update-with-start is in {@link UpdateWithStartTest}.
  */
 class WorkflowUpdateTest extends E2EBase {
   private static final EventType ACCEPTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED;
