@@ -378,6 +378,19 @@ impl Inner {
     }
 }
 
+/// A workflow task token names the task that is started now: a speculative task that vanished
+/// has the same ids as the one made after it, but not the same started time.
+fn check_started_time(state: &core::state::MutableState, token: &TaskToken) -> Result<()> {
+    let stale = token.started_time_ms != 0
+        && state
+            .started_workflow_task()
+            .is_some_and(|task| task.started_time_ms != token.started_time_ms);
+    if stale {
+        return Err(Error::not_found("Workflow task not found."));
+    }
+    Ok(())
+}
+
 fn json_payload(text: &str) -> sundial_proto::api::common::v1::Payload {
     let mut metadata = std::collections::HashMap::new();
     metadata.insert("encoding".to_string(), b"json/plain".to_vec());
@@ -1017,6 +1030,7 @@ impl HistoryApi for HistoryService {
         let (error, eager, inline, notices, reset_history_event_id) = self
             .inner
             .update(&key, |state, env| {
+                check_started_time(state, &token)?;
                 completion.updates =
                     self.inner
                         .updates
@@ -1130,6 +1144,7 @@ impl HistoryApi for HistoryService {
         let (failure, identity) = (request.failure, request.identity);
         self.inner
             .update(&key, |state, env| {
+                check_started_time(state, &token)?;
                 Ok((
                     core::fail_workflow_task(
                         state,
@@ -1512,6 +1527,7 @@ impl Inner {
             scheduled_event_id: recorded.scheduled_event_id,
             attempt: recorded.attempt,
             started_event_id: recorded.started_event_id,
+            started_time_ms: recorded.started_time_ms,
             ..Default::default()
         };
         Ok(ws::PollWorkflowTaskQueueResponse {

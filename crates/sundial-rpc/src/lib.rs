@@ -34,6 +34,10 @@ pub struct TaskToken {
     pub activity_id: String,
     #[prost(int64, tag = "9")]
     pub started_event_id: i64,
+    /// When the workflow task was started (Unix ms): a speculative task that vanished and the
+    /// one after it have the same ids, and only this tells them apart.
+    #[prost(int64, tag = "10")]
+    pub started_time_ms: i64,
 }
 
 pub const TOKEN_WORKFLOW_TASK: i32 = 1;

@@ -1006,3 +1006,47 @@ async fn update_with_start_checks_each_operation() {
         .unwrap_err();
     assert_eq!(describe.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_speculative_task_cannot_complete_the_next_one() {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    idle_run(&mut client, "wf-stale", "q-stale").await;
+    let first_call = send_update(&client, "wf-stale", "u1", Stage::Completed);
+    let first = poll_workflow_task(&mut client, "q-stale").await;
+    let no = rejection(&first.messages[0], "no");
+    respond(&mut client, &first.task_token, vec![], vec![no])
+        .await
+        .unwrap();
+    assert!(first_call.await.unwrap().is_ok());
+    // The next speculative task has the same ids; only its started time differs.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second_call = send_update(&client, "wf-stale", "u2", Stage::Completed);
+    let second = poll_workflow_task(&mut client, "q-stale").await;
+    assert_eq!(
+        (second.started_event_id, second.attempt),
+        (first.started_event_id, first.attempt)
+    );
+    let accept = acceptance(&second.messages[0]);
+    let stale = respond(
+        &mut client,
+        &first.task_token,
+        vec![protocol_command(&accept)],
+        vec![accept.clone()],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(stale.code(), Code::NotFound);
+    assert_eq!(stale.message(), "Workflow task not found.");
+    let done = response(&second.messages[0], "two");
+    respond(
+        &mut client,
+        &second.task_token,
+        vec![protocol_command(&accept), protocol_command(&done)],
+        vec![accept.clone(), done.clone()],
+    )
+    .await
+    .unwrap();
+    let answer = second_call.await.unwrap().unwrap();
+    assert_eq!(success_text(&answer.outcome), "\"two\"");
+}
