@@ -652,19 +652,124 @@ enum Step {
     FireTimers,
     FinishActivities,
     AdvanceTime,
+    /// An update arrives (a speculative task is made when the run has none).
+    Update,
+    /// The started task accepts and completes every update sent on it.
+    AcceptUpdates,
+    /// The started task rejects every update sent on it, with no command.
+    RejectUpdates,
+    /// A speculative task nobody took times out to start.
+    SpeculativeTimeout,
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        Just(Step::Signal),
-        Just(Step::TakeTask),
-        Just(Step::CompleteWithTimer),
-        Just(Step::CompleteWithActivity),
-        Just(Step::FailTask),
-        Just(Step::FireTimers),
-        Just(Step::FinishActivities),
-        Just(Step::AdvanceTime),
+        1 => Just(Step::Signal),
+        3 => Just(Step::TakeTask),
+        1 => Just(Step::CompleteWithTimer),
+        1 => Just(Step::CompleteWithActivity),
+        1 => Just(Step::FailTask),
+        1 => Just(Step::FireTimers),
+        1 => Just(Step::FinishActivities),
+        1 => Just(Step::AdvanceTime),
+        3 => Just(Step::Update),
+        2 => Just(Step::AcceptUpdates),
+        1 => Just(Step::RejectUpdates),
+        1 => Just(Step::SpeculativeTimeout),
     ]
+}
+
+fn update_body<M: prost::Message>(name: &str, body: &M) -> Option<prost_types::Any> {
+    Some(prost_types::Any {
+        type_url: format!("type.googleapis.com/temporal.api.update.v1.{name}"),
+        value: body.encode_to_vec(),
+    })
+}
+
+/// The acceptance and the response of update `update_id` (sequenced after `event_id`), and
+/// the `PROTOCOL_MESSAGE` commands naming them.
+fn accept_and_complete(
+    update: &PendingUpdate,
+    event_id: i64,
+) -> (Vec<sundial_proto::api::protocol::v1::Message>, Vec<Command>) {
+    use sundial_proto::api::command::v1::ProtocolMessageCommandAttributes;
+    use sundial_proto::api::protocol::v1::Message;
+    use sundial_proto::api::update::v1::{Acceptance, Meta, Outcome, Response, outcome};
+    let id = &update.update_id;
+    let accept = Message {
+        id: format!("{id}/accept"),
+        protocol_instance_id: id.clone(),
+        body: update_body(
+            "Acceptance",
+            &Acceptance {
+                accepted_request_message_id: format!("{id}/request"),
+                accepted_request_sequencing_event_id: event_id,
+                accepted_request: Some(update.request.clone()),
+            },
+        ),
+        ..Default::default()
+    };
+    let complete = Message {
+        id: format!("{id}/complete"),
+        protocol_instance_id: id.clone(),
+        body: update_body(
+            "Response",
+            &Response {
+                meta: Some(Meta {
+                    update_id: id.clone(),
+                    identity: String::new(),
+                }),
+                outcome: Some(Outcome {
+                    value: Some(outcome::Value::Success(Default::default())),
+                }),
+            },
+        ),
+        ..Default::default()
+    };
+    let commands = [&accept, &complete]
+        .iter()
+        .map(|message| Command {
+            command_type: sundial_proto::api::enums::v1::CommandType::ProtocolMessage as i32,
+            attributes: Some(C::ProtocolMessageCommandAttributes(
+                ProtocolMessageCommandAttributes {
+                    message_id: message.id.clone(),
+                },
+            )),
+            ..Default::default()
+        })
+        .collect();
+    (vec![accept, complete], commands)
+}
+
+/// What the history service's registry would hold: updates admitted and not yet answered.
+#[derive(Default)]
+struct Updates {
+    next: u32,
+    pending: Vec<PendingUpdate>,
+}
+
+impl Updates {
+    /// The updates a completion of the started task is handed; marks nothing.
+    fn for_completion(&self) -> Vec<PendingUpdate> {
+        self.pending.clone()
+    }
+
+    /// Applies a completion's results: answered updates leave; the rest stay, not on a task.
+    fn apply(&mut self, results: &[UpdateResult]) {
+        let answered: Vec<&str> = results
+            .iter()
+            .filter_map(|result| match result {
+                UpdateResult::Completed { update_id, .. }
+                | UpdateResult::Rejected { update_id, .. } => Some(update_id.as_str()),
+                UpdateResult::Accepted { .. } => None,
+            })
+            .collect();
+        self.pending
+            .retain(|update| !answered.contains(&update.update_id.as_str()));
+        for update in &mut self.pending {
+            update.sent_on_this_task = false;
+        }
+    }
 }
 
 /// The part of mutable state that history determines.
@@ -676,7 +781,7 @@ fn projection(state: &MutableState) -> String {
         .filter(|task| !task.transient)
         .map(|task| (task.scheduled_event_id, task.started_event_id));
     format!(
-        "next={} status={} signals={} last_completed={} timers={:?} activities={:?} task={:?}",
+        "next={} status={} signals={} last_completed={} timers={:?} activities={:?} task={:?} updates={:?}",
         info.next_event_id,
         info.status,
         info.signal_count,
@@ -684,6 +789,11 @@ fn projection(state: &MutableState) -> String {
         state.timers.keys().collect::<Vec<_>>(),
         state.activities.keys().collect::<Vec<_>>(),
         task,
+        state
+            .updates
+            .iter()
+            .map(|(id, info)| (id.clone(), info.accepted_event_id, info.completed_event_id))
+            .collect::<Vec<_>>(),
     )
 }
 
@@ -696,12 +806,20 @@ proptest! {
         let mut fixture = Fixture::new();
         let (mut state, mut history) = started(&fixture);
         let mut timer_index = 0;
+        let mut updates = Updates::default();
         for step in steps {
             let env_events = match step {
                 Step::Signal => signal(&mut state, &fixture.env(), signal_attributes("s")).map(|t| t.events).unwrap_or_default(),
                 Step::TakeTask => match state.workflow_task.clone().filter(|task| task.started_event_id == 0) {
                     Some(task) => record_workflow_task_started(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, Poller { request_id: "r", identity: "w", ..Default::default() })
-                        .map(|recorded| recorded.transition.events)
+                        .map(|recorded| {
+                            // Every unanswered update goes out on the task that starts.
+                            for update in &mut updates.pending {
+                                update.sent = true;
+                                update.sent_on_this_task = true;
+                            }
+                            recorded.transition.events
+                        })
                         .unwrap_or_default(),
                     None => Vec::new(),
                 },
@@ -709,12 +827,60 @@ proptest! {
                     Some(task) => {
                         timer_index += 1;
                         let command = if matches!(step, Step::CompleteWithTimer) { timer(&format!("t{timer_index}"), 100) } else { activity(&format!("a{timer_index}"), 1000) };
-                        complete_with(&mut state, &fixture, (task.scheduled_event_id, task.attempt), vec![command]).transition.events
+                        let mut request = completion((task.scheduled_event_id, task.attempt), vec![command]);
+                        request.updates = updates.for_completion();
+                        let done = complete_workflow_task(&mut state, &fixture.env(), request).unwrap();
+                        updates.apply(&done.updates);
+                        done.transition.events
+                    }
+                    None => Vec::new(),
+                },
+                Step::Update => {
+                    if state.is_running() {
+                        updates.next += 1;
+                        updates.pending.push(pending_update(&format!("u{}", updates.next), false));
+                        schedule_for_update(&mut state, &fixture.env()).events
+                    } else {
+                        Vec::new()
+                    }
+                }
+                Step::AcceptUpdates | Step::RejectUpdates => match state.started_workflow_task().cloned() {
+                    Some(task) => {
+                        let sent: Vec<PendingUpdate> = updates.pending.iter().filter(|u| u.sent_on_this_task).cloned().collect();
+                        let mut request = completion((task.scheduled_event_id, task.attempt), vec![]);
+                        for update in &sent {
+                            if matches!(step, Step::AcceptUpdates) {
+                                let (messages, commands) = accept_and_complete(update, task.started_event_id - 1);
+                                request.messages.extend(messages);
+                                request.commands.extend(commands);
+                            } else {
+                                request.messages.push(rejection(&update.update_id));
+                            }
+                        }
+                        request.updates = updates.for_completion();
+                        request.discard_speculative_with_events = true;
+                        let done = complete_workflow_task(&mut state, &fixture.env(), request).unwrap();
+                        prop_assert!(done.error.is_none(), "{:?}", done.error);
+                        updates.apply(&done.updates);
+                        done.transition.events
+                    }
+                    None => Vec::new(),
+                },
+                Step::SpeculativeTimeout => match state.workflow_task.clone().filter(|task| task.speculative && task.started_event_id == 0) {
+                    Some(task) => {
+                        fixture.now_ms += SPECULATIVE_SCHEDULE_TO_START_MS;
+                        workflow_task_timeout(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, TimeoutType::ScheduleToStart).unwrap().events
                     }
                     None => Vec::new(),
                 },
                 Step::FailTask => match state.started_workflow_task().cloned() {
-                    Some(task) => fail_workflow_task(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure, None, "w".into()).map(|t| t.events).unwrap_or_default(),
+                    // The updates it carried go out again on the next task.
+                    Some(task) => {
+                        for update in &mut updates.pending {
+                            update.sent_on_this_task = false;
+                        }
+                        fail_workflow_task(&mut state, &fixture.env(), task.scheduled_event_id, task.attempt, WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure, None, "w".into()).map(|t| t.events).unwrap_or_default()
+                    }
                     None => Vec::new(),
                 },
                 Step::FireTimers => {
@@ -1226,4 +1392,84 @@ fn an_update_the_worker_ignores_is_rejected_by_the_server() {
     }
     // u2 arrived after the task was sent: it gets a new speculative task.
     assert!(state.workflow_task.as_ref().unwrap().speculative);
+}
+
+#[test]
+fn accepted_and_completed_updates_are_written_and_replayed() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = idle_after_first_task(&fixture);
+    schedule_for_update(&mut state, &fixture.env());
+    let task = take_task(&mut state, &fixture, &mut history);
+    let update = pending_update("u1", true);
+    let (messages, commands) = accept_and_complete(&update, history.len() as i64);
+    let mut request = completion(task, commands);
+    request.messages = messages;
+    request.updates = vec![update];
+    let done = complete_workflow_task(&mut state, &fixture.env(), request).unwrap();
+    assert!(done.error.is_none());
+    assert_eq!(
+        text(&done.transition.events),
+        [
+            "WORKFLOW_TASK_SCHEDULED",
+            "WORKFLOW_TASK_STARTED",
+            "WORKFLOW_TASK_COMPLETED",
+            "WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+            "WORKFLOW_EXECUTION_UPDATE_COMPLETED"
+        ],
+        "an accepted speculative task is written"
+    );
+    assert!(matches!(
+        done.updates.as_slice(),
+        [
+            UpdateResult::Accepted { .. },
+            UpdateResult::Completed { .. }
+        ]
+    ));
+    history.extend(done.transition.events);
+    let info = state.updates.get("u1").expect("the update is in state");
+    assert_eq!((info.accepted_event_id, info.completed_event_id), (9, 10));
+    assert_eq!(projection(&replay("ns", &history)), projection(&state));
+
+    // Accepted again: a bad message, and the task fails with nothing else kept.
+    schedule_for_update(&mut state, &fixture.env());
+    let task = take_task(&mut state, &fixture, &mut history);
+    let again = pending_update("u1", true);
+    let (messages, commands) = accept_and_complete(&again, 11);
+    let mut request = completion(task, commands);
+    request.messages = messages;
+    let failed = complete_workflow_task(&mut state, &fixture.env(), request).unwrap();
+    assert_eq!(
+        failed.error.unwrap().to_string(),
+        "BadUpdateWorkflowExecutionMessage: invalid state transition attempted for Update u1: received *update.Acceptance message while in state Completed"
+    );
+    assert!(failed.abort_sent_updates);
+}
+
+#[test]
+fn closing_with_an_update_accepted_and_not_completed() {
+    let fixture = Fixture::new();
+    let (mut state, mut history) = idle_after_first_task(&fixture);
+    schedule_for_update(&mut state, &fixture.env());
+    let task = take_task(&mut state, &fixture, &mut history);
+    let update = pending_update("u1", true);
+    let (mut messages, mut commands) = accept_and_complete(&update, history.len() as i64);
+    // Accept only, then complete the run in the same task.
+    messages.truncate(1);
+    commands.truncate(1);
+    commands.push(complete_command());
+    let mut request = completion(task, commands);
+    request.messages = messages;
+    request.updates = vec![update];
+    let done = complete_workflow_task(&mut state, &fixture.env(), request).unwrap();
+    assert!(done.error.is_none());
+    assert_eq!(
+        text(&done.transition.events)[3..],
+        [
+            "WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+            "WORKFLOW_EXECUTION_COMPLETED"
+        ]
+    );
+    assert!(!state.is_running());
+    let info = state.updates.get("u1").unwrap();
+    assert_eq!(info.completed_event_id, 0, "accepted, never completed");
 }
