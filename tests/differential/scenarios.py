@@ -1372,3 +1372,190 @@ async def s45_return_new_workflow_task(r: Raw):
     await r.complete(t3.task_token, [cmd_complete("done")])
     out["final"] = [etype(e) for e in await r.history(wid)]
     return out
+
+
+# ---------------------------------------------------------------- tier2.md §1: workflow updates
+
+
+def _update_request(wid: str, update_id: str, name: str = "add", stage: int = 3, **kw):
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.update.v1 import Input, Meta, Request, WaitPolicy
+    from temporalio.api.workflowservice.v1 import UpdateWorkflowExecutionRequest
+    return UpdateWorkflowExecutionRequest(
+        namespace=NS, workflow_execution=WorkflowExecution(workflow_id=wid, **kw),
+        wait_policy=WaitPolicy(lifecycle_stage=stage),
+        request=Request(meta=Meta(update_id=update_id, identity=IDENTITY),
+                        input=Input(name=name, args=payloads("x"))))
+
+
+def _protocol(message_id: str):
+    from temporalio.api.command.v1 import Command, ProtocolMessageCommandAttributes
+    from temporalio.api.enums.v1 import CommandType
+    return Command(command_type=CommandType.COMMAND_TYPE_PROTOCOL_MESSAGE,
+                   protocol_message_command_attributes=ProtocolMessageCommandAttributes(message_id=message_id))
+
+
+def _answer(request_msg, kind: str, result=None):
+    """The worker's message for an update request: accept, reject or complete (as sdk-core names them)."""
+    from temporalio.api.protocol.v1 import Message
+    from temporalio.api.update.v1 import Acceptance, Meta, Outcome, Rejection, Request, Response
+    req = Request()
+    request_msg.body.Unpack(req)
+    seq = request_msg.event_id
+    if kind == "accept":
+        body = Acceptance(accepted_request_message_id=request_msg.id,
+                          accepted_request_sequencing_event_id=seq, accepted_request=req)
+    elif kind == "reject":
+        body = Rejection(rejected_request_message_id=request_msg.id,
+                         rejected_request_sequencing_event_id=seq, rejected_request=req,
+                         failure=Failure(message="rejected"))
+    else:
+        body = Response(meta=Meta(update_id=request_msg.protocol_instance_id),
+                        outcome=Outcome(success=payloads(result)))
+    m = Message(id=f"{request_msg.id}/{kind}", protocol_instance_id=request_msg.protocol_instance_id)
+    m.body.Pack(body)
+    return m
+
+
+def _update_response(resp) -> dict:
+    outcome = resp.outcome
+    return {
+        "stage": resp.stage,
+        "outcome": (decode(outcome.success) if outcome.HasField("success")
+                    else outcome.failure.message if outcome.HasField("failure") else None),
+        "present": present(resp),
+        "ref_run_id_set": bool(resp.update_ref.workflow_execution.run_id),
+        "link": _link(resp.link) if resp.HasField("link") else None,
+    }
+
+
+def _link(link) -> dict:
+    kind = link.WhichOneof("variant")
+    if kind == "workflow":
+        return {"kind": kind, "reason": link.workflow.reason, "run_set": bool(link.workflow.run_id)}
+    if kind == "workflow_event":
+        ev = link.workflow_event
+        ref = ev.WhichOneof("reference")
+        return {"kind": kind, "ref": ref, "run_set": bool(ev.run_id), "namespace": ev.namespace,
+                "event_type": getattr(ev, ref).event_type if ref else None}
+    return {"kind": kind}
+
+
+@scenario
+async def s46_update_protocol(r: Raw):
+    """An update to an idle run: the speculative task's messages and events, a rejection that
+    leaves no trace (and the reset id), an accepted and completed update, the same id again
+    (its stored outcome), PollWorkflowExecutionUpdate, and a new update on the closed run."""
+    from temporalio.api.update.v1 import UpdateRef, WaitPolicy
+    from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
+    wid = r.new_id("upd")
+    await r.start(wid)
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [])
+    out = {}
+    call = asyncio.ensure_future(r.svc.update_workflow_execution(_update_request(wid, "u-no")))
+    t = await r.poll_wft()
+    msg = t.messages[0]
+    out["rejected_task"] = {
+        "started": t.started_event_id, "previous": t.previous_started_event_id,
+        "history_tail": [etype(e) for e in t.history.events][-2:],
+        "message_id": msg.id, "instance": msg.protocol_instance_id, "event_id": msg.event_id,
+        "body": msg.body.type_url.rsplit(".", 1)[-1],
+    }
+    done = await r.complete(t.task_token, [], messages=[_answer(msg, "reject")])
+    out["reset_history_event_id"] = done.reset_history_event_id
+    out["rejected"] = _update_response(await call)
+    out["after_rejection"] = await r.types(wid)
+    call = asyncio.ensure_future(r.svc.update_workflow_execution(_update_request(wid, "u-yes")))
+    t = await r.poll_wft()
+    msg = t.messages[0]
+    accept, complete = _answer(msg, "accept"), _answer(msg, "complete", "ok")
+    await r.complete(t.task_token, [_protocol(accept.id), _protocol(complete.id)], messages=[accept, complete])
+    out["accepted"] = _update_response(await call)
+    out["again"] = _update_response(await r.svc.update_workflow_execution(_update_request(wid, "u-yes")))
+    polled = await r.svc.poll_workflow_execution_update(PollWorkflowExecutionUpdateRequest(
+        namespace=NS, update_ref=UpdateRef(workflow_execution=r.ex(wid), update_id="u-yes"),
+        identity=IDENTITY, wait_policy=WaitPolicy(lifecycle_stage=3)))
+    out["polled"] = {"stage": polled.stage, "outcome": decode(polled.outcome.success)}
+    out["poll_rejected"] = await expect_error(r.svc.poll_workflow_execution_update(PollWorkflowExecutionUpdateRequest(
+        namespace=NS, update_ref=UpdateRef(workflow_execution=r.ex(wid), update_id="u-no"),
+        identity=IDENTITY, wait_policy=WaitPolicy(lifecycle_stage=3))))
+    evs = await r.history(wid)
+    accepted = evs[-2].workflow_execution_update_accepted_event_attributes
+    out["accepted_event"] = {
+        "instance": accepted.protocol_instance_id, "message_id": accepted.accepted_request_message_id,
+        "sequencing": accepted.accepted_request_sequencing_event_id,
+        "name": accepted.accepted_request.input.name,
+        "completed_points_back": evs[-1].workflow_execution_update_completed_event_attributes.accepted_event_id,
+    }
+    out["history"] = [etype(e) for e in evs]
+    t = None
+    call = asyncio.ensure_future(r.svc.update_workflow_execution(_update_request(wid, "u-last", stage=2)))
+    t = await r.poll_wft()
+    await r.complete(t.task_token, [cmd_complete("fin")], messages=[_answer(t.messages[0], "accept")])
+    try:
+        out["accepted_then_closed"] = _update_response(await call)
+    except RPCError as e:
+        out["accepted_then_closed"] = err_full(e)
+    out["closed_new"] = {**(await expect_error(r.svc.update_workflow_execution(_update_request(wid, "u-new"))))}
+    out["final"] = await r.types(wid)
+    return out
+
+
+@scenario
+async def s47_update_with_start(r: Raw):
+    """ExecuteMultiOperation: a new run whose first task carries the update, the same update id
+    again on the running run, a FAIL-policy conflict and a bad operation list with their error
+    shapes (per-operation codes and detail types)."""
+    from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure
+    from temporalio.api.workflowservice.v1 import (
+        ExecuteMultiOperationRequest, StartWorkflowExecutionRequest,
+    )
+    wid = r.new_id("uws")
+
+    def start(policy=WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL):
+        return StartWorkflowExecutionRequest(
+            namespace=NS, workflow_id=wid, workflow_type=WorkflowType(name="DiffWorkflow"),
+            task_queue=TaskQueue(name=r.tq), identity=IDENTITY, request_id=str(uuid.uuid4()),
+            workflow_id_conflict_policy=policy)
+
+    def multi(start_req, update_req, swap=False):
+        ops = [ExecuteMultiOperationRequest.Operation(start_workflow=start_req),
+               ExecuteMultiOperationRequest.Operation(update_workflow=update_req)]
+        return ExecuteMultiOperationRequest(namespace=NS, operations=ops[::-1] if swap else ops)
+
+    async def multi_error(req):
+        try:
+            await r.svc.execute_multi_operation(req)
+        except RPCError as e:
+            info = err_full(e)
+            statuses = []
+            for d in e.grpc_status.details:
+                if d.type_url.endswith("MultiOperationExecutionFailure"):
+                    f = MultiOperationExecutionFailure()
+                    d.Unpack(f)
+                    statuses = [{"code": s.code, "message": s.message if s.code in (3, 10) else "",
+                                 "details": [x.type_url.rsplit(".", 1)[-1] for x in s.details]}
+                                for s in f.statuses]
+            return {**info, "statuses": statuses}
+        return {"code": "OK"}
+
+    out = {}
+    call = asyncio.ensure_future(r.svc.execute_multi_operation(multi(start(), _update_request(wid, "u1"))))
+    t = await r.poll_wft()
+    msg = t.messages[0]
+    out["first_task"] = {"started": t.started_event_id, "event_id": msg.event_id, "message_id": msg.id}
+    accept, complete = _answer(msg, "accept"), _answer(msg, "complete", "first")
+    await r.complete(t.task_token, [_protocol(accept.id), _protocol(complete.id)], messages=[accept, complete])
+    resp = await call
+    s, u = resp.responses[0].start_workflow, resp.responses[1].update_workflow
+    out["started"] = {"started": s.started, "status": s.status, "update": _update_response(u)}
+    again = await r.svc.execute_multi_operation(multi(start(), _update_request(wid, "u1")))
+    s2 = again.responses[0].start_workflow
+    out["again"] = {"started": s2.started, "same_run": s2.run_id == s.run_id, "status": s2.status,
+                    "update": _update_response(again.responses[1].update_workflow)}
+    out["conflict"] = await multi_error(multi(start(), _update_request(wid, "u2")))
+    out["swapped"] = await multi_error(multi(start(), _update_request(wid, "u2"), swap=True))
+    out["run_id_set"] = await multi_error(multi(start(), _update_request(wid, "u2", run_id=s.run_id)))
+    out["history"] = await r.types(wid)
+    return out

@@ -861,16 +861,16 @@ impl HistoryApi for HistoryService {
         request: ws::UpdateWorkflowExecutionRequest,
         deadline: Instant,
     ) -> Result<ws::UpdateWorkflowExecutionResponse> {
+        let request_id = request
+            .request
+            .as_ref()
+            .map(|update| update.request_id.clone())
+            .unwrap_or_default();
         let answer = self
             .inner
             .update_workflow(&namespace.id, request, deadline)
             .await?;
-        Ok(ws::UpdateWorkflowExecutionResponse {
-            update_ref: Some(answer.update_ref()),
-            outcome: answer.outcome,
-            stage: answer.stage as i32,
-            link: None,
-        })
+        Ok(answer.response(&namespace.name, &request_id))
     }
 
     async fn update_with_start(

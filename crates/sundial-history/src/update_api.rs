@@ -36,7 +36,54 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    pub fn response(self) -> ws::UpdateWorkflowExecutionResponse {
+    /// The response, with the link Temporal gives it: to the run when the outcome is a
+    /// failure (a rejection, or a handler's failure), to the accepted event of the update
+    /// (by its request id) once accepted, none while only admitted.
+    pub fn response(
+        self,
+        namespace: &str,
+        request_id: &str,
+    ) -> ws::UpdateWorkflowExecutionResponse {
+        use sundial_proto::api::common::v1::link;
+        use sundial_proto::api::enums::v1::EventType;
+        use sundial_proto::api::update::v1::outcome::Value;
+        let failed = matches!(
+            self.outcome
+                .as_ref()
+                .and_then(|outcome| outcome.value.as_ref()),
+            Some(Value::Failure(_))
+        );
+        let variant = if failed && self.stage == Stage::Completed {
+            Some(link::Variant::Workflow(link::Workflow {
+                namespace: namespace.to_string(),
+                workflow_id: self.key.workflow_id.clone(),
+                run_id: self.key.run_id.clone(),
+                reason: "Update rejected".into(),
+            }))
+        } else if matches!(self.stage, Stage::Accepted | Stage::Completed) {
+            Some(link::Variant::WorkflowEvent(link::WorkflowEvent {
+                namespace: namespace.to_string(),
+                workflow_id: self.key.workflow_id.clone(),
+                run_id: self.key.run_id.clone(),
+                reference: Some(link::workflow_event::Reference::RequestIdRef(
+                    link::workflow_event::RequestIdReference {
+                        request_id: request_id.to_string(),
+                        event_type: EventType::WorkflowExecutionUpdateAccepted as i32,
+                    },
+                )),
+            }))
+        } else {
+            None
+        };
+        let mut response = self.response_without_link();
+        response.link = variant.map(|variant| sundial_proto::api::common::v1::Link {
+            variant: Some(variant),
+        });
+        response
+    }
+
+    /// The response of a stored outcome that update-with-start returns at once.
+    pub fn response_without_link(self) -> ws::UpdateWorkflowExecutionResponse {
         ws::UpdateWorkflowExecutionResponse {
             update_ref: Some(self.update_ref()),
             stage: self.stage as i32,
@@ -149,6 +196,7 @@ impl Inner {
         deadline: Instant,
     ) -> Result<UpdateWithStart> {
         let update: Request = request.request.clone().unwrap_or_default();
+        let request_id = update.request_id.clone();
         let update_id = update
             .meta
             .as_ref()
@@ -206,6 +254,7 @@ impl Inner {
                 .await;
             match looked {
                 Ok(Some(Ok((found, status)))) => {
+                    let stored = !matches!(found, Found::Waiting(_));
                     let response = ws::StartWorkflowExecutionResponse {
                         run_id: key.run_id.clone(),
                         started: false,
@@ -217,9 +266,13 @@ impl Inner {
                             .answer(key, update_id, found, wanted, deadline, limits.long_poll)
                             .await
                         {
+                            Ok(answer) if stored => UpdateWithStart::Done {
+                                start: Box::new(response),
+                                update: Box::new(answer.response_without_link()),
+                            },
                             Ok(answer) => UpdateWithStart::Done {
                                 start: Box::new(response),
-                                update: Box::new(answer.response()),
+                                update: Box::new(answer.response(&namespace.name, &request_id)),
                             },
                             Err(error) => update_failed(error),
                         },
@@ -274,7 +327,7 @@ impl Inner {
             {
                 Ok(answer) => UpdateWithStart::Done {
                     start: Box::new(response),
-                    update: Box::new(answer.response()),
+                    update: Box::new(answer.response(&namespace.name, &request_id)),
                 },
                 Err(error) => UpdateWithStart::Failed {
                     start: OperationStatus::Ok,
