@@ -103,7 +103,7 @@ async fn a_restart_with_100k_open_runs_answers_at_once_and_every_timer_fires() {
     // Every timer comes due in one 30 s window (3,300 a second for 100,000 runs) that opens
     // well after the starts and the restart are done: a start's delay is counted from its own
     // moment, so each start aims at the same window.
-    let window_opens = Instant::now() + Duration::from_secs(20 + runs as u64 / 4_000);
+    let window_opens = Instant::now() + Duration::from_secs(20 + runs as u64 / 2_500);
     let begun = Instant::now();
     start_delayed(&client, "wf-scale", "q-scale", runs, |index| {
         window_opens + Duration::from_micros((index % 100_000) as u64 * 300)
