@@ -11,7 +11,7 @@ use sundial_proto::api::common::v1::WorkflowExecution;
 use sundial_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage as Stage;
 use sundial_proto::api::enums::v1::WorkflowIdConflictPolicy;
 use sundial_proto::api::history::v1::history_event::Attributes;
-use sundial_proto::api::update::v1::{Outcome, Request, UpdateRef};
+use sundial_proto::api::update::v1::{Outcome, Request, UpdateRef, WaitPolicy};
 use sundial_proto::api::workflowservice::v1 as ws;
 use sundial_rpc::{NamespaceRef, OperationStatus, UpdateWithStart};
 use tokio::sync::watch;
@@ -104,11 +104,20 @@ impl Answer {
 }
 
 /// The stage a caller waits for: unspecified means completed.
-fn wanted_stage(stage: i32) -> Stage {
+fn wanted_stage(policy: Option<&WaitPolicy>) -> Stage {
+    let stage = policy.map(|policy| policy.lifecycle_stage).unwrap_or(0);
     match Stage::try_from(stage).unwrap_or(Stage::Unspecified) {
         Stage::Unspecified => Stage::Completed,
         other => other,
     }
+}
+
+fn update_id_of(update: &Request) -> String {
+    update
+        .meta
+        .as_ref()
+        .map(|meta| meta.update_id.clone())
+        .unwrap_or_default()
 }
 
 impl Inner {
@@ -121,18 +130,8 @@ impl Inner {
         let execution = request.workflow_execution.clone().unwrap_or_default();
         let key = self.resolve(namespace_id, &execution).await?;
         let update: Request = request.request.clone().unwrap_or_default();
-        let update_id = update
-            .meta
-            .as_ref()
-            .map(|meta| meta.update_id.clone())
-            .unwrap_or_default();
-        let wanted = wanted_stage(
-            request
-                .wait_policy
-                .as_ref()
-                .map(|policy| policy.lifecycle_stage)
-                .unwrap_or(0),
-        );
+        let update_id = update_id_of(&update);
+        let wanted = wanted_stage(request.wait_policy.as_ref());
         let limits = *self.update_limits.read();
         let first_run = request.first_execution_run_id.clone();
         let found = self
@@ -197,18 +196,8 @@ impl Inner {
     ) -> Result<UpdateWithStart> {
         let update: Request = request.request.clone().unwrap_or_default();
         let request_id = update.request_id.clone();
-        let update_id = update
-            .meta
-            .as_ref()
-            .map(|meta| meta.update_id.clone())
-            .unwrap_or_default();
-        let wanted = wanted_stage(
-            request
-                .wait_policy
-                .as_ref()
-                .map(|policy| policy.lifecycle_stage)
-                .unwrap_or(0),
-        );
+        let update_id = update_id_of(&update);
+        let wanted = wanted_stage(request.wait_policy.as_ref());
         let limits = *self.update_limits.read();
         let update_failed = |error: Error| UpdateWithStart::Failed {
             start: OperationStatus::Aborted,
@@ -347,13 +336,7 @@ impl Inner {
         let execution = update_ref.workflow_execution.clone().unwrap_or_default();
         let key = self.resolve(namespace_id, &execution).await?;
         let update_id = update_ref.update_id.clone();
-        let wanted = wanted_stage(
-            request
-                .wait_policy
-                .as_ref()
-                .map(|policy| policy.lifecycle_stage)
-                .unwrap_or(0),
-        );
+        let wanted = wanted_stage(request.wait_policy.as_ref());
         let long_poll = self.update_limits.read().long_poll;
         let found = self
             .update(&key, |state, _env| {
