@@ -154,6 +154,20 @@ fn protocol_command(message: &Message) -> Command {
     )
 }
 
+/// Completes a task with `messages`, each named by a `PROTOCOL_MESSAGE` command, in order.
+async fn respond_with_protocol(
+    client: &mut Client,
+    token: &[u8],
+    messages: &[&Message],
+) -> Result<ws::RespondWorkflowTaskCompletedResponse, tonic::Status> {
+    let commands = messages
+        .iter()
+        .map(|message| protocol_command(message))
+        .collect();
+    let messages = messages.iter().map(|message| (*message).clone()).collect();
+    respond(client, token, commands, messages).await
+}
+
 async fn respond(
     client: &mut Client,
     token: &[u8],
@@ -248,14 +262,9 @@ async fn update_is_delivered_accepted_and_completed() {
     assert_eq!(request_of(message).input.unwrap().name, "add");
     let accept = acceptance(message);
     let done = response(message, "one");
-    respond(
-        &mut client,
-        &task.task_token,
-        vec![protocol_command(&accept), protocol_command(&done)],
-        vec![accept.clone(), done.clone()],
-    )
-    .await
-    .unwrap();
+    respond_with_protocol(&mut client, &task.task_token, &[&accept, &done])
+        .await
+        .unwrap();
     let answer = call.await.unwrap().unwrap();
     assert_eq!(answer.stage, Stage::Completed as i32);
     assert_eq!(success_text(&answer.outcome), "\"one\"");
@@ -498,14 +507,9 @@ async fn bad_messages_fail_the_task_and_abort_the_update() {
     let task = poll_workflow_task(&mut client, "q-bad").await;
     // A response to an update that was never accepted.
     let done = response(&task.messages[0], "x");
-    let error = respond(
-        &mut client,
-        &task.task_token,
-        vec![protocol_command(&done)],
-        vec![done.clone()],
-    )
-    .await
-    .unwrap_err();
+    let error = respond_with_protocol(&mut client, &task.task_token, &[&done])
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
     assert_eq!(
         error.message(),
@@ -588,14 +592,9 @@ async fn inline_task_carries_an_update_admitted_during_a_task() {
     assert_eq!(task.messages.len(), 1);
     assert_eq!(event_id_of(&task.messages[0]), 5);
     let accept = acceptance(&task.messages[0]);
-    respond(
-        &mut client,
-        &task.task_token,
-        vec![protocol_command(&accept)],
-        vec![accept.clone()],
-    )
-    .await
-    .unwrap();
+    respond_with_protocol(&mut client, &task.task_token, &[&accept])
+        .await
+        .unwrap();
     let answer = call.await.unwrap().unwrap();
     assert_eq!(answer.stage, Stage::Accepted as i32);
     assert!(answer.outcome.is_none());
@@ -825,14 +824,9 @@ async fn update_with_start_puts_the_update_in_the_first_task() {
     assert_eq!(event_id_of(&task.messages[0]), 2);
     let accept = acceptance(&task.messages[0]);
     let done = response(&task.messages[0], "started");
-    respond(
-        &mut client,
-        &task.task_token,
-        vec![protocol_command(&accept), protocol_command(&done)],
-        vec![accept.clone(), done.clone()],
-    )
-    .await
-    .unwrap();
+    respond_with_protocol(&mut client, &task.task_token, &[&accept, &done])
+        .await
+        .unwrap();
     let answer = call.await.unwrap().unwrap();
     use ws::execute_multi_operation_response::response::Response as R;
     let (start, update) = match (
@@ -1028,25 +1022,15 @@ async fn a_vanished_speculative_task_cannot_complete_the_next_one() {
         (first.started_event_id, first.attempt)
     );
     let accept = acceptance(&second.messages[0]);
-    let stale = respond(
-        &mut client,
-        &first.task_token,
-        vec![protocol_command(&accept)],
-        vec![accept.clone()],
-    )
-    .await
-    .unwrap_err();
+    let stale = respond_with_protocol(&mut client, &first.task_token, &[&accept])
+        .await
+        .unwrap_err();
     assert_eq!(stale.code(), Code::NotFound);
     assert_eq!(stale.message(), "Workflow task not found.");
     let done = response(&second.messages[0], "two");
-    respond(
-        &mut client,
-        &second.task_token,
-        vec![protocol_command(&accept), protocol_command(&done)],
-        vec![accept.clone(), done.clone()],
-    )
-    .await
-    .unwrap();
+    respond_with_protocol(&mut client, &second.task_token, &[&accept, &done])
+        .await
+        .unwrap();
     let answer = second_call.await.unwrap().unwrap();
     assert_eq!(success_text(&answer.outcome), "\"two\"");
 }
