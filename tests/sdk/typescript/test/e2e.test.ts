@@ -139,6 +139,25 @@ function eventName(e: HistoryEvent): string {
   return name.replace(/^EVENT_TYPE_/, '');
 }
 
+/** The update ids of a history's accepted and completed update events, in order. */
+function acceptedIds(evs: HistoryEvent[]) {
+  return evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_ACCEPTED')
+    .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId);
+}
+
+function completedIds(evs: HistoryEvent[]) {
+  return evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_COMPLETED')
+    .map((e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId);
+}
+
+/** Whether `p` settles (either way) within `ms`; `p` itself is left for the caller to await. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let settled = false;
+  p.then(() => { settled = true; }, () => { settled = true; });
+  await sleepMs(ms);
+  return settled;
+}
+
 async function history(handle: WorkflowHandle): Promise<HistoryEvent[]> {
   const h = await within(handle.fetchHistory(), 10_000, `history of ${handle.workflowId}`);
   return h.events ?? [];
@@ -863,21 +882,10 @@ describe('workflow updates', () => {
     assert.equal(started.workflowId, h.workflowId);
     assert.equal(started.workflowRunId, h.firstExecutionRunId);
     const acceptedOnly = await history(h);
-    const acceptedIds = (evs: HistoryEvent[]) =>
-      evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_ACCEPTED')
-        .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId);
-    const completedIds = (evs: HistoryEvent[]) =>
-      evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_COMPLETED')
-        .map((e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId);
     assert.ok(acceptedIds(acceptedOnly).includes(cId), `${cId} not accepted in history`);
     assert.ok(!completedIds(acceptedOnly).includes(cId), `${cId} completed before the release signal`);
-    let settled = false;
-    const pending = started.result().finally(() => {
-      settled = true;
-    });
-    pending.catch(() => undefined);
-    await sleepMs(300);
-    assert.equal(settled, false, 'the update result came before the handler was released');
+    const pending = started.result();
+    assert.equal(await settlesWithin(pending, 300), false, 'the update result came before the handler was released');
     await h.signal(releaseSignal);
     assert.equal(await within(pending, UPDATE_MS, 'result of addWhenReleased'), 3);
 
@@ -937,12 +945,6 @@ describe('update with start', () => {
       new WithStartWorkflowOperation<typeof wf.updatable>('updatable', { workflowId, taskQueue: TQ, workflowIdConflictPolicy });
     const handleOf = (o: WithStartWorkflowOperation<typeof wf.updatable>, what: string) =>
       within(o.workflowHandle(), UPDATE_MS, `workflowHandle() of ${what}`);
-    const acceptedIds = (evs: HistoryEvent[]) =>
-      evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_ACCEPTED')
-        .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId);
-    const completedIds = (evs: HistoryEvent[]) =>
-      evs.filter((e) => eventName(e) === 'WORKFLOW_EXECUTION_UPDATE_COMPLETED')
-        .map((e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId);
 
     // A new workflow id with USE_EXISTING: the workflow is started and the update's result comes back.
     const op1 = op(id, 'USE_EXISTING');
@@ -1076,13 +1078,8 @@ describe('update with start', () => {
     const acceptedOnly = await history(h);
     assert.ok(acceptedIds(acceptedOnly).includes(cId), `${cId} not accepted in history`);
     assert.ok(!completedIds(acceptedOnly).includes(cId), `${cId} completed before the release signal`);
-    let settled = false;
-    const pending = started.result().finally(() => {
-      settled = true;
-    });
-    pending.catch(() => undefined);
-    await sleepMs(300);
-    assert.equal(settled, false, 'the update result came before the handler was released');
+    const pending = started.result();
+    assert.equal(await settlesWithin(pending, 300), false, 'the update result came before the handler was released');
     await h.signal(releaseSignal);
     assert.equal(await within(pending, UPDATE_MS, 'result of addWhenReleased'), 3);
 

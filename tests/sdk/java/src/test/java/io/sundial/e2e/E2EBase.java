@@ -12,6 +12,11 @@ import io.temporal.client.WorkflowStub;
 import io.temporal.common.converter.DefaultDataConverter;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.stream.Collectors;
@@ -94,6 +99,36 @@ abstract class E2EBase {
       }
     }
     assertTrue(cond.getAsBoolean(), what + " (waited " + seconds + " s)");
+  }
+
+  /** Runs blocking SDK calls that have no deadline of their own (an update waiting for its outcome). */
+  private static final ExecutorService CALLS = Executors.newCachedThreadPool(r -> {
+    Thread t = new Thread(r, "java-e2e-call");
+    t.setDaemon(true);
+    return t;
+  });
+
+  /** {@code call()} on another thread, waiting at most RESULT_TIMEOUT_S; rethrows what it throws. */
+  static <T> T within(Callable<T> call) {
+    Future<T> f = CALLS.submit(call);
+    try {
+      return f.get(RESULT_TIMEOUT_S, TimeUnit.SECONDS);
+    } catch (TimeoutException e) {
+      f.cancel(true);
+      return fail("call gave no answer within " + RESULT_TIMEOUT_S + " s", e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return fail("interrupted", e);
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof RuntimeException) {
+        throw (RuntimeException) c;
+      }
+      if (c instanceof Error) {
+        throw (Error) c;
+      }
+      return fail("call failed", c);
+    }
   }
 
   static <T extends Throwable> T causeOf(Throwable t, Class<T> type) {

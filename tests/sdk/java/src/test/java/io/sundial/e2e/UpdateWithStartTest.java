@@ -27,15 +27,8 @@ import io.temporal.client.WorkflowUpdateHandle;
 import io.temporal.client.WorkflowUpdateStage;
 import io.temporal.failure.ApplicationFailure;
 import java.util.List;
-import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.stream.Collectors;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.function.Executable;
@@ -63,41 +56,6 @@ class UpdateWithStartTest extends E2EBase {
       EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
       ACCEPTED,
       COMPLETED);
-
-  /** Runs the blocking SDK calls (an update-with-start call has no deadline of its own). */
-  private static final ExecutorService CALLS = Executors.newCachedThreadPool(r -> {
-    Thread t = new Thread(r, "java-e2e-uws-call");
-    t.setDaemon(true);
-    return t;
-  });
-
-  @AfterAll
-  static void stopCalls() {
-    CALLS.shutdownNow();
-  }
-
-  /** {@code call()} on another thread for at most RESULT_TIMEOUT_S; rethrows what it throws. */
-  private static <T> T within(Callable<T> call) {
-    Future<T> f = CALLS.submit(call);
-    try {
-      return f.get(RESULT_TIMEOUT_S, TimeUnit.SECONDS);
-    } catch (TimeoutException e) {
-      f.cancel(true);
-      return fail("update-with-start call gave no answer within " + RESULT_TIMEOUT_S + " s", e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return fail("interrupted", e);
-    } catch (ExecutionException e) {
-      Throwable c = e.getCause();
-      if (c instanceof RuntimeException) {
-        throw (RuntimeException) c;
-      }
-      if (c instanceof Error) {
-        throw (Error) c;
-      }
-      return fail("update-with-start call failed", c);
-    }
-  }
 
   /** A fresh typed stub (one per call: a start operation is used once) with the policy. */
   private static UpdateWf stubWith(String id, WorkflowIdConflictPolicy policy) {

@@ -25,16 +25,9 @@ import io.temporal.client.WorkflowUpdateStage;
 import io.temporal.common.converter.DefaultDataConverter;
 import io.temporal.failure.ApplicationFailure;
 import java.util.List;
-import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.stream.Collectors;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInfo;
 
@@ -46,41 +39,6 @@ import org.junit.jupiter.api.TestInfo;
 class WorkflowUpdateTest extends E2EBase {
   private static final EventType ACCEPTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED;
   private static final EventType COMPLETED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED;
-
-  /** Runs blocking SDK calls (an update call waits for its outcome without a deadline of its own). */
-  private static final ExecutorService CALLS = Executors.newCachedThreadPool(r -> {
-    Thread t = new Thread(r, "java-e2e-update-call");
-    t.setDaemon(true);
-    return t;
-  });
-
-  @AfterAll
-  static void stopCalls() {
-    CALLS.shutdownNow();
-  }
-
-  /** {@code call()} on another thread, waiting at most RESULT_TIMEOUT_S; rethrows what it throws. */
-  private static <T> T within(Callable<T> call) {
-    Future<T> f = CALLS.submit(call);
-    try {
-      return f.get(RESULT_TIMEOUT_S, TimeUnit.SECONDS);
-    } catch (TimeoutException e) {
-      f.cancel(true);
-      return fail("update call gave no answer within " + RESULT_TIMEOUT_S + " s", e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return fail("interrupted", e);
-    } catch (ExecutionException e) {
-      Throwable c = e.getCause();
-      if (c instanceof RuntimeException) {
-        throw (RuntimeException) c;
-      }
-      if (c instanceof Error) {
-        throw (Error) c;
-      }
-      return fail("update call failed", c);
-    }
-  }
 
   /** Starts an UpdateWf and returns a typed stub bound to its workflow id. */
   private static UpdateWf startWorkflow(String id) {
